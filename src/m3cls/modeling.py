@@ -41,6 +41,40 @@ def _load_error(name: str, error: Exception) -> ModelLoadError:
                           f"MiniLM")
 
 
+def _check_reachable(name: str) -> None:
+    """Fail in seconds, not after a minute of retries, when a Hub name is neither cached nor reachable."""
+    if os.path.isdir(name) or os.path.exists(name):
+        return
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelLoadError(f"cannot load model {name!r}: no such folder -- check the path, or use "
+                             f"--model_name_or_path bundled for the packaged MiniLM")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+    except Exception:  # a malformed name: let from_pretrained explain
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if offline or not _hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached from here"
+        raise ModelLoadError(f"cannot load model {name!r}: it is not in the local cache and {why} -- give a "
+                             f"local model folder with --model_name_or_path PATH, or use --model_name_or_path "
+                             f"bundled for the packaged MiniLM")
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _check_pickle(folder: str, allow_pickle: bool) -> None:
     if allow_pickle or not os.path.isdir(folder):
         return
@@ -58,6 +92,7 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     path = resolve_model_name(name)
+    _check_reachable(path)
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
@@ -71,6 +106,7 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path = resolve_model_name(name)
+    _check_reachable(path)
     _check_pickle(path, allow_pickle)
     kwargs = {"trust_remote_code": trust_remote_code}
     try:

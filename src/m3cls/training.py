@@ -90,11 +90,11 @@ def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
     options = config.read_options()
     data = read_labeled(config.data_path, options)
     fixed = config.labels.split(",") if config.labels else None
+    labels = LabelSet.discover(data.labels, config.data_path, fixed)  # the split keeps every class in train
     if config.validation_path:
         train_data, validation = data, read_labeled(config.validation_path, options)
     else:
         train_data, validation = stratified_split(data, config.validation_split, seed)
-    labels = LabelSet.discover(train_data.labels, config.data_path, fixed)
     labels.encode(validation.labels, validation.path, config.data_path)
     return PreparedData(train_data, validation, labels)
 
