@@ -29,6 +29,7 @@ from .labels import LabelSet
 from .meta import read_meta
 from .metrics import softmax
 from .modeling import autocast_dtype, choose_device, choose_precision, load_model, load_tokenizer
+from .tokens import SpecialLayout
 
 logger = logging.getLogger(__name__)
 LONG_TEXT_MODES = ("truncate", "chunks")
@@ -49,14 +50,14 @@ class Prediction:
     label: str
     label_id: int
     probabilities: dict[str, float]
-    n_chunks: int = 1
+    n_chunks: int | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self, index: int | None = None) -> dict:
         """The JSON line that ``m3cls predict --output`` writes."""
         out = {} if index is None else {"index": index}
         out.update(label=self.label, label_id=self.label_id, probabilities=self.probabilities)
-        if self.n_chunks != 1:
+        if self.n_chunks is not None:
             out["n_chunks"] = self.n_chunks
         out.update(self.extra)
         return out
@@ -66,7 +67,10 @@ class Classifier:
     """A sequence classifier with its tokenizer, label names, max_length and temperature."""
 
     def __init__(self, model, tokenizer, *, max_length: int, temperature: float = 1.0,
-                 device: torch.device | None = None, precision: str = "fp32", batch_size: int = 32):
+                 device: torch.device | None = None, precision: str = "fp32", batch_size: int = 32,
+                 long_text: str = "truncate", stride: int = 0):
+        if long_text not in LONG_TEXT_MODES:
+            raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if max_length < 2:
@@ -81,12 +85,18 @@ class Classifier:
         self.max_length = max_length
         self.temperature = check_temperature(temperature)
         self.batch_size = batch_size
+        self.long_text = long_text
+        self.stride = stride
+        self._layout = SpecialLayout.of(tokenizer)
+        if long_text == "chunks":
+            self._layout.windows([0] * (max_length + 1), max_length, stride)  # checks stride now, not mid-file
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     @classmethod
     def from_pretrained(cls, path: str, *, device: str = "auto", precision: str = "auto",
                         max_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
-                        allow_pickle: bool = False) -> "Classifier":
+                        allow_pickle: bool = False, long_text: str = "truncate",
+                        stride: int = 0) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or any checkpoint or HF classifier folder)."""
         meta = read_meta(path)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
@@ -94,7 +104,8 @@ class Classifier:
         dev = choose_device(device)
         return cls(model, tokenizer, max_length=max_length or _default_max_length(meta, tokenizer, model),
                    temperature=meta.get("temperature", 1.0), device=dev,
-                   precision=choose_precision(precision, dev), batch_size=batch_size)
+                   precision=choose_precision(precision, dev), batch_size=batch_size, long_text=long_text,
+                   stride=stride)
 
     # -- tokens --------------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -127,14 +138,27 @@ class Classifier:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits, one row per text, in input order."""
+        return self.logits_and_chunks(texts)[0]
+
+    def logits_and_chunks(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        """Logits per text and the number of windows each used (1 unless ``long_text='chunks'``)."""
         if not texts:
-            return np.empty((0, len(self.labels)), dtype=np.float32)
-        return self.logits_from_ids(self.encode(texts))
+            return np.empty((0, len(self.labels)), dtype=np.float32), []
+        if self.long_text == "truncate":
+            return self.logits_from_ids(self.encode(texts)), [1] * len(texts)
+        full = self.tokenizer(list(texts), truncation=False, return_attention_mask=False,
+                              return_token_type_ids=False)["input_ids"]
+        windows = [self._layout.windows(ids, self.max_length, self.stride) for ids in full]
+        flat = self.logits_from_ids([w for group in windows for w in group])
+        bounds = np.cumsum([0] + [len(group) for group in windows])
+        averaged = np.stack([flat[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+        return averaged, [len(group) for group in windows]
 
     # -- predictions ---------------------------------------------------------------------------------------
     def predict(self, texts: Sequence[str], temperature: float | None = None) -> list[Prediction]:
         """Predict labels and probabilities; ``temperature`` None means the model's fitted one."""
-        return self._predictions(self.logits(texts), temperature)
+        logits, n_chunks = self.logits_and_chunks(texts)
+        return self._predictions(logits, temperature, n_chunks if self.long_text == "chunks" else None)
 
     def predict_stream(self, texts: Iterable[str], temperature: float | None = None,
                        block_size: int = 2048) -> Iterator[Prediction]:
@@ -153,7 +177,7 @@ class Classifier:
             top = int(p.argmax())
             ranked = sorted(range(len(names)), key=lambda i: -p[i])
             results.append(Prediction(names[top], top, {names[i]: float(p[i]) for i in ranked},
-                                      n_chunks[row] if n_chunks is not None else 1))
+                                      n_chunks[row] if n_chunks is not None else None))
         return results
 
 

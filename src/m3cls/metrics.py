@@ -80,3 +80,17 @@ def flat_metrics(report: dict) -> dict[str, float]:
         for key in ("precision", "recall", "f1"):
             flat[f"{key}_{name}"] = scores[key]
     return flat
+
+
+def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15) -> list[dict]:
+    """Per equal-width confidence bin: mean confidence, accuracy and count (for reliability diagrams)."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        mask = bins == b
+        out.append({"lower": b / n_bins, "upper": (b + 1) / n_bins, "count": int(mask.sum()),
+                    "confidence": float(confidence[mask].mean()) if mask.any() else None,
+                    "accuracy": float(correct[mask].mean()) if mask.any() else None})
+    return out

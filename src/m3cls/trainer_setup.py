@@ -10,7 +10,7 @@ import os
 import sys
 
 import torch
-from transformers import DataCollatorWithPadding, Trainer
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
 from .labels import LabelSet
@@ -57,21 +57,38 @@ def finalize_args(args, precision: str, explicit: frozenset[str] = frozenset()):
     return resolved
 
 
-def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, meta: dict):
+def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, meta: dict,
+                  class_weights: list[float] | None = None, early_stopping_patience: int | None = None):
     """A Trainer that pads per batch, reports macro-F1, logs to stderr and stamps checkpoints."""
     from .training import compute_metrics_for
 
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if args.fp16 or args.bf16 else None)
     trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_set,
                       eval_dataset=val_set, processing_class=tokenizer,
-                      compute_metrics=compute_metrics_for(labels))
+                      compute_metrics=compute_metrics_for(labels),
+                      compute_loss_func=_weighted_loss(class_weights) if class_weights else None)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if not args.disable_tqdm:
         trainer.add_callback(_QuietProgress())
     trainer.add_callback(_LogCallback())
     trainer.add_callback(_MetaCallback(meta))
+    if early_stopping_patience:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
     return trainer
+
+
+def _weighted_loss(weights: list[float]):
+    """Cross-entropy with class weights, summed and divided by the items in the (accumulated) batch."""
+    weight = torch.tensor(weights, dtype=torch.float32)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"].float()
+        total = torch.nn.functional.cross_entropy(logits, labels, weight=weight.to(logits.device), reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else labels.numel()
+        return total / count
+
+    return loss
 
 
 class _QuietProgress(ProgressCallback):

@@ -57,6 +57,15 @@ class TrainConfig:
     attention_dropout: str = field(default="0", metadata={
         "help": "Attention dropout during training: a number, or 'model' to keep the model's own. 0 (the "
                 "default) lets CPU attention use the fused SDPA kernel."})
+    truncation: str = field(default="head", metadata={
+        "help": "Which part of a text longer than max_length to keep: head, tail or head_tail."})
+    class_weights: str = field(default="none", metadata={
+        "help": "none, or balanced: weight the loss by inverse class frequency (imbalanced data)."})
+    early_stopping_patience: int | None = field(default=None, metadata={
+        "help": "Stop after this many evaluations without a better validation macro-F1."})
+    baseline: bool = field(default=True, metadata={
+        "help": "Fit a TF-IDF + logistic regression baseline on the same split and report it."})
+    report: bool = field(default=True, metadata={"help": "Write report/index.html with plots."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Allow training into an existing non-empty --output_dir."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub."})
@@ -118,18 +127,26 @@ def check_output_dir(path: str, overwrite: bool) -> None:
 class EncodedDataset:
     """Token ids tokenized once, without padding; the collator pads each batch to its own longest text."""
 
-    def __init__(self, tokenizer, texts: list[str], label_ids: list[int], max_length: int):
-        encoded = tokenizer(texts, truncation=True, max_length=max_length, return_token_type_ids=False)
-        self.input_ids = encoded["input_ids"]
-        self.attention_mask = encoded["attention_mask"]
+    def __init__(self, tokenizer, texts: list[str], label_ids: list[int], max_length: int,
+                 truncation: str = "head"):
+        if truncation == "head":
+            self.input_ids = tokenizer(texts, truncation=True, max_length=max_length,
+                                       return_token_type_ids=False, return_attention_mask=False)["input_ids"]
+        else:
+            from .tokens import SpecialLayout
+
+            layout = SpecialLayout.of(tokenizer)
+            full = tokenizer(texts, truncation=False, return_token_type_ids=False,
+                             return_attention_mask=False)["input_ids"]
+            self.input_ids = [layout.truncate(ids, max_length, truncation) for ids in full]
         self.label_ids = label_ids
 
     def __len__(self) -> int:
         return len(self.label_ids)
 
     def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.input_ids[i], "attention_mask": self.attention_mask[i],
-                "labels": self.label_ids[i]}
+        ids = self.input_ids[i]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": self.label_ids[i]}
 
     def lengths(self) -> list[int]:
         return [len(ids) for ids in self.input_ids]
@@ -159,6 +176,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     from .trainer_setup import build_trainer, finalize_args
 
     check_output_dir(args.output_dir, config.overwrite_output_dir)
+    _check_choices(config)
     prepared = prepare_data(config, args.seed)
     labels = prepared.labels
     transformers.set_seed(args.seed)
@@ -166,22 +184,87 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     model = load_model(config.model_name_or_path, len(labels), labels.id2label, model_overrides(config),
                        config.trust_remote_code, config.allow_pickle)
     precision = finalize_args(args, config.precision, explicit)
-    train_set = EncodedDataset(tokenizer, prepared.train.texts,
-                               labels.encode(prepared.train.labels, prepared.train.path), config.max_length)
-    val_set = EncodedDataset(tokenizer, prepared.validation.texts,
-                             labels.encode(prepared.validation.labels, prepared.validation.path),
-                             config.max_length)
+    train_set, val_set = (EncodedDataset(tokenizer, part.texts, labels.encode(part.labels, part.path),
+                                         config.max_length, config.truncation)
+                          for part in (prepared.train, prepared.validation))
     meta = _base_meta(config, prepared, train_set, precision)
-    trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, meta)
+    meta["inspection"] = inspect_prepared(prepared, tokenizer, config)
+    trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, meta,
+                            class_weights=_class_weights(config, train_set, len(labels)),
+                            early_stopping_patience=config.early_stopping_patience)
     logger.info("training %s on %d texts (%d validation), labels: %s, precision %s",
                 config.model_name_or_path, len(train_set), len(val_set), ", ".join(labels.names), precision)
     trainer.train(resume_from_checkpoint=_resume_path(args))
-    metrics = evaluate_trainer(trainer, val_set, labels)
-    meta["metrics"] = metrics
+    evaluation = _evaluate_and_calibrate(trainer, val_set, labels, meta)
+    if config.baseline:
+        from .baseline import tfidf_baseline
+
+        meta["baseline"] = tfidf_baseline(prepared.train.texts, prepared.train.labels, prepared.validation.texts,
+                                          prepared.validation.labels, labels)
     meta["history"] = [e for e in trainer.state.log_history if "loss" in e or "eval_macro_f1" in e]
     if trainer.is_world_process_zero():
-        save_final(trainer, args.output_dir, meta)
-    return TrainResult(args.output_dir, metrics, meta)
+        save_final(trainer, args.output_dir, meta, evaluation if config.report else None)
+    return TrainResult(args.output_dir, meta["metrics"], meta)
+
+
+def _check_choices(config: TrainConfig) -> None:
+    from .tokens import TRUNCATION_MODES
+
+    if config.truncation not in TRUNCATION_MODES:
+        raise ConfigError(f"--truncation {config.truncation!r} is not one of: {', '.join(TRUNCATION_MODES)}")
+    if config.class_weights not in ("none", "balanced"):
+        raise ConfigError(f"--class_weights {config.class_weights!r} is not one of: none, balanced")
+    if config.early_stopping_patience is not None and config.early_stopping_patience < 1:
+        raise ConfigError(f"--early_stopping_patience {config.early_stopping_patience} must be at least 1")
+    if config.max_length < 8:
+        raise ConfigError(f"--max_length {config.max_length} is too small; use at least 8 tokens")
+
+
+def _class_weights(config: TrainConfig, train_set: EncodedDataset, n_labels: int) -> list[float] | None:
+    """'balanced': n / (k * n_c), the inverse class frequency, so every class weighs the same in the loss."""
+    if config.class_weights == "none":
+        return None
+    counts = np.bincount(np.asarray(train_set.label_ids), minlength=n_labels)
+    weights = len(train_set) / (n_labels * np.maximum(counts, 1))
+    logger.info("class weights: %s", ", ".join(f"{w:.3f}" for w in weights))
+    return weights.tolist()
+
+
+def inspect_prepared(prepared: PreparedData, tokenizer, config: TrainConfig) -> dict:
+    """The data inspection run at the start of training; its warnings go to the log."""
+    from .inspection import inspect_texts, overlap, token_stats, warnings_for
+
+    report = {"train": inspect_texts(prepared.train.texts, prepared.train.labels),
+              "validation": inspect_texts(prepared.validation.texts, prepared.validation.labels),
+              "overlap": overlap(prepared.train.texts, prepared.validation.texts),
+              "tokens": token_stats(tokenizer, prepared.train.texts, config.max_length)}
+    for warning in warnings_for(report, config.model_name_or_path):
+        logger.warning("%s", warning)
+    return report
+
+
+def _evaluate_and_calibrate(trainer, val_set: EncodedDataset, labels: LabelSet, meta: dict) -> dict:
+    """Score the best model on validation, fit its temperature there, and record both in ``meta``."""
+    from .calibration import choose_temperature, evaluate_logits
+
+    output = trainer.predict(val_set)
+    logits = np.asarray(output.predictions, dtype=np.float64)
+    # the eval dataloader may reorder (length grouping): use the labels it returns
+    y_true = np.asarray(output.label_ids)
+    temperature, note = choose_temperature(logits, y_true)
+    if note:
+        logger.warning("calibration: %s", note)
+    evaluation = evaluate_logits(logits, y_true, labels.names, temperature)
+    after = evaluation["after"]
+    meta["temperature"] = temperature
+    meta["metrics"] = {k: v for k, v in after.items() if k not in ("reliability", "temperature")}
+    meta["calibration"] = {"temperature": temperature, "fitted_on": "validation", "note": note,
+                           "ece_before": evaluation["before"]["ece"], "ece_after": after["ece"],
+                           "log_loss_before": evaluation["before"]["log_loss"], "log_loss_after": after["log_loss"]}
+    logger.info("validation: accuracy %.4f, macro-F1 %.4f; temperature %.3f: ECE %.4f -> %.4f, log-loss %.4f -> "
+                "%.4f", after["accuracy"], after["macro_f1"], temperature, evaluation["before"]["ece"],
+                after["ece"], evaluation["before"]["log_loss"], after["log_loss"])
+    return evaluation
 
 
 def _resume_path(args):
@@ -219,25 +302,23 @@ def _base_meta(config: TrainConfig, prepared: PreparedData, train_set: EncodedDa
     }
 
 
-def evaluate_trainer(trainer, val_set: EncodedDataset, labels: LabelSet) -> dict:
-    """Full report (per class, confusion) of the model the trainer holds, on the validation set."""
-    output = trainer.predict(val_set)
-    predicted = np.asarray(output.predictions).argmax(axis=-1)
-    # the eval dataloader may reorder (length grouping): compare with the labels it returns
-    report = classification_report(np.asarray(output.label_ids), predicted, labels.names)
-    logger.info("validation: accuracy %.4f, macro-F1 %.4f", report["accuracy"], report["macro_f1"])
-    return report
-
-
-def save_final(trainer, output_dir: str, meta: dict) -> None:
-    """Write weights, tokenizer, config and m3cls.json to a temporary folder, then move them into place."""
+def save_final(trainer, output_dir: str, meta: dict, evaluation: dict | None = None) -> None:
+    """Write weights, tokenizer, config, report and m3cls.json to a staging folder, then move them into place."""
     staging = os.path.join(output_dir, ".m3cls-final.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     trainer.save_model(staging)
+    if evaluation is not None:
+        from .report import write_report
+
+        write_report(os.path.join(staging, "report"), evaluation, meta.get("history"), meta.get("baseline"),
+                     title=f"m3cls: {meta['base_model']} on {meta['data']['train_path']}")
     write_meta(staging, meta)
     names = sorted(os.listdir(staging), key=lambda n: n == "m3cls.json")
     for name in names:  # m3cls.json last: a folder with it is complete
-        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+        target = os.path.join(output_dir, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(os.path.join(staging, name), target)
     os.rmdir(staging)
     logger.info("model saved to %s", output_dir)
 

@@ -1,0 +1,94 @@
+"""Look at the data before spending hours on it: balance, duplicates, leakage, lengths, unknown tokens.
+
+Example::
+
+    >>> from m3cls.inspection import inspect_texts
+    >>> r = inspect_texts(["a", "a", "b"], ["x", "x", "y"])
+    >>> r["duplicates"]["count"], r["imbalance_ratio"]
+    (1, 2.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import numpy as np
+
+#: unknown-token share above which the tokenizer most likely does not know the data's language
+UNK_WARN_SHARE = 0.03
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(" ".join(text.split()).lower().encode("utf-8")).hexdigest()
+
+
+def inspect_texts(texts: list[str], labels: list[str] | None) -> dict:
+    """Class counts, imbalance ratio and duplicate texts within one split."""
+    report: dict = {"records": len(texts)}
+    if labels is not None:
+        counts = Counter(labels)
+        report["class_counts"] = dict(sorted(counts.items()))
+        report["imbalance_ratio"] = max(counts.values()) / max(1, min(counts.values()))
+    keys = Counter(_key(t) for t in texts)
+    repeated = {k: n for k, n in keys.items() if n > 1}
+    report["duplicates"] = {"count": sum(n - 1 for n in repeated.values()), "distinct_texts_repeated":
+                            len(repeated)}
+    return report
+
+
+def overlap(train_texts: list[str], val_texts: list[str]) -> dict:
+    """Validation texts that also appear in training (after folding case and white space): leakage."""
+    train_keys = {_key(t) for t in train_texts}
+    shared = [i for i, t in enumerate(val_texts) if _key(t) in train_keys]
+    return {"count": len(shared), "share_of_validation": len(shared) / max(1, len(val_texts)),
+            "examples": [val_texts[i][:80] for i in shared[:3]]}
+
+
+def token_stats(tokenizer, texts: list[str], max_length: int, sample: int = 5000) -> dict:
+    """Token-length percentiles, the share cut at max_length, and the unknown-token share (on a sample)."""
+    if len(texts) > sample:
+        rng = np.random.default_rng(0)
+        texts = [texts[i] for i in rng.choice(len(texts), sample, replace=False)]
+    ids = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False,
+                    return_token_type_ids=False)["input_ids"]
+    lengths = np.array([len(x) for x in ids])
+    unk = tokenizer.unk_token_id
+    total = int(lengths.sum())
+    unknown = sum(sum(1 for t in x if t == unk) for x in ids) if unk is not None else 0
+    return {
+        "sampled_texts": len(texts),
+        "length_percentiles": {f"p{q}": int(np.percentile(lengths, q)) for q in (50, 90, 95, 99)} |
+        {"max": int(lengths.max())},
+        "max_length": max_length,
+        "truncated_share": float((lengths > max_length).mean()),
+        "unknown_token_share": unknown / max(1, total),
+    }
+
+
+def warnings_for(report: dict, model_name: str = "the model") -> list[str]:
+    """Plain-language warnings for what an inspection found."""
+    out = []
+    leak = report.get("overlap")
+    if leak and leak["count"]:
+        out.append(f"LEAKAGE: {leak['count']} validation text(s) ({leak['share_of_validation']:.1%}) also appear "
+                   f"in the training data, so validation scores will be too optimistic; deduplicate across splits")
+    for split in ("train", "validation"):
+        dup = report.get(split, {}).get("duplicates", {})
+        if dup.get("count"):
+            out.append(f"{dup['count']} duplicate text(s) in the {split} data")
+    ratio = report.get("train", {}).get("imbalance_ratio", 1.0)
+    if ratio >= 5:
+        out.append(f"classes are imbalanced ({ratio:.1f}:1 largest to smallest); consider --class_weights "
+                   f"balanced and read macro-F1 rather than accuracy")
+    tokens = report.get("tokens")
+    if tokens and tokens["unknown_token_share"] > UNK_WARN_SHARE:
+        out.append(f"UNKNOWN TOKENS: {tokens['unknown_token_share']:.1%} of tokens map to the unknown token of "
+                   f"{model_name}: its vocabulary most likely does not cover the language of this data (an "
+                   f"English-only model given Chinese text, for example); use a multilingual model such as "
+                   f"BAAI/bge-m3")
+    if tokens and tokens["truncated_share"] > 0.2:
+        out.append(f"{tokens['truncated_share']:.0%} of texts are longer than max_length {tokens['max_length']} "
+                   f"tokens and will be cut; consider a larger --max_length, --truncation head_tail, or "
+                   f"'predict --long_text chunks'")
+    return out

@@ -1,0 +1,153 @@
+"""An offline HTML report with PNG plots: training curves, confusion matrix, reliability, per-class F1, baseline.
+
+Example::
+
+    >>> from m3cls.report import write_report
+    >>> write_report("runs/m3/report", evaluation, history=meta["history"])   # doctest: +SKIP
+    'runs/m3/report/index.html'
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+from .errors import ConfigError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("the HTML report needs matplotlib; run: pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, folder: str, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, name), dpi=100)
+    fig.clf()
+    return name
+
+
+def _curves(plt, folder: str, history: list[dict]) -> str | None:
+    losses = [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e]
+    f1 = [(e["step"], e["eval_macro_f1"]) for e in history if "eval_macro_f1" in e and "step" in e]
+    if not losses and not f1:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if losses:
+        ax.plot(*zip(*losses), label="training loss", color="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if f1:
+        twin = ax.twinx()
+        twin.plot(*zip(*f1), "o-", label="validation macro-F1", color="tab:orange")
+        twin.set_ylabel("macro-F1")
+        twin.set_ylim(0, 1.02)
+    fig.legend(loc="lower left")
+    return _save(fig, folder, "curves.png")
+
+
+def _confusion(plt, folder: str, matrix: list[list[int]], names: list[str]) -> str:
+    size = max(4, 0.6 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    return _save(fig, folder, "confusion.png")
+
+
+def _reliability(plt, folder: str, evaluation: dict) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), sharey=True)
+    for ax, key in zip(axes, ("before", "after")):
+        part = evaluation[key]
+        bins = [b for b in part["reliability"] if b["count"]]
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+        ax.bar([b["lower"] for b in bins], [b["accuracy"] for b in bins], width=1 / 15, align="edge",
+               edgecolor="black", alpha=0.7, label="accuracy")
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="tab:red",
+                label="mean confidence")
+        ax.set_title(f"{key} calibration (T={part['temperature']:.2f}), ECE {part['ece']:.3f}")
+        ax.set_xlabel("confidence")
+        ax.set_xlim(0, 1)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="upper left", fontsize=8)
+    return _save(fig, folder, "reliability.png")
+
+
+def _per_class(plt, folder: str, per_class: dict) -> str:
+    names = list(per_class)
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(names) + 2), 3.5))
+    ax.bar(names, [per_class[n]["f1"] for n in names], color="tab:green")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("F1")
+    ax.tick_params(axis="x", rotation=45)
+    return _save(fig, folder, "per_class_f1.png")
+
+
+def _baseline(plt, folder: str, model: dict, baseline: dict) -> str:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    keys = ["accuracy", "macro_f1"]
+    xs = range(len(keys))
+    ax.bar([x - 0.2 for x in xs], [model[k] for k in keys], width=0.4, label="fine-tuned model")
+    ax.bar([x + 0.2 for x in xs], [baseline[k] for k in keys], width=0.4, label="TF-IDF + logistic regression")
+    ax.set_xticks(list(xs), keys)
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower right")
+    return _save(fig, folder, "baseline.png")
+
+
+def _table(rows: list[list], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_report(folder: str, evaluation: dict, history: list[dict] | None = None, baseline: dict | None = None,
+                 title: str = "m3cls report") -> str:
+    """Write ``index.html`` and its PNGs into ``folder``; returns the page's path."""
+    plt = _pyplot()
+    os.makedirs(folder, exist_ok=True)
+    after = evaluation["after"]
+    names = list(after["per_class"])
+    images = [("Training loss and validation macro-F1", _curves(plt, folder, history or [])),
+              ("Confusion matrix", _confusion(plt, folder, after["confusion_matrix"], names)),
+              ("Reliability before and after calibration", _reliability(plt, folder, evaluation)),
+              ("Per-class F1", _per_class(plt, folder, after["per_class"]))]
+    if baseline:
+        images.append(("Fine-tuned model against the baseline", _baseline(plt, folder, after, baseline)))
+    plt.close("all")
+    summary = _table([[k, evaluation["before"][k], after[k]] for k in ("accuracy", "macro_f1", "log_loss", "ece")]
+                     + [["temperature", 1.0, after["temperature"]]], ["metric", "before calibration",
+                                                                     "after calibration"])
+    per_class = _table([[n, s["precision"], s["recall"], s["f1"], s["support"]] for n, s in after["per_class"].items()],
+                       ["label", "precision", "recall", "F1", "support"])
+    base = _table([["fine-tuned model", after["accuracy"], after["macro_f1"]],
+                   ["TF-IDF + logistic regression", baseline["accuracy"], baseline["macro_f1"]]],
+                  ["model", "accuracy", "macro-F1"]) if baseline else ""
+    figures = "".join(f"<figure><img src=\"{name}\" alt=\"{html.escape(caption)}\"><figcaption>"
+                      f"{html.escape(caption)}</figcaption></figure>" for caption, name in images if name)
+    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+            "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}"
+            "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{evaluation['n']} labelled texts.</p><h2>Summary</h2>{summary}"
+            f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}{figures}</body></html>")
+    path = os.path.join(folder, "index.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path
