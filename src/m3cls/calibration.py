@@ -22,7 +22,7 @@ import numpy as np
 from .errors import DataError
 from .metrics import classification_report, expected_calibration_error, log_loss, reliability_bins, softmax
 
-_LOG_T_RANGE = (math.log(0.05), math.log(100.0))
+_LOG_T_RANGE = (math.log(1e-3), math.log(1e3))
 
 
 def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> float:
@@ -34,7 +34,7 @@ def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> float:
 
 
 def fit_temperature(logits: np.ndarray, y_true: np.ndarray, iterations: int = 80) -> float:
-    """The T in [0.05, 100] that minimises NLL (golden-section search on log T; NLL is unimodal there)."""
+    """The T in [0.001, 1000] that minimises NLL (golden-section search on log T; NLL is unimodal there)."""
     if len(y_true) == 0:
         raise DataError("cannot fit a temperature on no labelled texts")
     y_true = np.asarray(y_true)
@@ -65,12 +65,16 @@ def choose_temperature(logits: np.ndarray, y_true: np.ndarray) -> tuple[float, s
     """
     if len(y_true) < MIN_TEXTS:
         return 1.0, f"only {len(y_true)} labelled texts (need {MIN_TEXTS}); temperature left at 1.0"
+    if (np.asarray(logits).argmax(axis=1) == np.asarray(y_true)).all():
+        return 1.0, (f"the model classifies all {len(y_true)} texts correctly, so any smaller temperature looks "
+                     f"better and none can be fitted; temperature left at 1.0 -- calibrate on held-out data "
+                     f"where the model makes some errors")
     t = fit_temperature(logits, y_true)
     lo, hi = (math.exp(v) for v in _LOG_T_RANGE)
     if t < lo * 1.05 or t > hi / 1.05:
         return 1.0, (f"the best temperature lies at the edge of the search range ({t:.3g}), which happens when "
-                     f"the model never errs on these texts; temperature left at 1.0 -- refit with 'm3cls "
-                     f"calibrate' on more held-out data")
+                     f"the model almost never errs on these texts; temperature left at 1.0 -- refit with "
+                     f"'m3cls calibrate' on more held-out data")
     return t, None
 
 

@@ -22,6 +22,9 @@ logger = logging.getLogger("m3cls")
 COMMANDS = {
     "train": "fine-tune a model on labelled data (all transformers TrainingArguments flags work too)",
     "predict": "classify one text (--text) or a file (--input), printing labels and probabilities",
+    "evaluate": "score a model on a labelled file: accuracy, macro-F1, per class, log-loss, ECE",
+    "calibrate": "refit a model's temperature on a labelled file and save it",
+    "inspect": "look at a data set: balance, duplicates, train/validation leakage, lengths, unknown tokens",
     "demo": "fine-tune the bundled MiniLM on BBC News (in the messages format), then predict a sample",
 }
 
@@ -114,6 +117,9 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_length", type=int, default=None, help="default: the value saved at training")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
+    p.add_argument("--long_text", default="truncate", choices=("truncate", "chunks"),
+                   help="chunks: classify overlapping max_length windows of a long text and average their logits")
+    p.add_argument("--stride", type=int, default=0, help="tokens shared by neighbouring windows (chunks)")
     _add_read_flags(p)
     p.add_argument("--trust_remote_code", action="store_true")
     p.add_argument("--allow_pickle", action="store_true")
@@ -159,7 +165,8 @@ def _load_classifier(a: argparse.Namespace):
     _check_model_folder(a.model_path)
     return Classifier.from_pretrained(a.model_path, device=a.device, precision=a.precision,
                                       max_length=a.max_length, batch_size=a.batch_size,
-                                      trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle)
+                                      trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
+                                      long_text=a.long_text, stride=a.stride)
 
 
 def cmd_predict(argv: list[str]) -> int:
@@ -239,5 +246,16 @@ def cmd_demo(argv: list[str]) -> int:
     return cmd_predict(predict_argv)
 
 
-_HANDLERS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "predict": cmd_predict,
-                                                     "demo": cmd_demo}
+def _trust(name: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        from . import cli_trust
+
+        return getattr(cli_trust, f"cmd_{name}")(argv)
+
+    return run
+
+
+_HANDLERS: dict[str, Callable[[list[str]], int]] = {
+    "train": cmd_train, "predict": cmd_predict, "demo": cmd_demo,
+    **{name: _trust(name) for name in ("evaluate", "calibrate", "inspect")},
+}

@@ -66,6 +66,16 @@ def token_stats(tokenizer, texts: list[str], max_length: int, sample: int = 5000
     }
 
 
+def inspect_splits(train, validation, tokenizer=None, max_length: int = 512) -> dict:
+    """Inspect a train/validation pair (``TextData``): per split, their overlap, and tokens if a tokenizer."""
+    report = {"train": inspect_texts(train.texts, train.labels),
+              "validation": inspect_texts(validation.texts, validation.labels),
+              "overlap": overlap(train.texts, validation.texts)}
+    if tokenizer is not None:
+        report["tokens"] = token_stats(tokenizer, train.texts, max_length)
+    return report
+
+
 def warnings_for(report: dict, model_name: str = "the model") -> list[str]:
     """Plain-language warnings for what an inspection found."""
     out = []

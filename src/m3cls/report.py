@@ -48,7 +48,7 @@ def _curves(plt, folder: str, history: list[dict]) -> str | None:
         twin.plot(*zip(*f1), "o-", label="validation macro-F1", color="tab:orange")
         twin.set_ylabel("macro-F1")
         twin.set_ylim(0, 1.02)
-    fig.legend(loc="lower left")
+    fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.92), fontsize=8)
     return _save(fig, folder, "curves.png")
 
 

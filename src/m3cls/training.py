@@ -232,12 +232,9 @@ def _class_weights(config: TrainConfig, train_set: EncodedDataset, n_labels: int
 
 def inspect_prepared(prepared: PreparedData, tokenizer, config: TrainConfig) -> dict:
     """The data inspection run at the start of training; its warnings go to the log."""
-    from .inspection import inspect_texts, overlap, token_stats, warnings_for
+    from .inspection import inspect_splits, warnings_for
 
-    report = {"train": inspect_texts(prepared.train.texts, prepared.train.labels),
-              "validation": inspect_texts(prepared.validation.texts, prepared.validation.labels),
-              "overlap": overlap(prepared.train.texts, prepared.validation.texts),
-              "tokens": token_stats(tokenizer, prepared.train.texts, config.max_length)}
+    report = inspect_splits(prepared.train, prepared.validation, tokenizer, config.max_length)
     for warning in warnings_for(report, config.model_name_or_path):
         logger.warning("%s", warning)
     return report

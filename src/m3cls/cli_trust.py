@@ -1,0 +1,185 @@
+"""Command-line layer for the trust tools: ``evaluate``, ``calibrate`` and ``inspect``.
+
+Part of the CLI (with ``cli.py``): it parses flags, calls the library and prints results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+import numpy as np
+
+from .errors import ConfigError, OutputError
+
+logger = logging.getLogger("m3cls")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    from .cli import _add_read_flags
+
+    p.add_argument("--model_path", required=True, help="model folder from 'm3cls train' or a checkpoint folder")
+    p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--max_length", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--long_text", default="truncate", choices=("truncate", "chunks"))
+    p.add_argument("--stride", type=int, default=0)
+    p.add_argument("--trust_remote_code", action="store_true")
+    p.add_argument("--allow_pickle", action="store_true")
+    _add_read_flags(p)
+
+
+def _labelled_logits(a: argparse.Namespace):
+    """Load the model once, read the labelled file, and return (classifier, logits, label ids)."""
+    from .cli import _load_classifier, _read_options
+    from .data import read_labeled
+
+    data = read_labeled(a.data_path, _read_options(a))  # bad data fails before the model loads
+    clf = _load_classifier(a)
+    y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, f"the model's labels"))
+    logits, _ = clf.logits_and_chunks(data.texts)
+    return clf, logits, y_true
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    from .calibration import evaluate_logits
+
+    p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
+    _model_flags(p)
+    p.add_argument("--output", help="write the full results as JSON to this file")
+    p.add_argument("--report", help="write an HTML report with plots into this folder")
+    a = p.parse_args(argv)
+    _check_writable(a.output)
+    clf, logits, y_true = _labelled_logits(a)
+    evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
+    print(format_evaluation(evaluation))
+    if a.output:
+        _write_json(a.output, evaluation)
+        logger.info("wrote %s", a.output)
+    if a.report:
+        from .meta import read_meta
+        from .report import write_report
+
+        meta = read_meta(a.model_path)
+        page = write_report(a.report, evaluation, history=meta.get("history"), baseline=meta.get("baseline"),
+                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}")
+        logger.info("report written to %s (training history: %s)", page, "yes" if meta.get("history") else "no")
+    return 0
+
+
+def cmd_calibrate(argv: list[str]) -> int:
+    from .calibration import choose_temperature, evaluate_logits
+    from .meta import read_meta, write_meta
+
+    p = argparse.ArgumentParser(prog="m3cls calibrate",
+                                description="Refit the model's temperature on a labelled file and save it.")
+    _model_flags(p)
+    a = p.parse_args(argv)
+    clf, logits, y_true = _labelled_logits(a)
+    temperature, note = choose_temperature(logits, y_true)
+    if note:
+        raise ConfigError(f"{a.data_path}: cannot fit a temperature: {note}")
+    evaluation = evaluate_logits(logits, y_true, clf.labels.names, temperature)
+    meta = read_meta(a.model_path) or {"labels": list(clf.labels.names), "max_length": clf.max_length}
+    meta["temperature"] = temperature
+    meta["calibration"] = {"temperature": temperature, "fitted_on": a.data_path, "note": None,
+                           "ece_before": evaluation["before"]["ece"], "ece_after": evaluation["after"]["ece"],
+                           "log_loss_before": evaluation["before"]["log_loss"],
+                           "log_loss_after": evaluation["after"]["log_loss"]}
+    try:
+        write_meta(a.model_path, meta)
+    except OSError as e:
+        raise OutputError(f"{a.model_path}: cannot write m3cls.json ({e.strerror})") from None
+    print(f"temperature {temperature:.4f} fitted on {len(y_true)} texts of {a.data_path}")
+    print(f"ECE      {evaluation['before']['ece']:.4f} -> {evaluation['after']['ece']:.4f}")
+    print(f"log-loss {evaluation['before']['log_loss']:.4f} -> {evaluation['after']['log_loss']:.4f}")
+    print(f"saved in {os.path.join(a.model_path, 'm3cls.json')}; 'predict --temperature auto' uses it")
+    return 0
+
+
+def cmd_inspect(argv: list[str]) -> int:
+    from .cli import _add_read_flags, _read_options
+    from .data import read_labeled, stratified_split
+    from .inspection import inspect_splits, warnings_for
+
+    p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
+    p.add_argument("--data_path", required=True)
+    p.add_argument("--validation_path")
+    p.add_argument("--validation_split", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--model_name_or_path", help="also measure token lengths and unknown tokens for this model")
+    p.add_argument("--max_length", type=int, default=512)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_read_flags(p)
+    a = p.parse_args(argv)
+    options = _read_options(a)
+    data = read_labeled(a.data_path, options)
+    if a.validation_path:
+        train, validation = data, read_labeled(a.validation_path, options)
+    else:
+        train, validation = stratified_split(data, a.validation_split, a.seed)
+    tokenizer = None
+    if a.model_name_or_path:
+        from .modeling import load_tokenizer
+
+        tokenizer = load_tokenizer(a.model_name_or_path)
+    report = inspect_splits(train, validation, tokenizer, a.max_length)
+    report["warnings"] = warnings_for(report, a.model_name_or_path or "the model")
+    print(json.dumps(report, indent=2, ensure_ascii=False) if a.json else format_inspection(report))
+    return 0
+
+
+def format_evaluation(evaluation: dict) -> str:
+    before, after = evaluation["before"], evaluation["after"]
+    lines = [f"{evaluation['n']} labelled texts", f"{'':<14}{'before':>10}{'after':>10}   (calibration)"]
+    for key in ("accuracy", "macro_f1", "log_loss", "ece"):
+        lines.append(f"{key:<14}{before[key]:>10.4f}{after[key]:>10.4f}")
+    lines.append(f"{'temperature':<14}{1.0:>10.4f}{after['temperature']:>10.4f}")
+    names = list(after["per_class"])
+    width = max(8, *(len(n) for n in names))
+    lines += ["", f"{'label':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+    for name, s in after["per_class"].items():
+        lines.append(f"{name:<{width}} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>8}")
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              " " * (width + 1) + " ".join(f"{n[:8]:>8}" for n in names)]
+    for name, row in zip(names, after["confusion_matrix"]):
+        lines.append(f"{name:<{width}} " + " ".join(f"{v:>8}" for v in row))
+    return "\n".join(lines)
+
+
+def format_inspection(report: dict) -> str:
+    lines = []
+    for split in ("train", "validation"):
+        part = report[split]
+        counts = ", ".join(f"{k}: {v}" for k, v in part.get("class_counts", {}).items())
+        lines.append(f"{split}: {part['records']} records ({counts}); imbalance {part.get('imbalance_ratio', 1):.2f}"
+                     f":1; duplicate texts: {part['duplicates']['count']}")
+    leak = report["overlap"]
+    lines.append(f"train/validation overlap: {leak['count']} text(s) ({leak['share_of_validation']:.1%} of "
+                 f"validation)")
+    tokens = report.get("tokens")
+    if tokens:
+        pct = ", ".join(f"{k} {v}" for k, v in tokens["length_percentiles"].items())
+        lines.append(f"tokens per text: {pct}; cut at max_length {tokens['max_length']}: "
+                     f"{tokens['truncated_share']:.1%}; unknown-token share: {tokens['unknown_token_share']:.2%}")
+    lines += [f"WARNING: {w}" for w in report["warnings"]] or ["no warnings"]
+    return "\n".join(lines)
+
+
+def _check_writable(path: str | None) -> None:
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise OutputError(f"{path}: its folder does not exist; create it or choose another --output")
+
+
+def _write_json(path: str, obj: dict) -> None:
+    tmp = path + ".partial"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, ensure_ascii=False)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror}); choose another --output") from None

@@ -1,0 +1,33 @@
+import pytest
+
+from m3cls.errors import ConfigError
+from m3cls.tokens import SpecialLayout
+
+
+@pytest.mark.parametrize("fixture", ["tiny_xlmr", "tiny_bert"])
+def test_layout_finds_special_tokens(request, fixture):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(request.getfixturevalue(fixture))
+    assert SpecialLayout.of(tokenizer) == SpecialLayout(1, 1)
+
+
+def test_truncation_modes_keep_specials_and_the_chosen_part():
+    layout = SpecialLayout(1, 1)
+    ids = [100] + list(range(20)) + [101]
+    assert layout.truncate(ids, 10, "head") == [100, 0, 1, 2, 3, 4, 5, 6, 7, 101]
+    assert layout.truncate(ids, 10, "tail") == [100, 12, 13, 14, 15, 16, 17, 18, 19, 101]
+    assert layout.truncate(ids, 10, "head_tail") == [100, 0, 1, 14, 15, 16, 17, 18, 19, 101]
+    assert layout.truncate(ids[:5], 10, "tail") == ids[:5]
+
+
+def test_windows_cover_the_text_with_overlap():
+    layout = SpecialLayout(1, 1)
+    ids = [100] + list(range(20)) + [101]
+    windows = layout.windows(ids, 10, stride=2)
+    assert all(w[0] == 100 and w[-1] == 101 and len(w) <= 10 for w in windows)
+    covered = [t for w in windows for t in w[1:-1]]
+    assert set(covered) == set(range(20))
+    assert windows[0][1:-1][-2:] == windows[1][1:-1][:2]  # neighbours share `stride` tokens
+    with pytest.raises(ConfigError, match="--stride 8 must be at least 0 and below 8"):
+        layout.windows(ids, 10, stride=8)
