@@ -25,6 +25,8 @@ COMMANDS = {
     "evaluate": "score a model on a labelled file: accuracy, macro-F1, per class, log-loss, ECE",
     "calibrate": "refit a model's temperature on a labelled file and save it",
     "inspect": "look at a data set: balance, duplicates, train/validation leakage, lengths, unknown tokens",
+    "serve": "serve a model over HTTP (micro-batched /predict, /labels, /health, a web page at /)",
+    "export": "export a model to a standalone ONNX folder, optionally int8-quantized",
     "demo": "fine-tune the bundled MiniLM on BBC News (in the messages format), then predict a sample",
 }
 
@@ -67,6 +69,12 @@ def _setup_logging() -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if not sys.stderr.isatty():  # progress bars only on a terminal; plain log lines otherwise
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        hf_logging.disable_progress_bar()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -117,6 +125,8 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_length", type=int, default=None, help="default: the value saved at training")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                   help="onnx: run a folder written by 'm3cls export' with onnxruntime")
     p.add_argument("--long_text", default="truncate", choices=("truncate", "chunks"),
                    help="chunks: classify overlapping max_length windows of a long text and average their logits")
     p.add_argument("--stride", type=int, default=0, help="tokens shared by neighbouring windows (chunks)")
@@ -163,10 +173,15 @@ def _load_classifier(a: argparse.Namespace):
     from .inference import Classifier
 
     _check_model_folder(a.model_path)
+    backend = getattr(a, "backend", "torch")
+    names = os.listdir(a.model_path)
+    if backend == "torch" and "model.onnx" in names and not any(n.endswith(".safetensors") for n in names):
+        raise ConfigError(f"--model_path {a.model_path} is an ONNX export; add --backend onnx")
     return Classifier.from_pretrained(a.model_path, device=a.device, precision=a.precision,
                                       max_length=a.max_length, batch_size=a.batch_size,
                                       trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
-                                      long_text=a.long_text, stride=a.stride)
+                                      long_text=a.long_text, stride=a.stride,
+                                      backend=backend)
 
 
 def cmd_predict(argv: list[str]) -> int:
@@ -246,16 +261,17 @@ def cmd_demo(argv: list[str]) -> int:
     return cmd_predict(predict_argv)
 
 
-def _trust(name: str) -> Callable[[list[str]], int]:
+def _lazy(module: str, name: str) -> Callable[[list[str]], int]:
     def run(argv: list[str]) -> int:
-        from . import cli_trust
+        import importlib
 
-        return getattr(cli_trust, f"cmd_{name}")(argv)
+        return getattr(importlib.import_module(f".{module}", __package__), f"cmd_{name}")(argv)
 
     return run
 
 
 _HANDLERS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train, "predict": cmd_predict, "demo": cmd_demo,
-    **{name: _trust(name) for name in ("evaluate", "calibrate", "inspect")},
+    **{name: _lazy("cli_trust", name) for name in ("evaluate", "calibrate", "inspect")},
+    **{name: _lazy("cli_deploy", name) for name in ("serve", "export")},
 }

@@ -26,6 +26,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max_length", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
     p.add_argument("--long_text", default="truncate", choices=("truncate", "chunks"))
     p.add_argument("--stride", type=int, default=0)
     p.add_argument("--trust_remote_code", action="store_true")

@@ -63,25 +63,43 @@ class Prediction:
         return out
 
 
-class Classifier:
-    """A sequence classifier with its tokenizer, label names, max_length and temperature."""
+class TorchBackend:
+    """Runs a transformers model; bf16 autocast on CPUs that pay for it, half-precision weights on GPUs."""
 
-    def __init__(self, model, tokenizer, *, max_length: int, temperature: float = 1.0,
-                 device: torch.device | None = None, precision: str = "fp32", batch_size: int = 32,
-                 long_text: str = "truncate", stride: int = 0):
+    def __init__(self, model, device: torch.device, precision: str):
+        self.device, self.precision = device, precision
+        self.model = model.to(device).eval()
+        if device.type == "cuda" and precision != "fp32":
+            self.model = self.model.to(autocast_dtype(precision))
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        dtype = autocast_dtype(self.precision)
+        cast = torch.autocast(self.device.type, dtype=dtype) if dtype and self.device.type == "cpu" \
+            else contextlib.nullcontext()
+        with torch.inference_mode(), cast:
+            out = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
+                             attention_mask=torch.from_numpy(attention_mask).to(self.device))
+        return out.logits.float().cpu().numpy()
+
+
+class Classifier:
+    """A sequence classifier with its tokenizer, label names, max_length and temperature.
+
+    ``backend`` is anything that maps (input_ids, attention_mask) int64 arrays to logits: ``TorchBackend``, or
+    ``m3cls.export.OnnxBackend`` for an exported folder.
+    """
+
+    def __init__(self, backend, tokenizer, labels: LabelSet, *, max_length: int, temperature: float = 1.0,
+                 batch_size: int = 32, long_text: str = "truncate", stride: int = 0):
         if long_text not in LONG_TEXT_MODES:
             raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if max_length < 2:
             raise ConfigError(f"max_length must be at least 2, got {max_length}")
-        self.device = device or torch.device("cpu")
-        self.precision = precision
-        self.model = model.to(self.device).eval()
-        if self.device.type == "cuda" and precision != "fp32":
-            self.model = self.model.to(autocast_dtype(precision))
+        self.backend = backend
         self.tokenizer = tokenizer
-        self.labels = LabelSet.from_config(model.config.id2label)
+        self.labels = labels
         self.max_length = max_length
         self.temperature = check_temperature(temperature)
         self.batch_size = batch_size
@@ -95,16 +113,25 @@ class Classifier:
     @classmethod
     def from_pretrained(cls, path: str, *, device: str = "auto", precision: str = "auto",
                         max_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
-                        allow_pickle: bool = False, long_text: str = "truncate",
-                        stride: int = 0) -> "Classifier":
-        """Load a model folder written by ``m3cls train`` (or any checkpoint or HF classifier folder)."""
+                        allow_pickle: bool = False, long_text: str = "truncate", stride: int = 0,
+                        backend: str = "torch") -> "Classifier":
+        """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
+        ``m3cls export`` folder with ``backend="onnx"``)."""
         meta = read_meta(path)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-        model = load_model(path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-        dev = choose_device(device)
-        return cls(model, tokenizer, max_length=max_length or _default_max_length(meta, tokenizer, model),
-                   temperature=meta.get("temperature", 1.0), device=dev,
-                   precision=choose_precision(precision, dev), batch_size=batch_size, long_text=long_text,
+        if backend == "onnx":
+            from .export import load_onnx_backend
+
+            runner, config = load_onnx_backend(path, meta)
+        elif backend == "torch":
+            model = load_model(path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+            dev = choose_device(device)
+            runner, config = TorchBackend(model, dev, choose_precision(precision, dev)), model.config
+        else:
+            raise ConfigError(f"--backend {backend!r} is not one of: torch, onnx")
+        return cls(runner, tokenizer, LabelSet.from_config(config.id2label),
+                   max_length=max_length or _default_max_length(meta, tokenizer, config),
+                   temperature=meta.get("temperature", 1.0), batch_size=batch_size, long_text=long_text,
                    stride=stride)
 
     # -- tokens --------------------------------------------------------------------------------------------
@@ -115,17 +142,12 @@ class Classifier:
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         longest = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), longest), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
         for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            input_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1
-        dtype = autocast_dtype(self.precision)
-        cast = torch.autocast(self.device.type, dtype=dtype) if dtype and self.device.type == "cpu" \
-            else contextlib.nullcontext()
-        with torch.inference_mode(), cast:
-            out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
-        return out.logits.float().cpu().numpy()
+        return self.backend(input_ids, mask)
 
     def logits_from_ids(self, ids: list[list[int]]) -> np.ndarray:
         """Logits for token id lists, batched longest-first and returned in the given order."""
@@ -158,7 +180,7 @@ class Classifier:
     def predict(self, texts: Sequence[str], temperature: float | None = None) -> list[Prediction]:
         """Predict labels and probabilities; ``temperature`` None means the model's fitted one."""
         logits, n_chunks = self.logits_and_chunks(texts)
-        return self._predictions(logits, temperature, n_chunks if self.long_text == "chunks" else None)
+        return self.predictions_from_logits(logits, temperature, n_chunks if self.long_text == "chunks" else None)
 
     def predict_stream(self, texts: Iterable[str], temperature: float | None = None,
                        block_size: int = 2048) -> Iterator[Prediction]:
@@ -167,8 +189,9 @@ class Classifier:
         while block := list(itertools.islice(iterator, block_size)):
             yield from self.predict(block, temperature)
 
-    def _predictions(self, logits: np.ndarray, temperature: float | None,
-                     n_chunks: Sequence[int] | None = None) -> list[Prediction]:
+    def predictions_from_logits(self, logits: np.ndarray, temperature: float | None = None,
+                                n_chunks: Sequence[int] | None = None) -> list[Prediction]:
+        """Predictions from logits computed elsewhere (micro-batching, ONNX); ``temperature`` None: the model's."""
         t = self.temperature if temperature is None else check_temperature(temperature)
         probs = softmax(logits, t)
         names = self.labels.names
@@ -181,12 +204,12 @@ class Classifier:
         return results
 
 
-def _default_max_length(meta: dict, tokenizer, model) -> int:
+def _default_max_length(meta: dict, tokenizer, config) -> int:
     """The max_length saved at training, else what the model can take, capped at 512 for speed."""
     if meta.get("max_length"):
         return int(meta["max_length"])
     limits = [512, getattr(tokenizer, "model_max_length", 512) or 512]
-    positions = getattr(model.config, "max_position_embeddings", None)
+    positions = getattr(config, "max_position_embeddings", None)
     if positions:
-        limits.append(positions - 2 if model.config.model_type in ("xlm-roberta", "roberta") else positions)
+        limits.append(positions - 2 if config.model_type in ("xlm-roberta", "roberta") else positions)
     return int(min(limits))

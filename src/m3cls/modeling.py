@@ -116,19 +116,21 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
             config.id2label = dict(id2label)
             config.label2id = {v: k for k, v in id2label.items()}
             config.problem_type = "single_label_classification"
-        for key, value in (config_overrides or {}).items():
+        overrides = dict(config_overrides or {})
+        attention = overrides.pop("_attn_implementation", "sdpa")
+        for key, value in overrides.items():
             setattr(config, key, value)
-        return _from_pretrained(AutoModelForSequenceClassification, path, config, allow_pickle,
+        return _from_pretrained(AutoModelForSequenceClassification, path, config, allow_pickle, attention,
                                 ignore_mismatched_sizes=id2label is not None, **kwargs)
     except (OSError, ValueError, KeyError, EnvironmentError) as e:
         raise _load_error(name, e) from None
 
 
-def _from_pretrained(auto_cls, path, config, allow_pickle, **kwargs):
+def _from_pretrained(auto_cls, path, config, allow_pickle, attention="sdpa", **kwargs):
     """Prefer SDPA attention (fused kernels on CPU and GPU); fall back where a model has none."""
     kwargs["use_safetensors"] = None if allow_pickle else True
     try:
-        return auto_cls.from_pretrained(path, config=config, attn_implementation="sdpa", **kwargs)
+        return auto_cls.from_pretrained(path, config=config, attn_implementation=attention, **kwargs)
     except ValueError as e:
         if "sdpa" not in str(e).lower() and "scaled_dot_product" not in str(e).lower():
             raise

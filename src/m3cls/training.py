@@ -194,7 +194,8 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
                             early_stopping_patience=config.early_stopping_patience)
     logger.info("training %s on %d texts (%d validation), labels: %s, precision %s",
                 config.model_name_or_path, len(train_set), len(val_set), ", ".join(labels.names), precision)
-    trainer.train(resume_from_checkpoint=_resume_path(args))
+    output = trainer.train(resume_from_checkpoint=_resume_path(args))
+    meta["training"] = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
     evaluation = _evaluate_and_calibrate(trainer, val_set, labels, meta)
     if config.baseline:
         from .baseline import tfidf_baseline

@@ -1,0 +1,71 @@
+"""Command-line layer for deployment: ``serve`` and ``export`` (part of the CLI, with ``cli.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+from .errors import ConfigError
+
+logger = logging.getLogger("m3cls")
+
+
+def cmd_export(argv: list[str]) -> int:
+    from .cli import _check_model_folder
+    from .export import export_onnx
+
+    p = argparse.ArgumentParser(prog="m3cls export", description="Export a model to a standalone ONNX folder.")
+    p.add_argument("--model_path", required=True)
+    p.add_argument("--output", required=True, help="folder to write (model.onnx, tokenizer, config, m3cls.json)")
+    p.add_argument("--quantize", choices=("int8",), help="also write a dynamic int8 model (used by default)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    a = p.parse_args(argv)
+    _check_model_folder(a.model_path)
+    info = export_onnx(a.model_path, a.output, a.quantize, a.opset, a.overwrite)
+    print(json.dumps({"output": a.output, **info}))
+    return 0
+
+
+def cmd_serve(argv: list[str]) -> int:
+    from .cli import _load_classifier
+    from .serving import ServeLimits, create_app
+
+    d = ServeLimits()
+    p = argparse.ArgumentParser(prog="m3cls serve", description="Serve a model over HTTP with a web page at /.")
+    p.add_argument("--model_path", required=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api_key", default=os.environ.get("M3CLS_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' (default: $M3CLS_API_KEY)")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
+    p.add_argument("--batch_size", type=int, default=d.max_batch_size, help="most texts in one model batch")
+    p.add_argument("--max_wait_ms", type=float, default=d.max_wait_ms, help="longest wait to fill a batch")
+    p.add_argument("--no_micro_batching", action="store_true", help="one request, one batch")
+    p.add_argument("--max_texts", type=int, default=d.max_texts, help="most texts per request")
+    p.add_argument("--max_chars", type=int, default=d.max_chars, help="most characters per text")
+    p.add_argument("--max_body_bytes", type=int, default=d.max_body_bytes)
+    p.add_argument("--max_queue", type=int, default=d.max_queue, help="most requests waiting")
+    p.add_argument("--max_length", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto")
+    a = p.parse_args(argv)
+    for name in ("batch_size", "max_texts", "max_chars", "max_body_bytes", "max_queue"):
+        if getattr(a, name) < 1:
+            raise ConfigError(f"--{name} must be at least 1")
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError('serving needs FastAPI and uvicorn; run: pip install "m3cls[serve]"') from None
+    a.trust_remote_code = a.allow_pickle = False
+    a.long_text, a.stride = "truncate", 0
+    clf = _load_classifier(a)
+    limits = ServeLimits(a.max_texts, a.max_chars, a.max_body_bytes, a.batch_size, a.max_wait_ms, a.max_queue,
+                         not a.no_micro_batching)
+    app = create_app(clf, limits, a.api_key)
+    logger.info("serving %s on http://%s:%d/ (docs at /docs)%s", a.model_path, a.host, a.port,
+                ", API key required" if a.api_key else "")
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    return 0

@@ -1,0 +1,81 @@
+"""The page served at ``/``: a text box, a Classify button, a temperature control and probability bars.
+
+Self-contained (no CDN, no external fonts or scripts), so it works offline.
+"""
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>m3cls</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#222}
+textarea{width:100%;min-height:9em;font:inherit;padding:.5em;box-sizing:border-box}
+.row{display:flex;gap:1em;align-items:center;margin:.8em 0;flex-wrap:wrap}
+button{font:inherit;padding:.4em 1.4em;cursor:pointer}
+.bar{display:flex;align-items:center;gap:.6em;margin:.3em 0}
+.bar .name{width:11em;text-align:right;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.bar .track{flex:1;background:#eee;height:1.3em;border-radius:3px}
+.bar .fill{background:#3b7dd8;height:100%;border-radius:3px}
+.bar.top .fill{background:#d8823b}
+.bar .value{width:4.5em;font-variant-numeric:tabular-nums}
+#error{color:#b00020}
+</style></head>
+<body>
+<h1>m3cls</h1>
+<p id="model"></p>
+<textarea id="text" placeholder="Text to classify"></textarea>
+<div class="row">
+  <button id="classify">Classify</button>
+  <label>Temperature <input id="temperature" type="number" min="0.01" step="0.1" value="" style="width:6em"></label>
+  <label id="keybox" hidden>API key <input id="apikey" type="password" style="width:14em"></label>
+</div>
+<div id="error"></div>
+<h2 id="result"></h2>
+<div id="bars"></div>
+<script>
+const $ = id => document.getElementById(id);
+function headers() {
+  const h = {"Content-Type": "application/json"};
+  if ($("apikey").value) h["Authorization"] = "Bearer " + $("apikey").value;
+  return h;
+}
+async function loadLabels() {
+  const r = await fetch("labels", {headers: headers()});
+  if (r.status === 401) { $("keybox").hidden = false; return; }
+  const info = await r.json();
+  $("model").textContent = "Labels: " + info.labels.join(", ");
+  if (!$("temperature").value) $("temperature").value = info.temperature;
+}
+function showBars(p) {
+  const bars = $("bars");
+  bars.innerHTML = "";
+  Object.entries(p.probabilities).forEach(([name, value], i) => {
+    const row = document.createElement("div");
+    row.className = "bar" + (i === 0 ? " top" : "");
+    row.dataset.label = name;
+    row.dataset.probability = value;
+    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span>' +
+                    '<span class="value"></span>';
+    row.querySelector(".name").textContent = name;
+    row.querySelector(".fill").style.width = (100 * value).toFixed(1) + "%";
+    row.querySelector(".fill").style.display = "block";
+    row.querySelector(".value").textContent = (100 * value).toFixed(1) + "%";
+    bars.appendChild(row);
+  });
+  $("result").textContent = p.label;
+}
+async function classify() {
+  $("error").textContent = "";
+  const body = {texts: [$("text").value]};
+  const t = parseFloat($("temperature").value);
+  if (!isNaN(t)) body.temperature = t;
+  const r = await fetch("predict", {method: "POST", headers: headers(), body: JSON.stringify(body)});
+  const data = await r.json();
+  if (!r.ok) { $("error").textContent = data.error || ("HTTP " + r.status); if (r.status === 401) $("keybox").hidden = false; return; }
+  showBars(data.predictions[0]);
+}
+$("classify").addEventListener("click", classify);
+$("apikey").addEventListener("change", loadLabels);
+loadLabels();
+</script>
+</body></html>
+"""

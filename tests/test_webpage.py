@@ -1,0 +1,58 @@
+"""The page at / in headless Chromium (selenium + Debian's chromium-driver): type, click, read the bars."""
+
+import shutil
+
+import pytest
+
+from browser import FLAGS, need_chromium
+from test_serving import start
+
+
+def _driver(tmp_path):
+    binary = need_chromium()
+    driver_path = shutil.which("chromedriver")
+    if driver_path is None:
+        import os
+
+        if os.environ.get("M3CLS_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromedriver is required here but not installed (apt-get install chromium-driver)")
+        pytest.skip("chromedriver is not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def test_page_classifies_text_and_draws_bars(trained_xlmr, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _driver(tmp_path)
+    try:
+        with start(trained_xlmr) as live:
+            driver.get(f"{live.url}/")
+            wait = WebDriverWait(driver, 20)
+            wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "GPT"))
+            driver.find_element(By.ID, "text").send_keys("furthermore delve tapestry moreover crucial")
+            driver.find_element(By.ID, "classify").click()
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#bars .bar")) == 2)
+            bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+            labels = [b.get_attribute("data-label") for b in bars]
+            probs = [float(b.get_attribute("data-probability")) for b in bars]
+            widths = [b.find_element(By.CSS_SELECTOR, ".fill").size["width"] for b in bars]
+            assert labels[0] == "GPT" and driver.find_element(By.ID, "result").text == "GPT"
+            assert abs(sum(probs) - 1) < 1e-6 and probs[0] >= probs[1] and widths[0] >= widths[1] > 0
+            # a high temperature flattens the bars
+            field = driver.find_element(By.ID, "temperature")
+            field.clear()
+            field.send_keys("1000")
+            driver.find_element(By.ID, "classify").click()
+            wait.until(lambda d: abs(float(d.find_elements(By.CSS_SELECTOR, "#bars .bar")[0]
+                                           .get_attribute("data-probability")) - 0.5) < 0.01)
+    finally:
+        driver.quit()
