@@ -27,6 +27,15 @@ def _driver(tmp_path):
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
+READ_BARS = """return [...document.querySelectorAll('#bars .bar')].map(b => [b.dataset.label,
+    parseFloat(b.dataset.probability), b.querySelector('.fill').getBoundingClientRect().width]);"""
+
+
+def read_bars(driver) -> list:
+    """(label, probability, bar width in pixels) for each bar, read in one step (no stale elements)."""
+    return driver.execute_script(READ_BARS)
+
+
 def test_page_classifies_text_and_draws_bars(trained_xlmr, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -40,11 +49,8 @@ def test_page_classifies_text_and_draws_bars(trained_xlmr, tmp_path):
             wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "GPT"))
             driver.find_element(By.ID, "text").send_keys("furthermore delve tapestry moreover crucial")
             driver.find_element(By.ID, "classify").click()
-            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#bars .bar")) == 2)
-            bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
-            labels = [b.get_attribute("data-label") for b in bars]
-            probs = [float(b.get_attribute("data-probability")) for b in bars]
-            widths = [b.find_element(By.CSS_SELECTOR, ".fill").size["width"] for b in bars]
+            wait.until(lambda d: len(read_bars(d)) == 2)
+            labels, probs, widths = zip(*read_bars(driver))
             assert labels[0] == "GPT" and driver.find_element(By.ID, "result").text == "GPT"
             assert abs(sum(probs) - 1) < 1e-6 and probs[0] >= probs[1] and widths[0] >= widths[1] > 0
             # a high temperature flattens the bars
@@ -52,7 +58,6 @@ def test_page_classifies_text_and_draws_bars(trained_xlmr, tmp_path):
             field.clear()
             field.send_keys("1000")
             driver.find_element(By.ID, "classify").click()
-            wait.until(lambda d: abs(float(d.find_elements(By.CSS_SELECTOR, "#bars .bar")[0]
-                                           .get_attribute("data-probability")) - 0.5) < 0.01)
+            wait.until(lambda d: (bars := read_bars(d)) and abs(bars[0][1] - 0.5) < 0.01)
     finally:
         driver.quit()
