@@ -13,9 +13,9 @@ import os
 import sys
 from typing import Callable
 
-from . import __version__
+from . import __version__, distributed
 from .data import FORMATS, ReadOptions, iter_items
-from .errors import ConfigError, M3clsError, OutputError
+from .errors import ConfigError, M3clsError, OutputError, TrainingInterrupted
 
 logger = logging.getLogger("m3cls")
 
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         return handler(rest)
+    except TrainingInterrupted as e:
+        print(f"m3cls {command}: {e}", file=sys.stderr)
+        return 130
     except M3clsError as e:
         print(f"m3cls {command}: error: {e}", file=sys.stderr)
         return 2
@@ -88,6 +91,9 @@ def _train_parser():
     parser = HfArgumentParser((TrainConfig, TrainingArguments), prog="m3cls train",
                               description="Fine-tune a sequence classifier. m3cls flags first, then every "
                                           "transformers TrainingArguments flag.")
+    from .trainer_setup import distributed_cpu_defaults
+
+    parser.set_defaults(**distributed_cpu_defaults())
     parser.set_defaults(train_sampling_strategy="group_by_length", per_device_train_batch_size=16,
                         per_device_eval_batch_size=32, logging_steps=25, save_total_limit=2, report_to="none",
                         warmup_steps=0.1, num_train_epochs=3.0)
@@ -199,8 +205,28 @@ def cmd_predict(argv: list[str]) -> int:
               else _format_prediction(a.text, t, prediction))
         return 0
     texts = (item.text for item in iter_items(a.input, _read_options(a)))
+    rank, size = distributed.world()
+    if size > 1:
+        return _predict_distributed(a, clf, texts, temperature, rank, size)
     count = _write_jsonl(a.output, (p.to_dict(i) for i, p in enumerate(clf.predict_stream(texts, temperature))))
     logger.info("wrote %d predictions to %s", count, "stdout" if a.output == "-" else a.output)
+    return 0
+
+
+def _predict_distributed(a, clf, texts, temperature, rank: int, size: int) -> int:
+    """Under torchrun: this rank predicts every size-th text; rank 0 merges all ranks into --output."""
+    if a.output == "-" or a.input == "-":
+        raise ConfigError("with torchrun, --input and --output must be files (not -)")
+    distributed.init_process_group()
+    mine = distributed.shard(texts, rank, size)
+    count = _write_jsonl(distributed.part_path(a.output, rank),
+                         (p.to_dict() for p in clf.predict_stream(mine, temperature)))
+    logger.info("rank %d/%d predicted %d texts", rank, size, count)
+    distributed.barrier()
+    if rank == 0:
+        total = distributed.interleave(a.output, size)
+        logger.info("wrote %d predictions from %d processes to %s", total, size, a.output)
+    distributed.barrier()
     return 0
 
 

@@ -23,3 +23,7 @@ class ModelLoadError(M3clsError):
 
 class OutputError(M3clsError):
     """An output file or folder cannot be written."""
+
+
+class TrainingInterrupted(M3clsError):
+    """Training stopped on Ctrl-C after saving a checkpoint; the message says how to resume."""

@@ -109,6 +109,10 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
     _check_reachable(path)
     _check_pickle(path, allow_pickle)
     kwargs = {"trust_remote_code": trust_remote_code}
+    from . import lora
+
+    if lora.is_adapter_folder(path):
+        return _load_adapter(path, allow_pickle, kwargs, (config_overrides or {}).get("_attn_implementation", "sdpa"))
     try:
         config = AutoConfig.from_pretrained(path, **kwargs)
         if id2label is not None:
@@ -124,6 +128,29 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
                                 ignore_mismatched_sizes=id2label is not None, **kwargs)
     except (OSError, ValueError, KeyError, EnvironmentError) as e:
         raise _load_error(name, e) from None
+
+
+def _load_adapter(folder: str, allow_pickle: bool, kwargs: dict, attention: str = "sdpa"):
+    """A LoRA folder: its base model (from m3cls.json or the adapter config), the saved labels, the adapter."""
+    import json
+
+    from transformers import AutoModelForSequenceClassification
+
+    from . import lora
+    from .meta import read_meta
+
+    with open(os.path.join(folder, lora.ADAPTER_CONFIG), encoding="utf-8") as f:
+        adapter_base = json.load(f).get("base_model_name_or_path")
+    base = resolve_model_name(read_meta(folder).get("base_model") or adapter_base)
+    _check_reachable(base)
+
+    def load_base(name, config):
+        return _from_pretrained(AutoModelForSequenceClassification, name, config, allow_pickle, attention, **kwargs)
+
+    try:
+        return lora.load_merged(folder, base, load_base)
+    except (OSError, ValueError, KeyError) as e:
+        raise _load_error(base, e) from None
 
 
 def _from_pretrained(auto_cls, path, config, allow_pickle, attention="sdpa", **kwargs):

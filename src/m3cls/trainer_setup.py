@@ -20,6 +20,13 @@ from .modeling import choose_precision
 logger = logging.getLogger(__name__)
 
 
+def distributed_cpu_defaults() -> dict:
+    """Under torchrun without GPUs the Trainer needs use_cpu and gloo before its device is set up."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        return {"use_cpu": True, "ddp_backend": "gloo"}
+    return {}
+
+
 def finalize_args(args, precision: str, explicit: frozenset[str] = frozenset()):
     """Settle precision, evaluation/saving cadence and best-model tracking on ``args`` (in place).
 
@@ -119,4 +126,7 @@ class _MetaCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         if state.is_world_process_zero and os.path.isdir(folder):
+            model = kwargs.get("model")
+            if model is not None and hasattr(model, "get_base_model"):  # LoRA: keep the labels with the adapter
+                model.get_base_model().config.save_pretrained(folder)
             write_meta(folder, dict(self.meta, checkpoint_step=state.global_step))

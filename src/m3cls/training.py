@@ -15,15 +15,18 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .data import ReadOptions, TextData, class_counts, read_labeled, stratified_split
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, OutputError, TrainingInterrupted
 from .labels import LabelSet
 from .meta import write_meta
 from .metrics import classification_report, flat_metrics
@@ -66,6 +69,13 @@ class TrainConfig:
     baseline: bool = field(default=True, metadata={
         "help": "Fit a TF-IDF + logistic regression baseline on the same split and report it."})
     report: bool = field(default=True, metadata={"help": "Write report/index.html with plots."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 (default) fine-tunes every weight."})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: 2 x rank)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA path."})
+    lora_target_modules: str | None = field(default=None, metadata={
+        "help": "Comma-separated layer names for LoRA (default: PEFT's choice for the model type)."})
+    merge_lora: bool = field(default=False, metadata={
+        "help": "Save a merged plain model instead of the adapter (LoRA only)."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Allow training into an existing non-empty --output_dir."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub."})
@@ -175,7 +185,8 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     from .modeling import load_model, load_tokenizer
     from .trainer_setup import build_trainer, finalize_args
 
-    check_output_dir(args.output_dir, config.overwrite_output_dir)
+    resuming = args.resume_from_checkpoint not in (None, "", "false", "False")
+    check_output_dir(args.output_dir, config.overwrite_output_dir or resuming)
     _check_choices(config)
     prepared = prepare_data(config, args.seed)
     labels = prepared.labels
@@ -183,29 +194,76 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
     model = load_model(config.model_name_or_path, len(labels), labels.id2label, model_overrides(config),
                        config.trust_remote_code, config.allow_pickle)
+    lora_summary = None
+    if config.lora_r:
+        from . import lora
+
+        model, lora_summary = lora.wrap(model, config.lora_r, config.lora_alpha, config.lora_dropout,
+                                        config.lora_target_modules)
     precision = finalize_args(args, config.precision, explicit)
     train_set, val_set = (EncodedDataset(tokenizer, part.texts, labels.encode(part.labels, part.path),
                                          config.max_length, config.truncation)
                           for part in (prepared.train, prepared.validation))
     meta = _base_meta(config, prepared, train_set, precision)
     meta["inspection"] = inspect_prepared(prepared, tokenizer, config)
+    if lora_summary:
+        meta["lora"] = dict(lora_summary, merged=config.merge_lora)
     trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, meta,
                             class_weights=_class_weights(config, train_set, len(labels)),
                             early_stopping_patience=config.early_stopping_patience)
     logger.info("training %s on %d texts (%d validation), labels: %s, precision %s",
                 config.model_name_or_path, len(train_set), len(val_set), ", ".join(labels.names), precision)
-    output = trainer.train(resume_from_checkpoint=_resume_path(args))
+    with stop_on_sigint() as interrupt:
+        trainer.add_callback(interrupt)
+        output = trainer.train(resume_from_checkpoint=_resume_path(args))
+    if interrupt.requested:
+        raise TrainingInterrupted(f"interrupted at step {trainer.state.global_step}; a checkpoint was saved in "
+                                  f"{args.output_dir} -- resume with the same command plus "
+                                  f"--resume_from_checkpoint auto")
     meta["training"] = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
     evaluation = _evaluate_and_calibrate(trainer, val_set, labels, meta)
-    if config.baseline:
+    if config.baseline and trainer.is_world_process_zero():
         from .baseline import tfidf_baseline
 
         meta["baseline"] = tfidf_baseline(prepared.train.texts, prepared.train.labels, prepared.validation.texts,
                                           prepared.validation.labels, labels)
     meta["history"] = [e for e in trainer.state.log_history if "loss" in e or "eval_macro_f1" in e]
     if trainer.is_world_process_zero():
-        save_final(trainer, args.output_dir, meta, evaluation if config.report else None)
+        save_final(trainer, args.output_dir, meta, evaluation if config.report else None, config.merge_lora)
     return TrainResult(args.output_dir, meta["metrics"], meta)
+
+
+@contextlib.contextmanager
+def stop_on_sigint():
+    """While training, the first Ctrl-C asks the Trainer to save a checkpoint and stop at the next step."""
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        requested = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.requested:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    interrupt = Interrupt()
+
+    def handler(signum, frame):
+        if interrupt.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        interrupt.requested = True
+        logger.warning("Ctrl-C: saving a checkpoint at the end of this step, then stopping (Ctrl-C again to "
+                       "stop at once)")
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupt
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _check_choices(config: TrainConfig) -> None:
@@ -217,6 +275,10 @@ def _check_choices(config: TrainConfig) -> None:
         raise ConfigError(f"--class_weights {config.class_weights!r} is not one of: none, balanced")
     if config.early_stopping_patience is not None and config.early_stopping_patience < 1:
         raise ConfigError(f"--early_stopping_patience {config.early_stopping_patience} must be at least 1")
+    if config.lora_r < 0:
+        raise ConfigError(f"--lora_r {config.lora_r} must be 0 (off) or a positive rank such as 8")
+    if config.merge_lora and not config.lora_r:
+        raise ConfigError("--merge_lora needs --lora_r: there is no LoRA adapter to merge")
     if config.max_length < 8:
         raise ConfigError(f"--max_length {config.max_length} is too small; use at least 8 tokens")
 
@@ -270,13 +332,34 @@ def _resume_path(args):
     if value in (None, "", "false", "False"):
         return None
     if value == "auto":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        last = latest_valid_checkpoint(args.output_dir)
         if last is None:
-            logger.info("--resume_from_checkpoint auto: no checkpoint in %s, starting fresh", args.output_dir)
+            logger.info("--resume_from_checkpoint auto: no complete checkpoint in %s, starting fresh",
+                        args.output_dir)
+        else:
+            logger.info("resuming from %s", last)
         return last
+    if not os.path.isdir(value):
+        raise ConfigError(f"--resume_from_checkpoint {value}: no such folder; give a checkpoint-N folder or auto")
     return value
+
+
+def latest_valid_checkpoint(output_dir: str) -> str | None:
+    """The newest ``checkpoint-N`` that was written completely (a kill during a save leaves one that is not)."""
+    if not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
+            steps.append(int(name[len("checkpoint-"):]))
+    for step in sorted(steps, reverse=True):
+        folder = os.path.join(output_dir, f"checkpoint-{step}")
+        names = set(os.listdir(folder))
+        weights = any(n.endswith(".safetensors") for n in names)
+        if weights and {"trainer_state.json", "optimizer.pt"} <= names:
+            return folder
+        logger.warning("skipping incomplete checkpoint %s", folder)
+    return None
 
 
 def _base_meta(config: TrainConfig, prepared: PreparedData, train_set: EncodedDataset, precision: str) -> dict:
@@ -300,19 +383,27 @@ def _base_meta(config: TrainConfig, prepared: PreparedData, train_set: EncodedDa
     }
 
 
-def save_final(trainer, output_dir: str, meta: dict, evaluation: dict | None = None) -> None:
+def save_final(trainer, output_dir: str, meta: dict, evaluation: dict | None = None, merge_lora: bool = False) -> None:
     """Write weights, tokenizer, config, report and m3cls.json to a staging folder, then move them into place."""
+    from . import lora
+
     staging = os.path.join(output_dir, ".m3cls-final.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(staging)
+    if lora.is_peft_model(trainer.model):
+        lora.save(trainer.model, staging, merge_lora)
+        trainer.processing_class.save_pretrained(staging)
+    else:
+        trainer.save_model(staging)
     if evaluation is not None:
         from .report import write_report
 
         write_report(os.path.join(staging, "report"), evaluation, meta.get("history"), meta.get("baseline"),
                      title=f"m3cls: {meta['base_model']} on {meta['data']['train_path']}")
     write_meta(staging, meta)
-    names = sorted(os.listdir(staging), key=lambda n: n == "m3cls.json")
-    for name in names:  # m3cls.json last: a folder with it is complete
+    # weights after everything else, m3cls.json last: each move is atomic, and a reader never finds new
+    # weights without their config and tokenizer, nor m3cls.json without the weights
+    names = sorted(os.listdir(staging), key=lambda n: (n == "m3cls.json", n.endswith(".safetensors")))
+    for name in names:
         target = os.path.join(output_dir, name)
         if os.path.isdir(target):
             shutil.rmtree(target)

@@ -1,0 +1,49 @@
+"""LoRA through PEFT: label names survive, predict/export load it with no extra flags, merging works."""
+
+import json
+import os
+
+import pytest
+
+from m3cls.cli import main
+
+from conftest import TRAIN_FLAGS
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_xlmr, messages_file, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("lora") / "adapter")
+    assert main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", messages_file, "--output_dir", out,
+                 *TRAIN_FLAGS, "--lora_r", "4", "--learning_rate", "1e-2", "--no_report"]) == 0
+    return out
+
+
+def test_adapter_folder_keeps_labels_and_reports_its_share(lora_run):
+    names = set(os.listdir(lora_run))
+    assert {"adapter_config.json", "adapter_model.safetensors", "config.json", "m3cls.json"} <= names
+    assert json.load(open(os.path.join(lora_run, "config.json")))["id2label"] == {"0": "GPT", "1": "Human"}
+    lora = json.load(open(os.path.join(lora_run, "m3cls.json")))["lora"]
+    assert 0 < lora["trainable_share"] < 0.5 and lora["optimizer_and_gradient_memory_saved_mb"] > 0
+
+
+def test_predict_and_export_load_the_adapter_with_no_extra_flags(lora_run, tmp_path, capsys):
+    assert main(["predict", "--model_path", lora_run, "--text", "furthermore delve tapestry", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["probabilities"]) == {"GPT", "Human"}
+    assert main(["export", "--model_path", lora_run, "--output", str(tmp_path / "onnx")]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model_path", str(tmp_path / "onnx"), "--backend", "onnx", "--text", "lol",
+                 "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["probabilities"]) == {"GPT", "Human"}
+
+
+def test_merge_lora_writes_a_plain_model(tiny_xlmr, messages_file, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    out = str(tmp_path / "merged")
+    assert main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", messages_file, "--output_dir", out,
+                 *TRAIN_FLAGS, "--num_train_epochs", "1", "--lora_r", "4", "--merge_lora", "--no_report",
+                 "--no_baseline"]) == 0
+    assert not os.path.exists(os.path.join(out, "adapter_config.json"))
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.id2label == {0: "GPT", 1: "Human"}
