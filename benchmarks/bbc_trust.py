@@ -65,6 +65,8 @@ def main() -> None:
     p.add_argument("--max_length", default="128")
     p.add_argument("--stride", default="32")
     p.add_argument("--lr", default="1e-4")
+    p.add_argument("--extra", default="", help="more 'm3cls train' flags, e.g. '--precision fp32 "
+                                                "--attention_dropout model' for the accuracy reference run")
     a = p.parse_args()
     train, test, unique = split_bbc(a.workdir)
     model = os.path.join(a.workdir, "model")
@@ -72,7 +74,7 @@ def main() -> None:
     if not os.path.isfile(os.path.join(model, "m3cls.json")):
         m3cls("train", "--model_name_or_path", "bundled", "--data_path", train, "--output_dir", model,
               "--max_length", a.max_length, "--num_train_epochs", a.epochs, "--learning_rate", a.lr,
-              "--overwrite_output_dir", "--save_total_limit", "1")
+              "--overwrite_output_dir", "--save_total_limit", "1", *a.extra.split())
     trained = time.perf_counter() - start
     results = {}
     for mode in ("truncate", "chunks"):
@@ -83,7 +85,7 @@ def main() -> None:
     meta = json.load(open(os.path.join(model, "m3cls.json")))
     t, c = results["truncate"], results["chunks"]
     print(f"\nBBC News, {unique} unique articles; held-out test: {t['n']}; bundled MiniLM, max_length "
-          f"{a.max_length}, {a.epochs} epochs at learning rate {a.lr} (training took {trained:.0f} s)")
+          f"{a.max_length}, {a.epochs} epochs at learning rate {a.lr} {a.extra} (training took {trained:.0f} s)")
     print(f"{'':34}{'accuracy':>10}{'macro-F1':>10}")
     print(f"{'truncate (first 128 tokens)':34}{t['after']['accuracy']:>10.4f}{t['after']['macro_f1']:>10.4f}")
     print(f"{'chunks (stride ' + a.stride + ', mean logits)':34}{c['after']['accuracy']:>10.4f}"

@@ -96,7 +96,7 @@ def worker_m3cls_train(a) -> dict:
     """`m3cls train` through its CLI with its defaults (extra flags from --flags)."""
     from m3cls.cli import main
 
-    out = tempfile.mkdtemp()
+    out = a.model or tempfile.mkdtemp()
     flags = ["--model_name_or_path", "bundled", "--data_path", a.train, "--output_dir", out, "--overwrite_output_dir",
              "--max_length", str(a.max_length), "--num_train_epochs", str(a.epochs), "--learning_rate", "1e-4",
              "--per_device_train_batch_size", "16", "--save_strategy", "no", "--no_baseline", "--no_report",
@@ -123,18 +123,30 @@ def worker_pipeline_predict(a) -> dict:
 
 
 def worker_m3cls_predict(a) -> dict:
-    """`m3cls predict --input --output` through the CLI, timed from start to last line (model load included)."""
+    """m3cls prediction as `m3cls predict --input --output` runs it (streamed blocks, JSONL written), timed
+    after the model is loaded and warmed up, like the pipeline; `cli_texts_per_s` also counts the load."""
+    from m3cls import Classifier
     from m3cls.cli import main
 
-    labels = [json.loads(line)["label"] for line in open(a.test)]
+    rows = [json.loads(line) for line in open(a.test)]
+    flags = dict(f.split("=", 1) for f in a.flags.split()) if a.flags else {}
+    clf = Classifier.from_pretrained(a.model, max_length=a.max_length, precision=flags.get("precision", "auto"),
+                                     backend=flags.get("backend", "torch"))
+    clf.predict([r["text"] for r in rows[:4]])
     out = os.path.join(tempfile.mkdtemp(), "preds.jsonl")
     start = time.perf_counter()
-    if main(["predict", "--model_path", a.model, "--input", a.test, "--output", out, "--max_length",
-             str(a.max_length), *a.flags.split()]) != 0:
-        raise SystemExit("m3cls predict failed")
+    with open(out, "w") as f:
+        predictions = [p.label for p in clf.predict_stream(r["text"] for r in rows)]
+        f.writelines(json.dumps({"index": i, "label": p}) + "\n" for i, p in enumerate(predictions))
     seconds = time.perf_counter() - start
-    rows = [json.loads(line) for line in open(out)]
-    return {"texts_per_s": len(rows) / seconds, "accuracy": sum(r["label"] == y for r, y in zip(rows, labels)) / len(rows)}
+    start = time.perf_counter()
+    cli_flags = [f"--{k}={v}" for k, v in flags.items()]
+    if main(["predict", "--model_path", a.model, "--input", a.test, "--output", out, "--max_length",
+             str(a.max_length), *cli_flags]) != 0:
+        raise SystemExit("m3cls predict failed")
+    cli_seconds = time.perf_counter() - start
+    accuracy = sum(p == r["label"] for p, r in zip(predictions, rows)) / len(rows)
+    return {"texts_per_s": len(rows) / seconds, "cli_texts_per_s": len(rows) / cli_seconds, "accuracy": accuracy}
 
 
 WORKERS = {"reference_train": worker_reference_train, "m3cls_train": worker_m3cls_train,
@@ -149,7 +161,9 @@ def run_worker(kind: str, **kwargs) -> dict:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"worker {kind} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {kind}: {json.dumps(result)}", flush=True)
+    return result
 
 
 # -- orchestration ---------------------------------------------------------------------------------------------
@@ -161,29 +175,32 @@ def median_of(runs: int, kind: str, **kwargs) -> dict:
     return merged
 
 
-def bench_case(name: str, short: bool, sizes: dict, runs: int, workdir: str, epochs: int) -> dict:
+def bench_case(name: str, short: bool, sizes: dict, runs: int, workdir: str, epochs: int,
+               predict_only: bool = False) -> dict:
     train, test = bbc_sets(sizes["train"], sizes["test"], short)
     train_path = write_jsonl(os.path.join(workdir, f"{name}_train.jsonl"), train)
     test_path = write_jsonl(os.path.join(workdir, f"{name}_test.jsonl"), test)
     ref_train = write_jsonl(os.path.join(workdir, f"{name}_ref_train.jsonl"), train[: sizes["ref_train"]])
     common = {"test": test_path, "max_length": 512, "epochs": epochs}
     print(f"[{name}] training: reference approach on {sizes['ref_train']} texts, m3cls on {len(train)}", flush=True)
-    ref = median_of(runs, "reference_train", train=ref_train, **common, flags="")
-    ours = median_of(runs, "m3cls_train", train=train_path, **common, flags="")
-    ours_fp32 = median_of(1, "m3cls_train", train=train_path, **common,
-                          flags="--precision fp32 --attention_dropout model")
-    # one trained model (m3cls defaults) serves both prediction sides
-    model = os.path.join(workdir, f"{name}_model")
-    if not os.path.isfile(os.path.join(model, "m3cls.json")):
-        from m3cls.cli import main
-
-        main(["train", "--model_name_or_path", "bundled", "--data_path", train_path, "--output_dir", model,
-              "--overwrite_output_dir", "--max_length", "512", "--num_train_epochs", str(epochs),
-              "--learning_rate", "1e-4", "--save_strategy", "no", "--eval_strategy", "no",
-              "--load_best_model_at_end", "False", "--validation_path", test_path, "--no_baseline", "--no_report"])
+    model = os.path.join(workdir, f"{name}_model")  # the last m3cls training run serves prediction
+    ref = ours = ours_fp32 = None
+    if not predict_only or not os.path.isfile(os.path.join(model, "m3cls.json")):
+        ref = median_of(runs, "reference_train", train=ref_train, **common, flags="")
+        ours = median_of(runs, "m3cls_train", train=train_path, **common, flags="", model=model)
+        ours_fp32 = median_of(1, "m3cls_train", train=train_path, **common,
+                              flags="--precision fp32 --attention_dropout model")
     print(f"[{name}] prediction on {len(test)} texts", flush=True)
     pipe = median_of(runs, "pipeline_predict", model=model, test=test_path, max_length=512, flags="")
     pred = median_of(runs, "m3cls_predict", model=model, test=test_path, max_length=512, flags="")
+    variants = {"torch fp32": (model, "precision=fp32")}
+    onnx_dir = os.path.join(workdir, f"{name}_onnx")
+    if not os.path.isdir(onnx_dir):
+        subprocess.run([sys.executable, "-m", "m3cls", "export", "--model_path", model, "--output", onnx_dir,
+                        "--quantize", "int8"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    variants["onnx int8"] = (onnx_dir, "backend=onnx")
+    for label, (folder, flags) in variants.items():
+        pred[label] = median_of(1, "m3cls_predict", model=folder, test=test_path, max_length=512, flags=flags)
     return {"reference_train": ref, "m3cls_train": ours, "m3cls_train_fp32_default_dropout": ours_fp32,
             "pipeline_predict": pipe, "m3cls_predict": pred}
 
@@ -192,15 +209,31 @@ def report(name: str, r: dict) -> None:
     rt, mt, mf = r["reference_train"], r["m3cls_train"], r["m3cls_train_fp32_default_dropout"]
     pp, mp = r["pipeline_predict"], r["m3cls_predict"]
     print(f"\n== {name} texts ==")
+    if rt is None:
+        print("training   (not measured: --predict_only)")
+    else:
+        report_training(rt, mt, mf)
+    report_prediction(pp, mp)
+
+
+def report_training(rt: dict, mt: dict, mf: dict) -> None:
     print(f"training   reference {rt['samples_per_s']:7.2f} samples/s (RSS {rt['rss_mb']:.0f} MB)   m3cls "
           f"{mt['samples_per_s']:7.2f} samples/s (RSS {mt['rss_mb']:.0f} MB, {mt['precision']})   ratio "
           f"{mt['samples_per_s'] / rt['samples_per_s']:.2f}x   runs {rt['runs']} / {mt['runs']}")
     print(f"accuracy   m3cls defaults macro-F1 {mt['macro_f1']:.4f} (acc {mt['accuracy']:.4f}); fp32 + model "
           f"dropout macro-F1 {mf['macro_f1']:.4f}; difference {100 * (mt['macro_f1'] - mf['macro_f1']):+.2f} points;"
           f" reference approach (fewer texts) macro-F1 {rt['macro_f1']:.4f}")
+
+
+def report_prediction(pp: dict, mp: dict) -> None:
     print(f"prediction pipeline  {pp['texts_per_s']:7.2f} texts/s (RSS {pp['rss_mb']:.0f} MB, acc {pp['accuracy']:.4f})"
           f"   m3cls {mp['texts_per_s']:7.2f} texts/s (RSS {mp['rss_mb']:.0f} MB, acc {mp['accuracy']:.4f})   ratio "
           f"{mp['texts_per_s'] / pp['texts_per_s']:.2f}x   runs {pp['runs']} / {mp['runs']}")
+    print(f"           m3cls CLI end to end (model load included): {mp['cli_texts_per_s']:.2f} texts/s")
+    for label in ("torch fp32", "onnx int8"):
+        v = mp[label]
+        print(f"           {label:<11} {v['texts_per_s']:7.2f} texts/s (RSS {v['rss_mb']:.0f} MB, acc {v['accuracy']:.4f})"
+              f"   ratio to pipeline {v['texts_per_s'] / pp['texts_per_s']:.2f}x")
 
 
 def main() -> None:
@@ -216,6 +249,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--workdir", default=None)
     p.add_argument("--cases", default="long,short")
+    p.add_argument("--predict_only", action="store_true", help="reuse the workdir's models; skip training")
     a = p.parse_args()
     if a.worker:
         result = WORKERS[a.worker](a)
@@ -234,7 +268,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; workdir {workdir}; runs per measure {runs}")
     results = {}
     for name in a.cases.split(","):
-        results[name] = bench_case(name, name == "short", sizes[name], runs, workdir, a.epochs)
+        results[name] = bench_case(name, name == "short", sizes[name], runs, workdir, a.epochs, a.predict_only)
     for name, r in results.items():
         report(name, r)
     with open(os.path.join(workdir, "results.json"), "w") as f:

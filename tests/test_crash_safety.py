@@ -61,7 +61,7 @@ def test_sigkilled_run_resumes_and_matches_an_uninterrupted_one(tiny_bert, data,
 
 
 def test_incomplete_checkpoints_are_skipped(tmp_path):
-    from m3cls.training import latest_valid_checkpoint
+    from m3cls.checkpoints import latest_valid_checkpoint
 
     good = tmp_path / "checkpoint-10"
     good.mkdir()
@@ -83,7 +83,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tiny_bert, data, tmp_p
     assert "interrupted at step" in last and "--resume_from_checkpoint auto" in last
     assert "Traceback" not in err
     assert not os.path.exists(os.path.join(out, "m3cls.json"))
-    from m3cls.training import latest_valid_checkpoint
+    from m3cls.checkpoints import latest_valid_checkpoint
 
     assert latest_valid_checkpoint(out) is not None
 

@@ -15,12 +15,9 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
-import signal
-import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -183,6 +180,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     """
     import transformers
     from .modeling import load_model, load_tokenizer
+    from .checkpoints import resume_path, stop_on_sigint
     from .trainer_setup import build_trainer, finalize_args
 
     resuming = args.resume_from_checkpoint not in (None, "", "false", "False")
@@ -215,7 +213,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
                 config.model_name_or_path, len(train_set), len(val_set), ", ".join(labels.names), precision)
     with stop_on_sigint() as interrupt:
         trainer.add_callback(interrupt)
-        output = trainer.train(resume_from_checkpoint=_resume_path(args))
+        output = trainer.train(resume_from_checkpoint=resume_path(args))
     if interrupt.requested:
         raise TrainingInterrupted(f"interrupted at step {trainer.state.global_step}; a checkpoint was saved in "
                                   f"{args.output_dir} -- resume with the same command plus "
@@ -231,39 +229,6 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     if trainer.is_world_process_zero():
         save_final(trainer, args.output_dir, meta, evaluation if config.report else None, config.merge_lora)
     return TrainResult(args.output_dir, meta["metrics"], meta)
-
-
-@contextlib.contextmanager
-def stop_on_sigint():
-    """While training, the first Ctrl-C asks the Trainer to save a checkpoint and stop at the next step."""
-    from transformers import TrainerCallback
-
-    class Interrupt(TrainerCallback):
-        requested = False
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.requested:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    interrupt = Interrupt()
-
-    def handler(signum, frame):
-        if interrupt.requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        interrupt.requested = True
-        logger.warning("Ctrl-C: saving a checkpoint at the end of this step, then stopping (Ctrl-C again to "
-                       "stop at once)")
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield interrupt
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 def _check_choices(config: TrainConfig) -> None:
@@ -325,41 +290,6 @@ def _evaluate_and_calibrate(trainer, val_set: EncodedDataset, labels: LabelSet, 
                 "%.4f", after["accuracy"], after["macro_f1"], temperature, evaluation["before"]["ece"],
                 after["ece"], evaluation["before"]["log_loss"], after["log_loss"])
     return evaluation
-
-
-def _resume_path(args):
-    value = args.resume_from_checkpoint
-    if value in (None, "", "false", "False"):
-        return None
-    if value == "auto":
-        last = latest_valid_checkpoint(args.output_dir)
-        if last is None:
-            logger.info("--resume_from_checkpoint auto: no complete checkpoint in %s, starting fresh",
-                        args.output_dir)
-        else:
-            logger.info("resuming from %s", last)
-        return last
-    if not os.path.isdir(value):
-        raise ConfigError(f"--resume_from_checkpoint {value}: no such folder; give a checkpoint-N folder or auto")
-    return value
-
-
-def latest_valid_checkpoint(output_dir: str) -> str | None:
-    """The newest ``checkpoint-N`` that was written completely (a kill during a save leaves one that is not)."""
-    if not os.path.isdir(output_dir):
-        return None
-    steps = []
-    for name in os.listdir(output_dir):
-        if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
-            steps.append(int(name[len("checkpoint-"):]))
-    for step in sorted(steps, reverse=True):
-        folder = os.path.join(output_dir, f"checkpoint-{step}")
-        names = set(os.listdir(folder))
-        weights = any(n.endswith(".safetensors") for n in names)
-        if weights and {"trainer_state.json", "optimizer.pt"} <= names:
-            return folder
-        logger.warning("skipping incomplete checkpoint %s", folder)
-    return None
 
 
 def _base_meta(config: TrainConfig, prepared: PreparedData, train_set: EncodedDataset, precision: str) -> dict:
