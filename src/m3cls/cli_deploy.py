@@ -22,9 +22,11 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--quantize", choices=("int8",), help="also write a dynamic int8 model (used by default)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    p.add_argument("--no_optimize", action="store_true",
+                   help="skip onnxruntime's attention/LayerNorm fusion (a plainer graph for other runtimes)")
     a = p.parse_args(argv)
     _check_model_folder(a.model_path)
-    info = export_onnx(a.model_path, a.output, a.quantize, a.opset, a.overwrite)
+    info = export_onnx(a.model_path, a.output, a.quantize, a.opset, a.overwrite, not a.no_optimize)
     print(json.dumps({"output": a.output, **info}))
     return 0
 
