@@ -28,10 +28,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, micro_batching: bool, batch_size: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, micro_batching: bool, batch_size: int, max_wait_ms: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "m3cls", "serve", "--model_path", model, "--port", str(port), "--batch_size",
-           str(batch_size)] + ([] if micro_batching else ["--no_micro_batching"])
+           str(batch_size), "--max_wait_ms", str(max_wait_ms)] + ([] if micro_batching else ["--no_micro_batching"])
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=dict(os.environ, M3CLS_LOG_LEVEL="WARNING"))
     url = f"http://127.0.0.1:{port}"
@@ -90,6 +90,7 @@ def main() -> None:
     p.add_argument("--max_requests", type=int, default=20000)
     p.add_argument("--soak", type=float, default=60, help="seconds of 32 clients at the end (0: skip)")
     p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--max_wait_ms", type=float, default=0.0)
     a = p.parse_args()
     if a.texts:
         texts = [json.loads(line)["text"] for line in open(a.texts)]
@@ -99,7 +100,7 @@ def main() -> None:
         texts = [s for text, _ in bbc_news()[:300] for s in text.split(". ") if 6 <= len(s.split()) <= 40]
     results = []
     for batching in (True, False):
-        process, url = start_server(a.model_path, batching, a.batch_size)
+        process, url = start_server(a.model_path, batching, a.batch_size, a.max_wait_ms)
         try:
             for concurrency in (1, 8, 32):
                 r = run_phase(url, texts, concurrency, a.seconds, a.max_requests)
@@ -110,7 +111,7 @@ def main() -> None:
                       f"errors {r['errors']}", flush=True)
             if batching and a.soak:
                 r = run_phase(url, texts, 32, a.soak, 10**9)
-                r["soak"] = True
+                r["soak"], r["micro_batching"] = True, True
                 results.append(r)
                 print(f"soak: 32 clients for {a.soak:.0f} s: {r['requests']} requests, {r['errors']} errors, "
                       f"{r['requests_per_s']:.1f} req/s, p99 {r['p99_ms']:.1f} ms", flush=True)

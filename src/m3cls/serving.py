@@ -33,7 +33,7 @@ class ServeLimits:
     max_chars: int = 20_000
     max_body_bytes: int = 2_000_000
     max_batch_size: int = 32
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     max_queue: int = 256
     micro_batching: bool = True
 
