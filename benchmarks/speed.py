@@ -10,8 +10,9 @@ articles at 512 tokens ("long"), and BBC sentences labelled with their article's
 64 tokens). Every measurement runs in a fresh process so peak memory (RSS) is its own. Ratios are m3cls over
 the anchor. Run:
 
-    python benchmarks/speed.py --quick            # a few minutes: one run of each
-    python benchmarks/speed.py --runs 3           # medians of 3 runs
+    python benchmarks/speed.py --quick            # small sets, one run of each (about 12 minutes on 2 cores)
+    python benchmarks/speed.py --quick --runs 3   # the same sets, medians of 3 runs (the README's figures)
+    python benchmarks/speed.py                    # larger sets, medians of 3 runs (long)
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--flags", default="")
     p.add_argument("--quick", action="store_true", help="small sets, one run each (a few minutes)")
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=None, help="runs per measure (default: 3, or 1 with --quick)")
     p.add_argument("--workdir", default=None)
     p.add_argument("--cases", default="long,short")
     p.add_argument("--predict_only", action="store_true", help="reuse the workdir's models; skip training")
@@ -256,7 +257,7 @@ def main() -> None:
         result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
-    runs = 1 if a.quick else a.runs
+    runs = a.runs or (1 if a.quick else 3)
     sizes = {"long": {"train": 160, "ref_train": 48, "test": 128}, "short": {"train": 1600, "ref_train": 48, "test": 1024}}
     if not a.quick:
         sizes = {"long": {"train": 800, "ref_train": 96, "test": 400}, "short": {"train": 6000, "ref_train": 96,
