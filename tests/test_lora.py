@@ -47,3 +47,15 @@ def test_merge_lora_writes_a_plain_model(tiny_xlmr, messages_file, tmp_path):
     assert not os.path.exists(os.path.join(out, "adapter_config.json"))
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.id2label == {0: "GPT", 1: "Human"}
+
+
+@pytest.mark.parametrize("fixture", ["tiny_xlmr", "tiny_bert"])
+@pytest.mark.parametrize("lora", [False, True])
+def test_gradient_checkpointing_trains_every_model(request, fixture, lora, messages_file, tmp_path):
+    out = str(tmp_path / "gc")
+    extra = ["--lora_r", "4"] if lora else []
+    assert main(["train", "--model_name_or_path", request.getfixturevalue(fixture), "--data_path", messages_file,
+                 "--output_dir", out, *TRAIN_FLAGS, "--num_train_epochs", "1", "--gradient_checkpointing",
+                 "--no_report", "--no_baseline", *extra]) == 0
+    meta = json.load(open(os.path.join(out, "m3cls.json")))
+    assert meta["history"] and all(e.get("loss", 0) == e.get("loss", 0) for e in meta["history"])  # no NaN
