@@ -54,7 +54,9 @@ def test_calibrate_saves_a_temperature_that_predict_uses(trained_xlmr, tmp_path,
     assert f"temperature {meta['temperature']:.4f} fitted on 60 texts" in printed
     assert meta["calibration"]["ece_after"] <= meta["calibration"]["ece_before"] + 1e-9
     assert main(["predict", "--model_path", str(model), "--text", "delve lol"]) == 0
-    assert f"Temperature: {meta['temperature']!r}" in capsys.readouterr().out
+    from m3cls.cli import format_temperature
+
+    assert f"Temperature: {format_temperature(meta['temperature'])}\n" in capsys.readouterr().out
     assert main(["predict", "--model_path", str(model), "--text", "delve lol", "--temperature", "1"]) == 0
     assert "Temperature: 1.0" in capsys.readouterr().out
 

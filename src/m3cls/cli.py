@@ -232,10 +232,16 @@ def _predict_distributed(a, clf, texts, temperature, rank: int, size: int) -> in
 
 def _format_prediction(text: str, temperature: float, prediction) -> str:
     width = max(len(name) for name in prediction.probabilities)
-    lines = [f"Text: {text}", f"Temperature: {float(temperature)!r}",
+    lines = [f"Text: {text}", f"Temperature: {format_temperature(temperature)}",
              f"Predicted label: {prediction.label} (id {prediction.label_id})", "Probabilities:"]
     lines += [f"  {name:<{width}}  {p:.4f}" for name, p in prediction.probabilities.items()]
     return "\n".join(lines)
+
+
+def format_temperature(value: float) -> str:
+    """4 significant digits, always with a decimal point: 1.0, 0.8303, 50.0."""
+    text = f"{float(value):.4g}"
+    return text if "." in text or "e" in text else text + ".0"
 
 
 def _write_jsonl(path: str, rows) -> int:
