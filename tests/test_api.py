@@ -1,7 +1,6 @@
 """The Python API: train from Python, then Classifier.predict / predict_stream."""
 
 import pytest
-
 from conftest import make_texts, write_json
 
 

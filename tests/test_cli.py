@@ -6,10 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TRAIN_FLAGS, make_texts, messages_record, write_json
 
 from m3cls.cli import main
-
-from conftest import TRAIN_FLAGS, make_texts, messages_record, write_json
 
 
 def test_trained_folder_is_plain_hf_with_label_names(trained_xlmr):

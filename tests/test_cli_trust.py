@@ -3,9 +3,9 @@
 import json
 import os
 
-from m3cls.cli import main
-
 from conftest import TRAIN_FLAGS, make_texts, messages_record, write_json
+
+from m3cls.cli import main
 
 
 def test_training_saves_temperature_baseline_and_report(trained_xlmr):

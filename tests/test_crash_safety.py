@@ -8,10 +8,9 @@ import sys
 import time
 
 import pytest
+from conftest import make_texts, write_json
 
 from m3cls.cli import main
-
-from conftest import make_texts, write_json
 
 FLAGS = ["--num_train_epochs", "6", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",
          "--max_length", "32", "--seed", "3", "--precision", "fp32", "--eval_steps", "10", "--save_steps", "10",

@@ -1,11 +1,10 @@
 import json
 
 import pytest
+from conftest import messages_record, write_json
 
 from m3cls.data import ReadOptions, iter_items, read_labeled, read_texts, stratified_split
 from m3cls.errors import ConfigError, DataError
-
-from conftest import messages_record, write_json
 
 PAIRS = [("first text", "Human"), ("second text", "GPT"), ("third, with comma", "Human")]
 
@@ -44,8 +43,7 @@ def test_jsonl_content_in_a_json_file_is_detected(tmp_path, files):
 
 
 def test_format_override_and_custom_columns(tmp_path):
-    path = _write(tmp_path / "data.dat", "body;cls\n")  # unknown extension, forced to csv
-    path = _write(tmp_path / "data.dat", "body,cls\nhello there,a\nbye now,b\n")
+    path = _write(tmp_path / "data.dat", "body,cls\nhello there,a\nbye now,b\n")  # unknown extension
     data = read_labeled(path, ReadOptions(data_format="csv", text_column="body", label_column="cls"))
     assert data.texts == ["hello there", "bye now"] and data.labels == ["a", "b"]
 
@@ -138,7 +136,7 @@ def test_stratified_split_is_seeded_and_keeps_every_class(tmp_path):
     path = write_json(tmp_path / "d.json", [{"text": f"t{i}", "label": "ab"[i % 3 == 0]} for i in range(30)])
     data = read_labeled(path)
     train_a, val_a = stratified_split(data, 0.2, seed=3)
-    train_b, val_b = stratified_split(data, 0.2, seed=3)
+    _, val_b = stratified_split(data, 0.2, seed=3)
     assert val_a.texts == val_b.texts and len(train_a) + len(val_a) == 30
     assert set(val_a.labels) == {"a", "b"} and len(val_a) == 6
     assert stratified_split(data, 0.2, seed=4)[1].texts != val_a.texts

@@ -9,10 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import make_texts, write_json
 
 from m3cls.cli import main
-
-from conftest import make_texts, write_json
 
 
 def _port() -> int:

@@ -5,10 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_texts
 
 from m3cls.cli import main
-
-from conftest import make_texts
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,9 @@ import json
 import os
 
 import pytest
+from conftest import TRAIN_FLAGS
 
 from m3cls.cli import main
-
-from conftest import TRAIN_FLAGS
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import os
 import re
 
 import numpy as np
-
 from browser import run_chromium
 
 CHECK_PAGE = """<!doctype html><html><body><iframe id="f" src="index.html" width="1000" height="800"></iframe>

@@ -3,7 +3,6 @@
 import shutil
 
 import pytest
-
 from browser import FLAGS, need_chromium
 from test_serving import start
 

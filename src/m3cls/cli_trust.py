@@ -41,7 +41,7 @@ def _labelled_logits(a: argparse.Namespace):
 
     data = read_labeled(a.data_path, _read_options(a))  # bad data fails before the model loads
     clf = _load_classifier(a)
-    y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, f"the model's labels"))
+    y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
     logits, _ = clf.logits_and_chunks(data.texts)
     return clf, logits, y_true
 

@@ -179,8 +179,9 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     ``explicit`` names the flags a user typed (see ``trainer_setup.finalize_args``).
     """
     import transformers
-    from .modeling import load_model, load_tokenizer
+
     from .checkpoints import resume_path, stop_on_sigint
+    from .modeling import load_model, load_tokenizer
     from .trainer_setup import build_trainer, finalize_args
 
     resuming = args.resume_from_checkpoint not in (None, "", "false", "False")
