@@ -119,7 +119,6 @@ def cmd_train(argv: list[str]) -> int:
 # -- predict -----------------------------------------------------------------------------------------------
 def _predict_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3cls predict", description="Classify texts with a fine-tuned model.")
-    p.add_argument("--model_path", required=True, help="model folder from 'm3cls train' or a checkpoint folder")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="one text to classify")
     src.add_argument("--input", help="file of texts (any m3cls format, or .txt one per line); - for stdin")
@@ -127,6 +126,14 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", default="auto",
                    help="softmax temperature above 0, or 'auto' for the one saved with the model (default)")
     p.add_argument("--json", action="store_true", help="with --text: print one JSON object")
+    add_model_flags(p)
+    _add_read_flags(p)
+    return p
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that load a Classifier, shared by predict, evaluate and calibrate."""
+    p.add_argument("--model_path", required=True, help="model folder from 'm3cls train' or a checkpoint folder")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--max_length", type=int, default=None, help="default: the value saved at training")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -136,10 +143,8 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--long_text", default="truncate", choices=("truncate", "chunks"),
                    help="chunks: classify overlapping max_length windows of a long text and average their logits")
     p.add_argument("--stride", type=int, default=0, help="tokens shared by neighbouring windows (chunks)")
-    _add_read_flags(p)
     p.add_argument("--trust_remote_code", action="store_true")
     p.add_argument("--allow_pickle", action="store_true")
-    return p
 
 
 def _add_read_flags(p: argparse.ArgumentParser) -> None:
@@ -179,7 +184,7 @@ def _load_classifier(a: argparse.Namespace):
     from .inference import Classifier
 
     _check_model_folder(a.model_path)
-    backend = getattr(a, "backend", "torch")
+    backend = a.backend
     names = os.listdir(a.model_path)
     if backend == "torch" and "model.onnx" in names and not any(n.endswith(".safetensors") for n in names):
         raise ConfigError(f"--model_path {a.model_path} is an ONNX export; add --backend onnx")

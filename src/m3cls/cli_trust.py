@@ -18,19 +18,10 @@ logger = logging.getLogger("m3cls")
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
-    from .cli import _add_read_flags
+    from .cli import _add_read_flags, add_model_flags
 
-    p.add_argument("--model_path", required=True, help="model folder from 'm3cls train' or a checkpoint folder")
+    add_model_flags(p)
     p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--max_length", type=int, default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
-    p.add_argument("--long_text", default="truncate", choices=("truncate", "chunks"))
-    p.add_argument("--stride", type=int, default=0)
-    p.add_argument("--trust_remote_code", action="store_true")
-    p.add_argument("--allow_pickle", action="store_true")
     _add_read_flags(p)
 
 
