@@ -41,10 +41,15 @@ def finalize_args(args, precision: str, explicit: frozenset[str] = frozenset()):
     changes = {"fp16": resolved == "fp16", "bf16": resolved == "bf16", "load_best_model_at_end": True,
                "metric_for_best_model": "macro_f1", "greater_is_better": True}
     eval_strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
-    if eval_strategy == "no" or ("eval_steps" in explicit and "eval_strategy" not in explicit):
-        eval_strategy = "steps" if "eval_steps" in explicit or args.eval_steps else "epoch"
-    changes["eval_strategy"] = eval_strategy
-    changes["save_strategy"] = eval_strategy
+    if eval_strategy == "no" and "eval_strategy" in explicit:
+        # asked for: no evaluation during training (the final model is still scored on validation);
+        # without evaluations there is no best checkpoint to go back to
+        changes["load_best_model_at_end"] = False
+    else:
+        if eval_strategy == "no" or ("eval_steps" in explicit and "eval_strategy" not in explicit):
+            eval_strategy = "steps" if "eval_steps" in explicit or args.eval_steps else "epoch"
+        changes["eval_strategy"] = eval_strategy
+        changes["save_strategy"] = eval_strategy
     if eval_strategy == "steps":
         eval_steps = args.eval_steps or args.logging_steps
         changes["eval_steps"] = eval_steps
@@ -59,6 +64,9 @@ def finalize_args(args, precision: str, explicit: frozenset[str] = frozenset()):
         changes["dataloader_pin_memory"] = False
     if args.ddp_find_unused_parameters is None:
         changes["ddp_find_unused_parameters"] = False
+    # TrainingArguments derives mixed_precision (what the Trainer hands to accelerate) when it is built;
+    # without this, bf16/fp16 chosen here would be recorded but the model would run in fp32
+    changes["mixed_precision"] = resolved if resolved in ("fp16", "bf16") else "no"
     for key, value in changes.items():
         setattr(args, key, value)
     return resolved
