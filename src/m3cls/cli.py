@@ -91,9 +91,9 @@ def _train_parser():
     parser = HfArgumentParser((TrainConfig, TrainingArguments), prog="m3cls train",
                               description="Fine-tune a sequence classifier. m3cls flags first, then every "
                                           "transformers TrainingArguments flag.")
-    from .trainer_setup import distributed_cpu_defaults
+    from .trainer_setup import cpu_defaults
 
-    parser.set_defaults(**distributed_cpu_defaults())
+    parser.set_defaults(**cpu_defaults())
     parser.set_defaults(train_sampling_strategy="group_by_length", per_device_train_batch_size=16,
                         per_device_eval_batch_size=32, logging_steps=25, save_total_limit=2, report_to="none",
                         warmup_steps=0.1, num_train_epochs=3.0)

@@ -20,11 +20,17 @@ from .modeling import choose_precision
 logger = logging.getLogger(__name__)
 
 
-def distributed_cpu_defaults() -> dict:
-    """Under torchrun without GPUs the Trainer needs use_cpu and gloo before its device is set up."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        return {"use_cpu": True, "ddp_backend": "gloo"}
-    return {}
+def cpu_defaults() -> dict:
+    """TrainingArguments defaults for a machine with no accelerator, set before its device is set up.
+
+    use_cpu lets ``--bf16`` pass transformers' check on a CPU; under torchrun the ranks also need gloo.
+    """
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        return {}
+    defaults = {"use_cpu": True}
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        defaults["ddp_backend"] = "gloo"
+    return defaults
 
 
 def finalize_args(args, precision: str, explicit: frozenset[str] = frozenset()):
