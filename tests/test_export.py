@@ -44,6 +44,19 @@ def test_fp32_matches_torch_and_int8_agrees(exported, trained_xlmr):
     assert agreement >= 0.99
 
 
+def test_int8_answer_does_not_depend_on_the_batch(exported):
+    # dynamic int8 takes its activation scale over the whole input, so texts run alone, unpadded
+    from m3cls import Classifier
+
+    texts = [t for t, _ in make_texts(60, seed=22)]
+    together = Classifier.from_pretrained(exported, backend="onnx", batch_size=32).logits(texts)
+    clf = Classifier.from_pretrained(exported, backend="onnx", batch_size=5)
+    order = np.random.default_rng(0).permutation(len(texts))
+    shuffled = clf.logits([texts[i] for i in order])
+    assert np.array_equal(shuffled, together[order])
+    assert np.array_equal(clf.logits(texts[:1]), together[:1])
+
+
 def test_predict_with_the_onnx_backend_through_the_cli(exported, tmp_path, capsys):
     assert main(["predict", "--model_path", exported, "--backend", "onnx", "--text", "delve tapestry",
                  "--json"]) == 0

@@ -131,9 +131,16 @@ def quantize_int8(source: str, target: str) -> None:
 
 
 class OnnxBackend:
-    """Runs an exported model with onnxruntime on the CPU."""
+    """Runs an exported model with onnxruntime on the CPU.
 
-    def __init__(self, path: str, threads: int | None = None):
+    ``per_text`` runs each text alone, unpadded. Dynamic int8 models need it: they quantize activations with a
+    scale taken over the whole batch, so in a batch one text's probabilities would depend on its neighbours
+    (measured: 1.7% of labels changed with the batch). Alone, a text always gets the same answer, at a cost of
+    about 10% in speed on short texts and none at 512 tokens.
+    """
+
+    def __init__(self, path: str, threads: int | None = None, per_text: bool = False):
+        self.per_text = per_text
         ort = _need("onnxruntime")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -147,6 +154,15 @@ class OnnxBackend:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        if not self.per_text:
+            return self._run(input_ids, attention_mask)
+        rows = []
+        for ids, mask in zip(input_ids, attention_mask):
+            n = int(mask.sum())  # m3cls pads on the right
+            rows.append(self._run(ids[None, :n], mask[None, :n]))
+        return np.concatenate(rows)
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         return self.session.run(["logits"], {k: v for k, v in feed.items() if k in self.inputs})[0]
 
@@ -160,4 +176,4 @@ def load_onnx_backend(folder: str, meta: dict, file: str | None = None):
     if not os.path.isfile(path):
         raise ModelLoadError(f"{folder}: no {name}; make one with 'm3cls export --model_path MODEL --output "
                              f"{folder}', or use --backend torch")
-    return OnnxBackend(path), AutoConfig.from_pretrained(folder)
+    return OnnxBackend(path, per_text=name == INT8_FILE), AutoConfig.from_pretrained(folder)
