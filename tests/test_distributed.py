@@ -45,7 +45,8 @@ FLAGS = ["--num_train_epochs", "2", "--learning_rate", "3e-3", "--max_length", "
 def test_two_process_training_matches_one_process(no_dropout_bert, tmp_path):
     data = write_json(tmp_path / "d.json", [{"text": t, "label": l} for t, l in make_texts(96, seed=14)])
     val = write_json(tmp_path / "v.json", [{"text": t, "label": l} for t, l in make_texts(24, seed=15)])
-    common = ["--model_name_or_path", no_dropout_bert, "--data_path", data, "--validation_path", val, *FLAGS]
+    common = ["--model_name_or_path", no_dropout_bert, "--data_path", data, "--validation_path", val, *FLAGS,
+              "--logging_steps", "1"]
     single = str(tmp_path / "single")
     assert main(["train", *common, "--output_dir", single, "--per_device_train_batch_size", "8"]) == 0
     double = str(tmp_path / "double")
@@ -68,6 +69,10 @@ def test_two_process_training_matches_one_process(no_dropout_bert, tmp_path):
     assert [p.label for p in a] == [p.label for p in b]
     diff = max(abs(p.probabilities[k] - q.probabilities[k]) for p, q in zip(a, b) for k in p.probabilities)
     assert diff < 0.02
+    # the logged training loss is the per-text mean in both (not multiplied by the number of processes)
+    losses = [[e["loss"] for e in json.load(open(os.path.join(d, "m3cls.json")))["history"] if "loss" in e][:3]
+              for d in (single, double)]
+    assert np.allclose(losses[0], losses[1], rtol=0.01), losses
 
 
 def test_two_process_prediction_keeps_input_order(trained_xlmr, tmp_path):

@@ -96,7 +96,11 @@ def _train_parser():
     parser.set_defaults(**cpu_defaults())
     parser.set_defaults(train_sampling_strategy="group_by_length", per_device_train_batch_size=16,
                         per_device_eval_batch_size=32, logging_steps=25, save_total_limit=2, report_to="none",
-                        warmup_steps=0.1, num_train_epochs=3.0)
+                        warmup_steps=0.1, num_train_epochs=3.0,
+                        # True makes the Trainer scale each rank's loss by the number of processes, and log it
+                        # so scaled; with one item per text and equal per-rank batches, False gives the same
+                        # gradients and a logged loss that matches a single process
+                        average_tokens_across_devices=False)
     return parser
 
 
