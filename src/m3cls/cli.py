@@ -115,6 +115,7 @@ def cmd_train(argv: list[str]) -> int:
     if not args.output_dir or "output_dir" not in explicit:
         raise ConfigError("--output_dir is required: the folder for the trained model")
     result = train(config, args, explicit)
+    distributed.finish()
     print(json.dumps({"output_dir": result.output_dir, "accuracy": round(result.metrics["accuracy"], 4),
                       "macro_f1": round(result.metrics["macro_f1"], 4)}))
     return 0
@@ -235,7 +236,7 @@ def _predict_distributed(a, clf, texts, temperature, rank: int, size: int) -> in
     if rank == 0:
         total = distributed.interleave(a.output, size)
         logger.info("wrote %d predictions from %d processes to %s", total, size, a.output)
-    distributed.barrier()
+    distributed.finish()
     return 0
 
 
