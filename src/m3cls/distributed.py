@@ -36,7 +36,7 @@ def finish() -> None:
     """Wait for every rank, then leave the process group, so no rank exits while another still works.
 
     Without it a rank that finished first sometimes aborted at exit ("terminate called without an active
-    exception", seen in about 1 of 15 two-process test runs), and torchrun reported a failed run although
+    exception", seen in about 1 of 12 test-suite runs), and torchrun reported a failed run although
     rank 0 had saved the model.
     """
     import torch.distributed as dist
