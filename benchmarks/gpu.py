@@ -34,6 +34,11 @@ SHAPES = {
 PLAN = {512: (16, 12, 64, 512), 8192: (1, 12, 4, 32)}
 
 
+def plan(length: int) -> tuple[int, int, int, int]:
+    """The PLAN row for a length; other lengths (e.g. with --lengths for a quick check) get a small one."""
+    return PLAN.get(length, (2, 3, 4, 8))
+
+
 def build_model(folder: str, shape: str) -> str:
     """A randomly initialised XLM-RoBERTa classifier and a word-level tokenizer, saved as an HF folder."""
     import torch
@@ -67,13 +72,13 @@ def worker_train(a) -> dict:
 
     from m3cls.cli import main
 
-    batch, steps, _, _ = PLAN[a.length] if a.length in PLAN else (2, 3, 4, 8)
+    batch, steps, _, _ = plan(a.length)
     out = tempfile.mkdtemp(prefix="m3cls-gpu-train-")
     flags = ["train", "--model_name_or_path", a.model, "--data_path", a.data, "--output_dir", out,
              "--overwrite_output_dir", "--max_length", str(a.length), "--precision", a.precision,
              "--per_device_train_batch_size", str(batch), "--max_steps", str(steps), "--learning_rate", "1e-5",
              "--eval_strategy", "no", "--save_strategy", "no", "--no_baseline", "--no_report",
-             "--per_device_eval_batch_size", str(max(1, batch))]
+             "--per_device_eval_batch_size", str(batch)]
     if a.length > 2048:
         flags.append("--gradient_checkpointing")
     if main(flags) != 0:
@@ -89,7 +94,7 @@ def worker_predict(a) -> dict:
 
     from m3cls import Classifier
 
-    _, _, batch, n = PLAN[a.length] if a.length in PLAN else (2, 3, 4, 8)
+    _, _, batch, n = plan(a.length)
     texts = [json.loads(line)["text"] for line in open(a.data)][:n]
     clf = Classifier.from_pretrained(a.model, device=a.device, precision=a.precision, max_length=a.length,
                                      batch_size=batch)
