@@ -47,7 +47,7 @@ def split_bbc(workdir: str, seed: int = 0) -> tuple[str, str, int]:
     for name, part in (("train.json", train), ("test.json", test)):
         path = os.path.join(workdir, name)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump([to_messages(t, l) for t, l in part], f, ensure_ascii=False)
+            json.dump([to_messages(t, y) for t, y in part], f, ensure_ascii=False)
         paths.append(path)
     return paths[0], paths[1], len(pairs)
 

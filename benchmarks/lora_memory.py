@@ -37,7 +37,7 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="m3cls-lora-")
     data = os.path.join(work, "train.jsonl")
     with open(data, "w") as f:
-        f.writelines(json.dumps({"text": t, "label": l}) + "\n" for t, l in pairs[: a.texts])
+        f.writelines(json.dumps({"text": t, "label": y}) + "\n" for t, y in pairs[: a.texts])
     base = [sys.executable, "-m", "m3cls", "train", "--model_name_or_path", "bundled", "--data_path", data,
             "--max_length", a.max_length, "--num_train_epochs", "2", "--no_report", "--no_baseline",
             "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "False"]

@@ -119,7 +119,7 @@ def write_json(path, obj) -> str:
 @pytest.fixture(scope="session")
 def messages_file(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("data")
-    return write_json(folder / "train.json", [messages_record(t, l) for t, l in make_texts(120, seed=1)])
+    return write_json(folder / "train.json", [messages_record(t, y) for t, y in make_texts(120, seed=1)])
 
 
 TRAIN_FLAGS = ["--num_train_epochs", "3", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",

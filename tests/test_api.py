@@ -11,12 +11,12 @@ def api_model(tiny_bert, tmp_path_factory):
     from m3cls import TrainConfig, train
 
     folder = tmp_path_factory.mktemp("api")
-    data = write_json(folder / "d.jsonl.json", [{"text": t, "label": l} for t, l in make_texts(60, seed=4)])
+    data = write_json(folder / "d.jsonl.json", [{"text": t, "label": y} for t, y in make_texts(60, seed=4)])
     args = TrainingArguments(output_dir=str(folder / "model"), num_train_epochs=3, learning_rate=3e-3,
                              per_device_train_batch_size=8, seed=1, report_to="none")
     result = train(TrainConfig(model_name_or_path=tiny_bert, data_path=data, max_length=48, precision="fp32"),
                    args)
-    assert result.metrics["accuracy"] >= 0.8 and result.meta["labels"] == ["GPT", "Human"]
+    assert result.metrics["accuracy"] >= 0.8 and list(result.contract.labels) == ["GPT", "Human"]
     return result.output_dir
 
 

@@ -83,7 +83,7 @@ def test_predict_accepts_a_checkpoint_folder(trained_xlmr, capsys):
 
 
 def test_training_is_deterministic_with_a_seed(tiny_bert, tmp_path):
-    data = write_json(tmp_path / "d.json", [{"text": t, "label": l} for t, l in make_texts(40, seed=2)])
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(40, seed=2)])
     outs = []
     for name in ("a", "b"):
         out = str(tmp_path / name)
@@ -99,7 +99,7 @@ def test_training_is_deterministic_with_a_seed(tiny_bert, tmp_path):
 
 @pytest.fixture
 def bad_files(tmp_path):
-    good = [messages_record(t, l) for t, l in make_texts(20, seed=3)]
+    good = [messages_record(t, y) for t, y in make_texts(20, seed=3)]
     return {
         "one_class": write_json(tmp_path / "one.json", [messages_record("a text", "Human")] * 5),
         "val_unseen": write_json(tmp_path / "val.json", [messages_record("text", "Bard")]),

@@ -54,7 +54,7 @@ def test_calibrate_saves_a_temperature_that_predict_uses(trained_xlmr, tmp_path,
     assert f"temperature {meta['temperature']:.4f} fitted on 60 texts" in printed
     assert meta["calibration"]["ece_after"] <= meta["calibration"]["ece_before"] + 1e-9
     assert main(["predict", "--model_path", str(model), "--text", "delve lol"]) == 0
-    from m3cls.cli import format_temperature
+    from m3cls.cli.common import format_temperature
 
     assert f"Temperature: {format_temperature(meta['temperature'])}\n" in capsys.readouterr().out
     assert main(["predict", "--model_path", str(model), "--text", "delve lol", "--temperature", "1"]) == 0
@@ -69,8 +69,8 @@ def test_evaluate_rejects_labels_the_model_does_not_know(trained_xlmr, tmp_path,
 
 def test_inspect_warns_about_leakage(tmp_path, capsys):
     pairs = make_texts(30, seed=12)
-    train = write_json(tmp_path / "train.json", [messages_record(t, l) for t, l in pairs])
-    val = write_json(tmp_path / "val.json", [messages_record(t, l) for t, l in pairs[:5]])
+    train = write_json(tmp_path / "train.json", [messages_record(t, y) for t, y in pairs])
+    val = write_json(tmp_path / "val.json", [messages_record(t, y) for t, y in pairs[:5]])
     assert main(["inspect", "--data_path", train, "--validation_path", val]) == 0
     out = capsys.readouterr().out
     assert "WARNING: LEAKAGE: 5 validation text(s) (100.0%) also appear in the training data" in out
@@ -90,7 +90,7 @@ def test_chunked_prediction_reports_windows(trained_xlmr, tmp_path):
 def test_class_weights_early_stopping_and_truncation(tiny_bert, tmp_path):
     pairs = make_texts(80, seed=13)
     pairs = [p for p in pairs if p[1] == "GPT"] + [p for p in pairs if p[1] == "Human"][:10]  # 40:10
-    data = write_json(tmp_path / "imb.json", [{"text": t, "label": l} for t, l in pairs])
+    data = write_json(tmp_path / "imb.json", [{"text": t, "label": y} for t, y in pairs])
     out = tmp_path / "out"
     assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", str(out),
                  *TRAIN_FLAGS, "--num_train_epochs", "30", "--class_weights", "balanced",

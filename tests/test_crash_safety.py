@@ -20,7 +20,7 @@ FLAGS = ["--num_train_epochs", "6", "--per_device_train_batch_size", "8", "--lea
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("crash")
-    return write_json(folder / "train.json", [{"text": t, "label": l} for t, l in make_texts(120, seed=9)])
+    return write_json(folder / "train.json", [{"text": t, "label": y} for t, y in make_texts(120, seed=9)])
 
 
 def _train_process(model, data, out, *extra):
@@ -60,7 +60,7 @@ def test_sigkilled_run_resumes_and_matches_an_uninterrupted_one(tiny_bert, data,
 
 
 def test_incomplete_checkpoints_are_skipped(tmp_path):
-    from m3cls.checkpoints import latest_valid_checkpoint
+    from m3cls.training.checkpoints import latest_valid_checkpoint
 
     good = tmp_path / "checkpoint-10"
     good.mkdir()
@@ -82,7 +82,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tiny_bert, data, tmp_p
     assert "interrupted at step" in last and "--resume_from_checkpoint auto" in last
     assert "Traceback" not in err
     assert not os.path.exists(os.path.join(out, "m3cls.json"))
-    from m3cls.checkpoints import latest_valid_checkpoint
+    from m3cls.training.checkpoints import latest_valid_checkpoint
 
     assert latest_valid_checkpoint(out) is not None
 

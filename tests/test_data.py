@@ -3,7 +3,7 @@ import json
 import pytest
 from conftest import messages_record, write_json
 
-from m3cls.data import ReadOptions, iter_items, read_labeled, read_texts, stratified_split
+from m3cls.data import ReadOptions, iter_items, read_labeled, stratified_split
 from m3cls.errors import ConfigError, DataError
 
 PAIRS = [("first text", "Human"), ("second text", "GPT"), ("third, with comma", "Human")]
@@ -17,14 +17,14 @@ def _write(path, content: str) -> str:
 @pytest.fixture
 def files(tmp_path):
     out = {
-        "messages.json": write_json(tmp_path / "messages.json", [messages_record(t, l) for t, l in PAIRS]),
+        "messages.json": write_json(tmp_path / "messages.json", [messages_record(t, y) for t, y in PAIRS]),
         "messages.jsonl": _write(tmp_path / "messages.jsonl",
-                                 "\n".join(json.dumps(messages_record(t, l)) for t, l in PAIRS) + "\n"),
-        "flat.json": write_json(tmp_path / "flat.json", [{"text": t, "label": l} for t, l in PAIRS]),
+                                 "\n".join(json.dumps(messages_record(t, y)) for t, y in PAIRS) + "\n"),
+        "flat.json": write_json(tmp_path / "flat.json", [{"text": t, "label": y} for t, y in PAIRS]),
         "flat.jsonl": _write(tmp_path / "flat.jsonl",
-                             "\n".join(json.dumps({"text": t, "label": l}) for t, l in PAIRS)),
-        "flat.csv": _write(tmp_path / "flat.csv", "text,label\n" + "".join(f'"{t}",{l}\n' for t, l in PAIRS)),
-        "flat.tsv": _write(tmp_path / "flat.tsv", "text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in PAIRS)),
+                             "\n".join(json.dumps({"text": t, "label": y}) for t, y in PAIRS)),
+        "flat.csv": _write(tmp_path / "flat.csv", "text,label\n" + "".join(f'"{t}",{y}\n' for t, y in PAIRS)),
+        "flat.tsv": _write(tmp_path / "flat.tsv", "text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in PAIRS)),
     }
     return out
 
@@ -62,15 +62,15 @@ def test_integer_labels_in_flat_json_become_names(tmp_path):
 
 def test_prediction_input_without_labels_and_plain_text(tmp_path):
     path = _write(tmp_path / "texts.txt", "one line\n\nanother line\n")
-    data = read_texts(path)
-    assert data.texts == ["one line", "another line"] and data.labels is None
+    items = list(iter_items(path))
+    assert [i.text for i in items] == ["one line", "another line"] and {i.label for i in items} == {None}
     jsonl = _write(tmp_path / "t.jsonl", '{"text": "x y"}\n{"text": "z"}\n')
-    assert read_texts(jsonl).texts == ["x y", "z"]
+    assert [i.text for i in iter_items(jsonl)] == ["x y", "z"]
 
 
 def test_two_message_records_can_be_predicted_but_not_trained(tmp_path):
     path = write_json(tmp_path / "two.json", [{"messages": [{"content": "q"}, {"content": "the text"}]}])
-    assert read_texts(path).texts == ["the text"]
+    assert [i.text for i in iter_items(path)] == ["the text"]
     with pytest.raises(DataError, match=r"record 1 has 2 messages, so messages\[1\] \(text\) and messages\[-1\] "
                                         r"\(label\) are the same message"):
         read_labeled(path)

@@ -43,8 +43,8 @@ FLAGS = ["--num_train_epochs", "2", "--learning_rate", "3e-3", "--max_length", "
 
 
 def test_two_process_training_matches_one_process(no_dropout_bert, tmp_path):
-    data = write_json(tmp_path / "d.json", [{"text": t, "label": l} for t, l in make_texts(96, seed=14)])
-    val = write_json(tmp_path / "v.json", [{"text": t, "label": l} for t, l in make_texts(24, seed=15)])
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(96, seed=14)])
+    val = write_json(tmp_path / "v.json", [{"text": t, "label": y} for t, y in make_texts(24, seed=15)])
     common = ["--model_name_or_path", no_dropout_bert, "--data_path", data, "--validation_path", val, *FLAGS,
               "--logging_steps", "1"]
     single = str(tmp_path / "single")

@@ -30,14 +30,12 @@ def test_export_folder_stands_alone(exported):
 
 def test_fp32_matches_torch_and_int8_agrees(exported, trained_xlmr):
     from m3cls import Classifier
-    from m3cls.export import OnnxBackend
     from m3cls.metrics import softmax
 
     texts = [t for t, _ in make_texts(200, seed=21)]
     torch_clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
     int8_clf = Classifier.from_pretrained(exported, backend="onnx")
-    fp32_clf = Classifier(OnnxBackend(os.path.join(exported, "model.onnx")), int8_clf.tokenizer, int8_clf.labels,
-                          max_length=int8_clf.max_length)
+    fp32_clf = Classifier.from_pretrained(exported, backend="onnx", onnx_file="model.onnx")
     reference = torch_clf.logits(texts)
     assert np.abs(softmax(fp32_clf.logits(texts)) - softmax(reference)).max() < 1e-3
     agreement = (int8_clf.logits(texts).argmax(1) == reference.argmax(1)).mean()

@@ -10,10 +10,10 @@ def _linear_dtypes(monkeypatch) -> list:
     """Record the output dtype of every Linear layer the Trainer runs during training."""
     import torch
 
-    from m3cls import trainer_setup
+    from m3cls.training import trainer as trainer_module
 
     seen = []
-    original = trainer_setup.build_trainer
+    original = trainer_module.build_trainer
 
     def build_and_watch(model, *args, **kwargs):
         def hook(module, inputs, output):
@@ -25,7 +25,7 @@ def _linear_dtypes(monkeypatch) -> list:
                 module.register_forward_hook(hook)
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_setup, "build_trainer", build_and_watch)
+    monkeypatch.setattr("m3cls.training.trainer.build_trainer", build_and_watch)
     return seen
 
 
@@ -38,19 +38,19 @@ def test_training_runs_in_the_chosen_precision(tiny_bert, tmp_path, monkeypatch,
     from m3cls import TrainConfig, train
 
     seen = _linear_dtypes(monkeypatch)
-    data = write_json(tmp_path / "d.json", [{"text": t, "label": l} for t, l in make_texts(24, seed=2)])
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(24, seed=2)])
     args = TrainingArguments(output_dir=str(tmp_path / "model"), max_steps=2, per_device_train_batch_size=8,
                              report_to="none")
     result = train(TrainConfig(model_name_or_path=tiny_bert, data_path=data, max_length=32, precision=precision,
                                baseline=False, report=False), args)
-    assert result.meta["precision"] == precision
+    assert result.contract.info["precision"] == precision
     assert seen and {str(d) for d in seen} == {expected}
 
 
 def test_explicit_eval_strategy_no_skips_evaluation_during_training(tiny_bert, tmp_path):
     from m3cls.cli import main
 
-    data = write_json(tmp_path / "d.json", [{"text": t, "label": l} for t, l in make_texts(40, seed=3)])
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(40, seed=3)])
     out = tmp_path / "model"
     code = main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", str(out),
                  "--max_length", "32", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
@@ -73,7 +73,7 @@ def test_reference_precision_flags_work_on_a_cpu(tiny_bert, tmp_path, monkeypatc
     from m3cls.modeling import choose_precision
 
     seen = _linear_dtypes(monkeypatch)
-    data = write_json(tmp_path / "d.json", [{"text": t, "label": l} for t, l in make_texts(24, seed=2)])
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(24, seed=2)])
     out = tmp_path / "model"
     assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", str(out),
                  "--max_length", "32", "--max_steps", "2", "--per_device_train_batch_size", "8", flag,

@@ -78,14 +78,6 @@ def choose_temperature(logits: np.ndarray, y_true: np.ndarray) -> tuple[float, s
     return t, None
 
 
-def calibration_summary(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> dict:
-    """Log-loss and ECE at T=1 and at ``temperature``."""
-    before, after = softmax(logits, 1.0), softmax(logits, temperature)
-    return {"temperature": temperature,
-            "before": {"log_loss": log_loss(before, y_true), "ece": expected_calibration_error(before, y_true)},
-            "after": {"log_loss": log_loss(after, y_true), "ece": expected_calibration_error(after, y_true)}}
-
-
 def evaluate_logits(logits: np.ndarray, y_true: np.ndarray, names: tuple[str, ...], temperature: float) -> dict:
     """Every figure m3cls reports, at T=1 ("before") and at ``temperature`` ("after")."""
     y_true = np.asarray(y_true)

@@ -24,7 +24,7 @@ import os
 import random
 import sys
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import IO, Iterator
 
 from .errors import ConfigError, DataError
@@ -36,15 +36,23 @@ _EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "
 csv.field_size_limit(2**31 - 1)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReadOptions:
-    """Where the text and the label sit in a record (the CLI flags of the same names)."""
+    """Where the text and the label sit in a record: the read flags of every command, declared once here."""
 
-    data_format: str = "auto"
-    text_column: str = "text"
-    label_column: str = "label"
-    text_message_index: int = 1
-    label_message_index: int = -1
+    data_format: str = field(default="auto", metadata={
+        "help": "auto (from the extension and content), messages, messages_jsonl, json, jsonl, csv, tsv or txt."})
+    text_column: str = field(default="text", metadata={"help": "Text field in flat records."})
+    label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
+    text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
+    label_message_index: int = field(default=-1, metadata={"help": "messages[i] holding the label."})
+
+    @classmethod
+    def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
+        """Flags the user gave (None = not given), else the ones saved with a model, else the defaults."""
+        names = [f.name for f in fields(cls)]
+        saved = {k: v for k, v in (saved or {}).items() if k in names}
+        return cls(**{**saved, **{k: v for k, v in given.items() if k in names and v is not None}})
 
 
 @dataclass
@@ -81,15 +89,6 @@ def read_labeled(path: str, options: ReadOptions = ReadOptions()) -> TextData:
     if not texts:
         raise DataError(f"{path}: no records found; expected at least one text with a label")
     return TextData(texts, labels, path)
-
-
-def read_texts(path: str, options: ReadOptions = ReadOptions()) -> TextData:
-    """Read a whole file for prediction; labels are kept only if every record has one."""
-    items = list(iter_items(path, options, need_labels=False))
-    if not items:
-        raise DataError(f"{path}: no records found; expected at least one text")
-    labels = [i.label for i in items]
-    return TextData([i.text for i in items], None if None in labels else labels, path)
 
 
 def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: bool = False) -> Iterator[Item]:

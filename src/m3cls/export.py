@@ -1,4 +1,6 @@
-"""ONNX export (with optional dynamic int8 quantization) and the onnxruntime backend.
+"""ONNX export (with optional dynamic int8 quantization): this module only writes folders.
+
+The onnxruntime runner is ``m3cls.backends.OnnxBackend``.
 
 The exported folder stands alone: ``model.onnx`` (and ``model.int8.onnx`` with ``--quantize int8``), the
 tokenizer, ``config.json`` with the labels, and ``m3cls.json``. Inputs are ``input_ids`` and
@@ -15,24 +17,19 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 
-import numpy as np
-
-from .errors import ConfigError, ModelLoadError, OutputError
-from .meta import read_meta, write_meta
+from .backends import ONNX_FP32_FILE as FP32_FILE
+from .backends import ONNX_INT8_FILE as INT8_FILE
+from .contract import derive_contract, read_contract, write_contract
+from .errors import ConfigError, OutputError
+from .files import require, staged_folder
+from .labels import LabelSet
 
 logger = logging.getLogger(__name__)
 
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
-
 
 def _need(module: str):
-    try:
-        return __import__(module)
-    except ImportError:
-        raise ConfigError(f'ONNX needs {module}; run: pip install "m3cls[onnx]"') from None
+    return require(module, "onnx", "ONNX export")
 
 
 def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, opset: int = 17,
@@ -40,10 +37,8 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
     """Export a trained model folder to a standalone ONNX folder; returns what was written.
 
     ``optimize`` runs onnxruntime's transformer optimizer, which fuses attention, layer norms and GELU into
-    its own kernels (about 30% faster on CPU, measured); the graph then needs onnxruntime to run.
+    its own kernels (faster on CPU; README, "Speed"); the graph then needs onnxruntime to run.
     """
-    import torch
-
     from .modeling import load_model, load_tokenizer
 
     _need("onnx")
@@ -53,9 +48,18 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
         raise OutputError(f"{output_dir}: exists and is not empty; choose a new --output or pass --overwrite")
     model = load_model(model_path, config_overrides={"_attn_implementation": "eager"}).eval()
     tokenizer = load_tokenizer(model_path)
-    staging = output_dir.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
+    contract = read_contract(model_path) or derive_contract(LabelSet.from_config(model.config.id2label).names,
+                                                            tokenizer, model.config)
+    with staged_folder(output_dir) as staging:
+        onnx_info = _write_onnx(model, tokenizer, staging, quantize, opset, optimize)
+        write_contract(staging, contract.with_info(onnx=onnx_info))
+    logger.info("exported %s to %s (%s)", model_path, output_dir, ", ".join(onnx_info["files"]))
+    return onnx_info
+
+
+def _write_onnx(model, tokenizer, staging: str, quantize: str | None, opset: int, optimize: bool) -> dict:
+    """The graph (fused if asked), its int8 twin if asked, the tokenizer and config, in ``staging``."""
+    import torch
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self, inner):
@@ -80,14 +84,7 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
         files.append(INT8_FILE)
     tokenizer.save_pretrained(staging)
     model.config.save_pretrained(staging)
-    meta = read_meta(model_path)
-    meta["onnx"] = {"file": files[-1], "files": files, "opset": opset, "quantize": quantize, "fused": fused}
-    write_meta(staging, meta)
-    if os.path.isdir(output_dir):
-        shutil.rmtree(output_dir)
-    os.replace(staging, output_dir)
-    logger.info("exported %s to %s (%s)", model_path, output_dir, ", ".join(files))
-    return meta["onnx"]
+    return {"file": files[-1], "files": files, "opset": opset, "quantize": quantize, "fused": fused}
 
 
 def optimize_graph(path: str, config) -> dict | None:
@@ -128,52 +125,3 @@ def quantize_int8(source: str, target: str) -> None:
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
-
-
-class OnnxBackend:
-    """Runs an exported model with onnxruntime on the CPU.
-
-    ``per_text`` runs each text alone, unpadded. Dynamic int8 models need it: they quantize activations with a
-    scale taken over the whole batch, so in a batch one text's probabilities would depend on its neighbours
-    (measured: 1.7% of labels changed with the batch). Alone, a text always gets the same answer; measured,
-    16% slower on short texts and faster at 512 tokens, with far less memory there.
-    """
-
-    def __init__(self, path: str, threads: int | None = None, per_text: bool = False):
-        self.per_text = per_text
-        ort = _need("onnxruntime")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelLoadError(f"{path}: cannot load the ONNX model ({' '.join(str(e).split())[:160]}); "
-                                 f"re-run 'm3cls export'") from None
-        self.inputs = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        if not self.per_text:
-            return self._run(input_ids, attention_mask)
-        rows = []
-        for ids, mask in zip(input_ids, attention_mask):
-            n = int(mask.sum())  # m3cls pads on the right
-            rows.append(self._run(ids[None, :n], mask[None, :n]))
-        return np.concatenate(rows)
-
-    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        return self.session.run(["logits"], {k: v for k, v in feed.items() if k in self.inputs})[0]
-
-
-def load_onnx_backend(folder: str, meta: dict, file: str | None = None):
-    """The backend and the model config (for labels) of an ``m3cls export`` folder."""
-    from transformers import AutoConfig
-
-    name = file or meta.get("onnx", {}).get("file") or FP32_FILE
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        raise ModelLoadError(f"{folder}: no {name}; make one with 'm3cls export --model_path MODEL --output "
-                             f"{folder}', or use --backend torch")
-    return OnnxBackend(path, per_text=name == INT8_FILE), AutoConfig.from_pretrained(folder)

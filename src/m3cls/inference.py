@@ -14,25 +14,21 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
 
-from .errors import ConfigError
+from .contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
+from .errors import ConfigError, ModelLoadError
 from .labels import LabelSet
-from .meta import read_meta
 from .metrics import softmax
-from .modeling import autocast_dtype, choose_device, choose_precision, load_model, load_tokenizer
-from .tokens import SpecialLayout
+from .tokens import TextEncoder
 
 logger = logging.getLogger(__name__)
-LONG_TEXT_MODES = ("truncate", "chunks")
 
 
 def check_temperature(value: float) -> float:
@@ -51,7 +47,6 @@ class Prediction:
     label_id: int
     probabilities: dict[str, float]
     n_chunks: int | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self, index: int | None = None) -> dict:
         """The JSON line that ``m3cls predict --output`` writes."""
@@ -59,86 +54,71 @@ class Prediction:
         out.update(label=self.label, label_id=self.label_id, probabilities=self.probabilities)
         if self.n_chunks is not None:
             out["n_chunks"] = self.n_chunks
-        out.update(self.extra)
         return out
 
 
-class TorchBackend:
-    """Runs a transformers model; bf16 autocast on CPUs that pay for it, half-precision weights on GPUs."""
-
-    def __init__(self, model, device: torch.device, precision: str):
-        self.device, self.precision = device, precision
-        self.model = model.to(device).eval()
-        if device.type == "cuda" and precision != "fp32":
-            self.model = self.model.to(autocast_dtype(precision))
-
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        dtype = autocast_dtype(self.precision)
-        cast = torch.autocast(self.device.type, dtype=dtype) if dtype and self.device.type == "cpu" \
-            else contextlib.nullcontext()
-        with torch.inference_mode(), cast:
-            out = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
-                             attention_mask=torch.from_numpy(attention_mask).to(self.device))
-        return out.logits.float().cpu().numpy()
-
-
 class Classifier:
-    """A sequence classifier with its tokenizer, label names, max_length and temperature.
+    """A sequence classifier: a backend, a tokenizer, and the model contract that joins them.
 
-    ``backend`` is anything that maps (input_ids, attention_mask) int64 arrays to logits: ``TorchBackend``, or
-    ``m3cls.export.OnnxBackend`` for an exported folder.
+    ``backend`` is anything that maps (input_ids, attention_mask) int64 arrays to logits
+    (``m3cls.backends.TorchBackend`` or ``OnnxBackend``). Inputs come from the contract's
+    :class:`~m3cls.tokens.TextEncoder`, the same function training used. ``max_length``, ``long_text`` and
+    ``stride`` given here override the contract for this process only.
     """
 
-    def __init__(self, backend, tokenizer, labels: LabelSet, *, max_length: int, temperature: float = 1.0,
-                 batch_size: int = 32, long_text: str = "truncate", stride: int = 0):
+    def __init__(self, backend, tokenizer, contract: ModelContract, *, batch_size: int = 32,
+                 max_length: int | None = None, long_text: str | None = None, stride: int | None = None):
+        long_text = long_text or contract.long_text
         if long_text not in LONG_TEXT_MODES:
             raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-        if max_length < 2:
+        if max_length is not None and max_length < 2:
             raise ConfigError(f"max_length must be at least 2, got {max_length}")
         self.backend = backend
         self.tokenizer = tokenizer
-        self.labels = labels
-        self.max_length = max_length
-        self.temperature = check_temperature(temperature)
+        self.contract = contract
+        self.labels = LabelSet(contract.labels)
+        self.encoder = TextEncoder.from_contract(tokenizer, contract, max_length, stride)
+        self.temperature = check_temperature(contract.temperature)
         self.batch_size = batch_size
         self.long_text = long_text
-        self.stride = stride
-        self._layout = SpecialLayout.of(tokenizer)
         if long_text == "chunks":
-            self._layout.windows([0] * (max_length + 1), max_length, stride)  # checks stride now, not mid-file
+            self.encoder.check_windows()
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    @property
+    def max_length(self) -> int:
+        return self.encoder.max_length
 
     @classmethod
     def from_pretrained(cls, path: str, *, device: str = "auto", precision: str = "auto",
                         max_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
-                        allow_pickle: bool = False, long_text: str = "truncate", stride: int = 0,
-                        backend: str = "torch") -> "Classifier":
+                        allow_pickle: bool = False, long_text: str | None = None, stride: int | None = None,
+                        backend: str = "torch", onnx_file: str | None = None) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
-        ``m3cls export`` folder with ``backend="onnx"``)."""
-        meta = read_meta(path)
-        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-        if backend == "onnx":
-            from .export import load_onnx_backend
+        ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text."""
+        from .backends import load_backend
+        from .modeling import load_tokenizer
 
-            runner, config = load_onnx_backend(path, meta)
-        elif backend == "torch":
-            model = load_model(path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-            dev = choose_device(device)
-            runner, config = TorchBackend(model, dev, choose_precision(precision, dev)), model.config
-        else:
-            raise ConfigError(f"--backend {backend!r} is not one of: torch, onnx")
-        return cls(runner, tokenizer, LabelSet.from_config(config.id2label),
-                   max_length=max_length or _default_max_length(meta, tokenizer, config),
-                   temperature=meta.get("temperature", 1.0), batch_size=batch_size, long_text=long_text,
-                   stride=stride)
+        contract = read_contract(path)
+        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+        runner, config = load_backend(path, backend, device=device, precision=precision, onnx_file=onnx_file,
+                                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        labels = LabelSet.from_config(config.id2label).names
+        if contract is None:
+            contract = derive_contract(labels, tokenizer, config)
+        elif tuple(contract.labels) != labels:
+            raise ModelLoadError(f"{path}: config.json labels ({', '.join(labels)}) differ from m3cls.json's "
+                                 f"({', '.join(contract.labels)}); the folder mixes two models -- retrain or "
+                                 f"re-export it")
+        return cls(runner, tokenizer, contract, batch_size=batch_size, max_length=max_length,
+                   long_text=long_text, stride=stride)
 
     # -- tokens --------------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text, truncated to max_length, unpadded."""
-        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        """Token ids per text, cut to max_length as the contract says, unpadded."""
+        return self.encoder.encode(texts)
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         longest = max(len(ids) for ids in batch)
@@ -168,9 +148,7 @@ class Classifier:
             return np.empty((0, len(self.labels)), dtype=np.float32), []
         if self.long_text == "truncate":
             return self.logits_from_ids(self.encode(texts)), [1] * len(texts)
-        full = self.tokenizer(list(texts), truncation=False, return_attention_mask=False,
-                              return_token_type_ids=False)["input_ids"]
-        windows = [self._layout.windows(ids, self.max_length, self.stride) for ids in full]
+        windows = self.encoder.windows(texts)
         flat = self.logits_from_ids([w for group in windows for w in group])
         bounds = np.cumsum([0] + [len(group) for group in windows])
         averaged = np.stack([flat[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
@@ -203,13 +181,3 @@ class Classifier:
                                       n_chunks[row] if n_chunks is not None else None))
         return results
 
-
-def _default_max_length(meta: dict, tokenizer, config) -> int:
-    """The max_length saved at training, else what the model can take, capped at 512 for speed."""
-    if meta.get("max_length"):
-        return int(meta["max_length"])
-    limits = [512, getattr(tokenizer, "model_max_length", 512) or 512]
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        limits.append(positions - 2 if config.model_type in ("xlm-roberta", "roberta") else positions)
-    return int(min(limits))

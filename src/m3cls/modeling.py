@@ -17,7 +17,6 @@ from .errors import ConfigError, ModelLoadError
 logger = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
-DEFAULT_MODEL = "BAAI/bge-m3"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -137,11 +136,12 @@ def _load_adapter(folder: str, allow_pickle: bool, kwargs: dict, attention: str 
     from transformers import AutoModelForSequenceClassification
 
     from . import lora
-    from .meta import read_meta
+    from .contract import read_contract
 
     with open(os.path.join(folder, lora.ADAPTER_CONFIG), encoding="utf-8") as f:
         adapter_base = json.load(f).get("base_model_name_or_path")
-    base = resolve_model_name(read_meta(folder).get("base_model") or adapter_base)
+    contract = read_contract(folder)
+    base = resolve_model_name((contract.info.get("base_model") if contract else None) or adapter_base)
     _check_reachable(base)
 
     def load_base(name, config):

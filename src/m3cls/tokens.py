@@ -1,4 +1,7 @@
-"""Token-level handling of long texts: truncation from the head, the tail or both, and sliding windows.
+"""Model inputs from raw text: truncation from the head, the tail or both, and sliding windows.
+
+:class:`TextEncoder` is the one function every consumer uses to turn texts into token ids, built from the
+model contract, so training, prediction, serving and export always see the same inputs.
 
 Works for any tokenizer by finding how many special tokens it puts before and after a text ([CLS] ... [SEP]
 for BERT, <s> ... </s> for XLM-RoBERTa), so windows and cut texts keep them.
@@ -7,10 +10,10 @@ for BERT, <s> ... </s> for XLM-RoBERTa), so windows and cut texts keep them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
+from .contract import TRUNCATION_MODES, ModelContract
 from .errors import ConfigError
-
-TRUNCATION_MODES = ("head", "tail", "head_tail")
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,49 @@ class SpecialLayout:
         step = keep - stride
         starts = list(range(0, max(1, len(body) - stride), step))
         return [head + body[s: s + keep] + tail for s in starts]
+
+
+class TextEncoder:
+    """Texts to unpadded token id lists, exactly as the model contract says (truncation mode, windows).
+
+    Example::
+
+        >>> enc = TextEncoder.from_contract(tokenizer, contract)        # doctest: +SKIP
+        >>> enc.encode(["a long text ..."])                               # doctest: +SKIP
+        [[0, 1033, 88, 2]]
+    """
+
+    def __init__(self, tokenizer, max_length: int, truncation: str = "head", stride: int = 0):
+        if truncation not in TRUNCATION_MODES:
+            raise ConfigError(f"--truncation {truncation!r} is not one of: {', '.join(TRUNCATION_MODES)}")
+        if max_length < 2:
+            raise ConfigError(f"max_length must be at least 2, got {max_length}")
+        self.tokenizer, self.max_length, self.truncation, self.stride = tokenizer, max_length, truncation, stride
+        self.layout = SpecialLayout.of(tokenizer)
+
+    @classmethod
+    def from_contract(cls, tokenizer, contract: ModelContract, max_length: int | None = None,
+                      stride: int | None = None) -> "TextEncoder":
+        """The contract's encoder; ``max_length`` and ``stride`` override it when given."""
+        return cls(tokenizer, max_length or contract.max_length, contract.truncation,
+                   contract.stride if stride is None else stride)
+
+    def check_windows(self) -> None:
+        """Fail now, not mid-file, when the stride does not fit a window."""
+        self.layout.windows([0] * (self.max_length + 1), self.max_length, self.stride)
+
+    def full_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Every token of every text, with special tokens, untruncated."""
+        return self.tokenizer(list(texts), truncation=False, return_attention_mask=False,
+                              return_token_type_ids=False)["input_ids"]
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """One token id list per text, cut to max_length the contract's way, unpadded."""
+        if self.truncation == "head":  # the tokenizer's own truncation is the same and faster
+            return self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                  return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        return [self.layout.truncate(ids, self.max_length, self.truncation) for ids in self.full_ids(texts)]
+
+    def windows(self, texts: Sequence[str]) -> list[list[list[int]]]:
+        """Per text, overlapping windows of at most max_length tokens that cover all of it."""
+        return [self.layout.windows(ids, self.max_length, self.stride) for ids in self.full_ids(texts)]

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Command-line layer for deployment: ``serve`` and ``export`` (part of the CLI, with ``cli.py``)."""
+"""``m3cls serve`` and ``m3cls export``: deployment."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import json
 import logging
 import os
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..files import require
+from .common import check_model_folder, load_classifier
 
 logger = logging.getLogger("m3cls")
 
 
 def cmd_export(argv: list[str]) -> int:
-    from .cli import _check_model_folder
-    from .export import export_onnx
+    from ..export import export_onnx
 
     p = argparse.ArgumentParser(prog="m3cls export", description="Export a model to a standalone ONNX folder.")
     p.add_argument("--model_path", required=True)
@@ -25,15 +26,14 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--no_optimize", action="store_true",
                    help="skip onnxruntime's attention/LayerNorm fusion (a plainer graph for other runtimes)")
     a = p.parse_args(argv)
-    _check_model_folder(a.model_path)
+    check_model_folder(a.model_path)
     info = export_onnx(a.model_path, a.output, a.quantize, a.opset, a.overwrite, not a.no_optimize)
     print(json.dumps({"output": a.output, **info}))
     return 0
 
 
 def cmd_serve(argv: list[str]) -> int:
-    from .cli import _load_classifier
-    from .serving import ServeLimits, create_app
+    from ..serving import ServeLimits, create_app
 
     d = ServeLimits()
     p = argparse.ArgumentParser(prog="m3cls serve", description="Serve a model over HTTP with a web page at /.")
@@ -57,13 +57,10 @@ def cmd_serve(argv: list[str]) -> int:
     for name in ("batch_size", "max_texts", "max_chars", "max_body_bytes", "max_queue"):
         if getattr(a, name) < 1:
             raise ConfigError(f"--{name} must be at least 1")
-    try:
-        import uvicorn
-    except ImportError:
-        raise ConfigError('serving needs FastAPI and uvicorn; run: pip install "m3cls[serve]"') from None
+    uvicorn = require("uvicorn", "serve", "serving")
     a.trust_remote_code = a.allow_pickle = False
-    a.long_text, a.stride = "truncate", 0
-    clf = _load_classifier(a)
+    a.long_text, a.stride = "truncate", None
+    clf = load_classifier(a)
     limits = ServeLimits(a.max_texts, a.max_chars, a.max_body_bytes, a.batch_size, a.max_wait_ms, a.max_queue,
                          not a.no_micro_batching)
     app = create_app(clf, limits, a.api_key)

@@ -1,7 +1,4 @@
-"""Command-line layer for the trust tools: ``evaluate``, ``calibrate`` and ``inspect``.
-
-Part of the CLI (with ``cli.py``): it parses flags, calls the library and prints results to stdout.
-"""
+"""``m3cls evaluate``, ``calibrate`` and ``inspect``: the trust tools."""
 
 from __future__ import annotations
 
@@ -12,60 +9,60 @@ import os
 
 import numpy as np
 
-from .errors import ConfigError, OutputError
+from ..errors import ConfigError
+from ..files import write_json
+from .common import add_model_flags, add_read_flags, check_writable, load_classifier, read_options
 
 logger = logging.getLogger("m3cls")
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
-    from .cli import _add_read_flags, add_model_flags
-
     add_model_flags(p)
     p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
-    _add_read_flags(p)
+    add_read_flags(p)
 
 
 def _labelled_logits(a: argparse.Namespace):
     """Load the model once, read the labelled file, and return (classifier, logits, label ids)."""
-    from .cli import _load_classifier, _read_options
-    from .data import read_labeled
+    from ..contract import read_contract
+    from ..data import read_labeled
 
-    data = read_labeled(a.data_path, _read_options(a))  # bad data fails before the model loads
-    clf = _load_classifier(a)
+    saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
+    data = read_labeled(a.data_path, read_options(a, saved and saved.read_options))  # before the model loads
+    clf = load_classifier(a)
     y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
     logits, _ = clf.logits_and_chunks(data.texts)
     return clf, logits, y_true
 
 
 def cmd_evaluate(argv: list[str]) -> int:
-    from .calibration import evaluate_logits
+    from ..calibration import evaluate_logits
 
     p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
     _model_flags(p)
     p.add_argument("--output", help="write the full results as JSON to this file")
     p.add_argument("--report", help="write an HTML report with plots into this folder")
     a = p.parse_args(argv)
-    _check_writable(a.output)
+    check_writable(a.output)
     clf, logits, y_true = _labelled_logits(a)
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
     print(format_evaluation(evaluation))
     if a.output:
-        _write_json(a.output, evaluation)
+        write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
     if a.report:
-        from .meta import read_meta
-        from .report import write_report
+        from ..report import write_report
 
-        meta = read_meta(a.model_path)
-        page = write_report(a.report, evaluation, history=meta.get("history"), baseline=meta.get("baseline"),
+        info = clf.contract.info
+        page = write_report(a.report, evaluation, history=info.get("history"), baseline=info.get("baseline"),
                             title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}")
-        logger.info("report written to %s (training history: %s)", page, "yes" if meta.get("history") else "no")
+        logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 
 
 def cmd_calibrate(argv: list[str]) -> int:
-    from .calibration import choose_temperature, evaluate_logits
-    from .meta import read_meta, write_meta
+    from ..calibration import choose_temperature, evaluate_logits
+    from ..contract import write_contract
 
     p = argparse.ArgumentParser(prog="m3cls calibrate",
                                 description="Refit the model's temperature on a labelled file and save it.")
@@ -76,16 +73,11 @@ def cmd_calibrate(argv: list[str]) -> int:
     if note:
         raise ConfigError(f"{a.data_path}: cannot fit a temperature: {note}")
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, temperature)
-    meta = read_meta(a.model_path) or {"labels": list(clf.labels.names), "max_length": clf.max_length}
-    meta["temperature"] = temperature
-    meta["calibration"] = {"temperature": temperature, "fitted_on": a.data_path, "note": None,
-                           "ece_before": evaluation["before"]["ece"], "ece_after": evaluation["after"]["ece"],
-                           "log_loss_before": evaluation["before"]["log_loss"],
-                           "log_loss_after": evaluation["after"]["log_loss"]}
-    try:
-        write_meta(a.model_path, meta)
-    except OSError as e:
-        raise OutputError(f"{a.model_path}: cannot write m3cls.json ({e.strerror})") from None
+    contract = clf.contract.replace(temperature=temperature).with_info(calibration={
+        "temperature": temperature, "fitted_on": a.data_path, "note": None,
+        "ece_before": evaluation["before"]["ece"], "ece_after": evaluation["after"]["ece"],
+        "log_loss_before": evaluation["before"]["log_loss"], "log_loss_after": evaluation["after"]["log_loss"]})
+    write_contract(a.model_path, contract)
     print(f"temperature {temperature:.4f} fitted on {len(y_true)} texts of {a.data_path}")
     print(f"ECE      {evaluation['before']['ece']:.4f} -> {evaluation['after']['ece']:.4f}")
     print(f"log-loss {evaluation['before']['log_loss']:.4f} -> {evaluation['after']['log_loss']:.4f}")
@@ -94,9 +86,8 @@ def cmd_calibrate(argv: list[str]) -> int:
 
 
 def cmd_inspect(argv: list[str]) -> int:
-    from .cli import _add_read_flags, _read_options
-    from .data import read_labeled, stratified_split
-    from .inspection import inspect_splits, warnings_for
+    from ..data import read_labeled, stratified_split
+    from ..inspection import inspect_splits, warnings_for
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
     p.add_argument("--data_path", required=True)
@@ -106,9 +97,9 @@ def cmd_inspect(argv: list[str]) -> int:
     p.add_argument("--model_name_or_path", help="also measure token lengths and unknown tokens for this model")
     p.add_argument("--max_length", type=int, default=512)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    _add_read_flags(p)
+    add_read_flags(p, saved_defaults=False)
     a = p.parse_args(argv)
-    options = _read_options(a)
+    options = read_options(a)
     data = read_labeled(a.data_path, options)
     if a.validation_path:
         train, validation = data, read_labeled(a.validation_path, options)
@@ -116,7 +107,7 @@ def cmd_inspect(argv: list[str]) -> int:
         train, validation = stratified_split(data, a.validation_split, a.seed)
     tokenizer = None
     if a.model_name_or_path:
-        from .modeling import load_tokenizer
+        from ..modeling import load_tokenizer
 
         tokenizer = load_tokenizer(a.model_name_or_path)
     report = inspect_splits(train, validation, tokenizer, a.max_length)
@@ -160,18 +151,3 @@ def format_inspection(report: dict) -> str:
                      f"{tokens['truncated_share']:.1%}; unknown-token share: {tokens['unknown_token_share']:.2%}")
     lines += [f"WARNING: {w}" for w in report["warnings"]] or ["no warnings"]
     return "\n".join(lines)
-
-
-def _check_writable(path: str | None) -> None:
-    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise OutputError(f"{path}: its folder does not exist; create it or choose another --output")
-
-
-def _write_json(path: str, obj: dict) -> None:
-    tmp = path + ".partial"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write ({e.strerror}); choose another --output") from None

@@ -1,0 +1,108 @@
+"""Model runners behind one interface: ``backend(input_ids, attention_mask) -> logits``.
+
+Both take int64 arrays padded on the right and return float32 logits, one row per text:
+- :class:`TorchBackend` runs a transformers model (bf16 autocast on CPUs that pay for it, half-precision
+  weights on GPUs);
+- :class:`OnnxBackend` runs a folder written by ``m3cls export`` with onnxruntime.
+
+Inputs are always built by :class:`m3cls.tokens.TextEncoder` from the model contract, never here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+from .errors import ConfigError, ModelLoadError
+from .files import require
+
+ONNX_FP32_FILE = "model.onnx"
+ONNX_INT8_FILE = "model.int8.onnx"
+BACKENDS = ("torch", "onnx")
+
+
+class TorchBackend:
+    """Runs a transformers model; bf16 autocast on CPUs that pay for it, half-precision weights on GPUs."""
+
+    def __init__(self, model, device, precision: str):
+        from .modeling import autocast_dtype
+
+        self.device, self.precision = device, precision
+        self.dtype = autocast_dtype(precision)
+        self.model = model.to(device).eval()
+        if device.type == "cuda" and self.dtype is not None:
+            self.model = self.model.to(self.dtype)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        import torch
+
+        cast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype and self.device.type == "cpu" \
+            else contextlib.nullcontext()
+        with torch.inference_mode(), cast:
+            out = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
+                             attention_mask=torch.from_numpy(attention_mask).to(self.device))
+        return out.logits.float().cpu().numpy()
+
+
+class OnnxBackend:
+    """Runs an exported model with onnxruntime on the CPU.
+
+    ``per_text`` runs each text alone, unpadded. Dynamic int8 models need it: they quantize activations with a
+    scale taken over the whole batch, so in a batch one text's probabilities would depend on its neighbours.
+    Alone, a text always gets the same answer (README, "Speed", has the measured cost).
+    """
+
+    def __init__(self, path: str, threads: int | None = None, per_text: bool = False):
+        self.per_text = per_text
+        ort = require("onnxruntime", "onnx", "the ONNX backend")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelLoadError(f"{path}: cannot load the ONNX model ({' '.join(str(e).split())[:160]}); "
+                                 f"re-run 'm3cls export'") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        if not self.per_text:
+            return self._run(input_ids, attention_mask)
+        rows = []
+        for ids, mask in zip(input_ids, attention_mask):
+            n = int(mask.sum())  # m3cls pads on the right
+            rows.append(self._run(ids[None, :n], mask[None, :n]))
+        return np.concatenate(rows)
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        return self.session.run(["logits"], {k: v for k, v in feed.items() if k in self.inputs})[0]
+
+
+def load_backend(path: str, kind: str = "torch", *, device: str = "auto", precision: str = "auto",
+                 onnx_file: str | None = None, trust_remote_code: bool = False, allow_pickle: bool = False):
+    """The runner and the model config (for labels) of a model folder, for ``kind`` torch or onnx."""
+    if kind == "onnx":
+        return _load_onnx(path, onnx_file)
+    if kind != "torch":
+        raise ConfigError(f"--backend {kind!r} is not one of: {', '.join(BACKENDS)}")
+    from .modeling import choose_device, choose_precision, load_model
+
+    model = load_model(path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    dev = choose_device(device)
+    return TorchBackend(model, dev, choose_precision(precision, dev)), model.config
+
+
+def _load_onnx(folder: str, file: str | None):
+    from transformers import AutoConfig
+
+    if file is None:
+        file = ONNX_INT8_FILE if os.path.isfile(os.path.join(folder, ONNX_INT8_FILE)) else ONNX_FP32_FILE
+    path = os.path.join(folder, file)
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"{folder}: no {file}; make one with 'm3cls export --model_path MODEL --output "
+                             f"{folder}', or use --backend torch")
+    return OnnxBackend(path, per_text=file == ONNX_INT8_FILE), AutoConfig.from_pretrained(folder)

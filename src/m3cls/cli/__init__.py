@@ -1,0 +1,88 @@
+"""The m3cls command line: the only layer that prints, reads flags or exits.
+
+Results go to stdout; logs and progress bars to stderr. A problem the user can fix (an ``M3clsError``) ends
+the command with one line on stderr and exit code 2. One module per command group:
+``train`` (train, demo), ``predict``, ``trust`` (evaluate, calibrate, inspect), ``deploy`` (serve, export);
+``common`` holds what they share.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Callable
+
+from .. import __version__
+from ..errors import M3clsError, TrainingInterrupted
+
+COMMANDS = {
+    "train": "fine-tune a model on labelled data (all transformers TrainingArguments flags work too)",
+    "predict": "classify one text (--text) or a file (--input), printing labels and probabilities",
+    "evaluate": "score a model on a labelled file: accuracy, macro-F1, per class, log-loss, ECE",
+    "calibrate": "refit a model's temperature on a labelled file and save it",
+    "inspect": "look at a data set: balance, duplicates, train/validation leakage, lengths, unknown tokens",
+    "serve": "serve a model over HTTP (micro-batched /predict, /labels, /health, a web page at /)",
+    "export": "export a model to a standalone ONNX folder, optionally int8-quantized",
+    "demo": "fine-tune the bundled MiniLM on BBC News (in the messages format), then predict a sample",
+}
+#: the module of each command; imported only when its command runs, so --help and inspect stay light
+_MODULES = {"train": "train", "demo": "train", "predict": "predict", "evaluate": "trust", "calibrate": "trust",
+            "inspect": "trust", "serve": "deploy", "export": "deploy"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``m3cls`` console script and ``python -m m3cls``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        _print_overview()
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"m3cls {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in _MODULES:
+        print(f"m3cls: error: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    try:
+        return handler(command)(rest)
+    except TrainingInterrupted as e:
+        print(f"m3cls {command}: {e}", file=sys.stderr)
+        return 130
+    except M3clsError as e:
+        print(f"m3cls {command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"m3cls {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def handler(command: str) -> Callable[[list[str]], int]:
+    """The ``cmd_<command>`` function of a command's module."""
+    module = importlib.import_module(f".{_MODULES[command]}", __name__)
+    return getattr(module, f"cmd_{command}")
+
+
+def _print_overview() -> None:
+    print(f"m3cls {__version__}: fine-tune and use transformer text classifiers\n\nusage: m3cls COMMAND [flags]"
+          f"\n\ncommands:")
+    for name, text in COMMANDS.items():
+        print(f"  {name:<10} {text}")
+    print("\n'm3cls COMMAND --help' lists a command's flags.")
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("M3CLS_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    if not sys.stderr.isatty():  # progress bars only on a terminal; plain log lines otherwise
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        hf_logging.disable_progress_bar()
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

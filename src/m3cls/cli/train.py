@@ -1,0 +1,80 @@
+"""``m3cls train`` and ``m3cls demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+
+from ..errors import ConfigError
+
+logger = logging.getLogger("m3cls")
+
+
+def train_parser():
+    """m3cls' flags (TrainConfig) and every transformers TrainingArguments flag, with m3cls' defaults."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from ..training import TrainConfig
+    from ..training.args import TRAIN_DEFAULTS, cpu_defaults
+
+    parser = HfArgumentParser((TrainConfig, TrainingArguments), prog="m3cls train",
+                              description="Fine-tune a sequence classifier. m3cls flags first, then every "
+                                          "transformers TrainingArguments flag.")
+    parser.set_defaults(**cpu_defaults(), **TRAIN_DEFAULTS)
+    return parser
+
+
+def parse_train_args(argv: list[str]):
+    """(TrainConfig, TrainingArguments values, the flags typed): the arguments are built later, once."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    from ..training import TrainConfig
+
+    explicit = frozenset(a[2:].split("=")[0] for a in argv if a.startswith("--"))
+    namespace = vars(train_parser().parse_args(argv))
+    config = TrainConfig(**{f.name: namespace[f.name] for f in fields(TrainConfig)})
+    values = {f.name: namespace[f.name] for f in fields(TrainingArguments) if f.init and f.name in namespace}
+    if not values.get("output_dir") or "output_dir" not in explicit:
+        raise ConfigError("--output_dir is required: the folder for the trained model")
+    return config, values, explicit
+
+
+def cmd_train(argv: list[str]) -> int:
+    from .. import distributed
+    from ..training import train
+
+    config, values, explicit = parse_train_args(argv)
+    result = train(config, values, explicit)
+    distributed.finish()
+    print(json.dumps({"output_dir": result.output_dir, "accuracy": round(result.metrics["accuracy"], 4),
+                      "macro_f1": round(result.metrics["macro_f1"], 4)}))
+    return 0
+
+
+def cmd_demo(argv: list[str]) -> int:
+    from ..demo import SAMPLE_TEXT, write_bbc_messages
+    from .predict import cmd_predict
+
+    p = argparse.ArgumentParser(prog="m3cls demo", description="fine-tune the bundled MiniLM on BBC News, "
+                                                               "then predict a sample")
+    p.add_argument("--workdir", default="demo", help="folder for the data and the model (default: demo)")
+    p.add_argument("--max_length", type=int, default=128)
+    p.add_argument("--num_train_epochs", default="2")
+    a, extra = p.parse_known_args(argv)
+    data_path = os.path.join(a.workdir, "bbc_messages.json")
+    output_dir = os.path.join(a.workdir, "model")
+    n = write_bbc_messages(data_path)
+    logger.info("wrote %d BBC News articles in the reference messages format to %s", n, data_path)
+    train_argv = ["--model_name_or_path", "bundled", "--data_path", data_path, "--output_dir", output_dir,
+                  "--max_length", str(a.max_length), "--num_train_epochs", a.num_train_epochs,
+                  "--learning_rate", "1e-4", "--per_device_train_batch_size", "16", "--overwrite_output_dir",
+                  "--save_total_limit", "1", *extra]
+    logger.info("running: m3cls train %s", " ".join(train_argv))
+    cmd_train(train_argv)
+    predict_argv = ["--model_path", output_dir, "--text", SAMPLE_TEXT]
+    logger.info("running: m3cls predict --model_path %s --text %r", output_dir, SAMPLE_TEXT)
+    return cmd_predict(predict_argv)

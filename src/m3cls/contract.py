@@ -1,0 +1,153 @@
+"""The model contract: everything that turns raw text into a decision, saved as ``m3cls.json``.
+
+Training writes it once; every consumer (the torch and ONNX backends, predict, evaluate, calibrate, serve,
+export, distributed predict and the Python API) reads it here and builds model inputs from it through
+:class:`m3cls.tokens.TextEncoder`. A setting added at training time is added to this class, or it is a silent
+train/predict mismatch.
+
+The model folder stays a plain Hugging Face folder; ``m3cls.json`` sits beside it. Facts about the run that
+do not change a decision (metrics, data counts, history, calibration notes) live in ``info``.
+
+Versions: a file without ``format_version`` was written before the contract existed (version 1). It is read
+with the settings that release always used: head truncation, no windows, stride 0.
+
+Example::
+
+    >>> c = ModelContract(labels=("GPT", "Human"), max_length=512, truncation="tail")
+    >>> ModelContract.from_dict(c.to_dict(), "m3cls.json") == c
+    True
+    >>> ModelContract.from_dict({"labels": ["a", "b"], "max_length": 128}, "old/m3cls.json").truncation
+    'head'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ModelLoadError
+from .files import write_json
+
+CONTRACT_FILE = "m3cls.json"
+FORMAT_VERSION = 2
+TASKS = ("single_label",)
+HEADS = ("sequence_classification",)
+TRUNCATION_MODES = ("head", "tail", "head_tail")
+LONG_TEXT_MODES = ("truncate", "chunks")
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """How raw text becomes a decision for one saved model (see the module docstring)."""
+
+    labels: tuple[str, ...]
+    max_length: int
+    task: str = "single_label"
+    truncation: str = "head"
+    long_text: str = "truncate"
+    stride: int = 0
+    temperature: float = 1.0
+    thresholds: dict[str, float] | None = None
+    head: str = "sequence_classification"
+    read_options: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(str(n) for n in self.labels))
+
+    def replace(self, **changes: Any) -> "ModelContract":
+        return dataclasses.replace(self, **changes)
+
+    def with_info(self, **facts: Any) -> "ModelContract":
+        """A copy with ``info`` keys added or replaced."""
+        return self.replace(info={**self.info, **facts})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "info"}
+        out["labels"] = list(self.labels)
+        return {**self.info, **out}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str) -> "ModelContract":
+        """Read a saved contract of any known version; ``source`` names the file in errors."""
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{source}: expected a JSON object; delete it or retrain")
+        version = data.get("format_version", 1)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ModelLoadError(f"{source}: format_version {version!r} is newer than this m3cls understands "
+                                 f"({FORMAT_VERSION}); upgrade m3cls")
+        names = {f.name for f in dataclasses.fields(cls)} - {"info"}
+        values = {k: v for k, v in data.items() if k in names}
+        values["format_version"] = FORMAT_VERSION  # version 1 lacks only fields whose defaults it always used
+        for key in ("labels", "max_length"):
+            if key not in values:
+                raise ModelLoadError(f"{source}: no {key!r}; the file is damaged -- retrain, or delete it to "
+                                     f"use the folder as a plain transformers model")
+        info = {k: v for k, v in data.items() if k not in names}
+        contract = cls(info=info, **values)
+        contract.check(source)
+        return contract
+
+    def check(self, source: str) -> None:
+        """Refuse values no consumer could honour (a damaged or hand-edited file)."""
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task {self.task!r} (known: {', '.join(TASKS)})")
+        if self.head not in HEADS:
+            problems.append(f"head {self.head!r} (known: {', '.join(HEADS)})")
+        if self.truncation not in TRUNCATION_MODES:
+            problems.append(f"truncation {self.truncation!r} (known: {', '.join(TRUNCATION_MODES)})")
+        if self.long_text not in LONG_TEXT_MODES:
+            problems.append(f"long_text {self.long_text!r} (known: {', '.join(LONG_TEXT_MODES)})")
+        if not isinstance(self.max_length, int) or self.max_length < 2:
+            problems.append(f"max_length {self.max_length!r}")
+        if not isinstance(self.stride, int) or self.stride < 0:
+            problems.append(f"stride {self.stride!r}")
+        t = self.temperature
+        if not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            problems.append(f"temperature {t!r}")
+        if len(self.labels) < 2 and self.task == "single_label":
+            problems.append(f"labels {list(self.labels)!r} (need at least 2)")
+        if problems:
+            raise ModelLoadError(f"{source}: invalid {'; '.join(problems)}; retrain, or fix the file")
+
+
+def contract_path(folder: str) -> str | None:
+    """``m3cls.json`` of a model folder, or of the run folder above a ``checkpoint-N`` folder."""
+    for candidate in (folder, os.path.dirname(os.path.abspath(folder))):
+        path = os.path.join(candidate, CONTRACT_FILE)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def read_contract(folder: str) -> ModelContract | None:
+    """The folder's contract, or None for a plain Hugging Face folder without ``m3cls.json``."""
+    path = contract_path(folder)
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path}: cannot read ({e}); delete it or retrain") from None
+    return ModelContract.from_dict(data, path)
+
+
+def write_contract(folder: str, contract: ModelContract) -> str:
+    """Write ``m3cls.json`` atomically, so a reader never sees half of it."""
+    return write_json(os.path.join(folder, CONTRACT_FILE), contract.to_dict(), what="model folder")
+
+
+def derive_contract(labels: tuple[str, ...], tokenizer, config) -> ModelContract:
+    """The contract of a plain transformers classifier folder: its labels, and what it can read (max 512)."""
+    limits = [512, getattr(tokenizer, "model_max_length", 512) or 512]
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        limits.append(positions - 2 if config.model_type in ("xlm-roberta", "roberta") else positions)
+    return ModelContract(labels=labels, max_length=int(min(limits)))

@@ -1,0 +1,15 @@
+"""Training: ``TrainConfig`` (m3cls' flags), ``train`` (the run), and the pieces it is made of.
+
+- ``config``: TrainConfig and its checks;
+- ``inputs``: reading, splitting and tokenizing the data;
+- ``args``: TrainingArguments built once with the final precision and cadence;
+- ``trainer``: the Trainer, its callbacks and metrics;
+- ``checkpoints``: resume and Ctrl-C;
+- ``save``: the output folder and the staged final save;
+- ``run``: ``train`` itself.
+"""
+
+from .config import TrainConfig
+from .run import TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "train"]

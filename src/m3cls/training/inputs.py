@@ -1,0 +1,67 @@
+"""Training data: read and checked before anything loads, then tokenized once through the contract's encoder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data import TextData, read_labeled, stratified_split
+from ..errors import ConfigError
+from ..labels import LabelSet
+from ..tokens import TextEncoder
+from .config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    train: TextData
+    validation: TextData
+    labels: LabelSet
+
+
+def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
+    """Read and check all data before anything is loaded or written."""
+    if not config.data_path:
+        raise ConfigError("--data_path is required: the training data file")
+    options = config.read_options()
+    data = read_labeled(config.data_path, options)
+    fixed = config.labels.split(",") if config.labels else None
+    labels = LabelSet.discover(data.labels, config.data_path, fixed)  # the split keeps every class in train
+    if config.validation_path:
+        train_data, validation = data, read_labeled(config.validation_path, options)
+    else:
+        train_data, validation = stratified_split(data, config.validation_split, seed)
+    labels.encode(validation.labels, validation.path, config.data_path)
+    return PreparedData(train_data, validation, labels)
+
+
+class EncodedDataset:
+    """Token ids made once by the contract's encoder, unpadded; the collator pads each batch to its longest."""
+
+    def __init__(self, encoder: TextEncoder, texts: list[str], label_ids: list[int]):
+        self.input_ids = encoder.encode(texts)
+        self.label_ids = label_ids
+
+    def __len__(self) -> int:
+        return len(self.label_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        ids = self.input_ids[i]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": self.label_ids[i]}
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.input_ids]
+
+
+def class_weights(mode: str, label_ids: list[int], n_labels: int) -> list[float] | None:
+    """'balanced': n / (k * n_c), the inverse class frequency, so every class weighs the same in the loss."""
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(label_ids), minlength=n_labels)
+    weights = len(label_ids) / (n_labels * np.maximum(counts, 1))
+    logger.info("class weights: %s", ", ".join(f"{w:.3f}" for w in weights))
+    return weights.tolist()

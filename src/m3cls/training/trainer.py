@@ -1,0 +1,104 @@
+"""The transformers Trainer as m3cls uses it: per-batch padding, macro-F1, quiet logs, stamped checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+from ..contract import ModelContract, write_contract
+from ..labels import LabelSet
+from ..metrics import classification_report, flat_metrics
+
+logger = logging.getLogger(__name__)
+
+
+class _Trainer(Trainer):
+    """Evaluation in data order: transformers would group validation batches by length too, and m3cls keeps
+    each validation text's probabilities (``validation_predictions.jsonl``) beside the model."""
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self.args.world_size <= 1:
+            return SequentialSampler(eval_dataset)
+        return None  # the distributed sampler: accelerate gathers the ranks' rows back in order
+
+
+def compute_metrics_for(labels: LabelSet):
+    """The Trainer's compute_metrics: accuracy, macro-F1 and per-class scores."""
+
+    def compute(eval_pred) -> dict:
+        predicted = np.asarray(eval_pred.predictions).argmax(axis=-1)
+        return flat_metrics(classification_report(np.asarray(eval_pred.label_ids), predicted, labels.names))
+
+    return compute
+
+
+def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, contract: ModelContract,
+                  class_weights: list[float] | None = None, early_stopping_patience: int | None = None):
+    """A Trainer that pads per batch, reports macro-F1, logs to stderr and stamps checkpoints."""
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if args.fp16 or args.bf16 else None)
+    trainer = _Trainer(model=model, args=args, data_collator=collator, train_dataset=train_set,
+                      eval_dataset=val_set, processing_class=tokenizer,
+                      compute_metrics=compute_metrics_for(labels),
+                      compute_loss_func=_weighted_loss(class_weights) if class_weights else None)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if not args.disable_tqdm:
+        trainer.add_callback(_QuietProgress())
+    trainer.add_callback(_LogCallback())
+    trainer.add_callback(_ContractCallback(contract))
+    if early_stopping_patience:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
+    return trainer
+
+
+def _weighted_loss(weights: list[float]):
+    """Cross-entropy with class weights, summed and divided by the items in the (accumulated) batch."""
+    weight = torch.tensor(weights, dtype=torch.float32)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"].float()
+        total = torch.nn.functional.cross_entropy(logits, labels, weight=weight.to(logits.device), reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else labels.numel()
+        return total / count
+
+    return loss
+
+
+class _QuietProgress(ProgressCallback):
+    """tqdm bars on stderr; log dicts go to the logger instead of being written to stdout."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return None
+
+
+class _LogCallback(TrainerCallback):
+    """One plain log line per Trainer log event (loss, learning rate, validation scores)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        keep = {k: v for k, v in logs.items()
+                if not k.startswith(("eval_precision_", "eval_recall_", "eval_f1_")) and k != "total_flos"}
+        parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in keep.items()]
+        logger.info("step %d/%d: %s", state.global_step, state.max_steps, " ".join(parts))
+
+
+class _ContractCallback(TrainerCallback):
+    """Writes m3cls.json into each checkpoint, so ``predict --model_path checkpoint-N`` reads text as training did."""
+
+    def __init__(self, contract: ModelContract):
+        self.contract = contract
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(folder):
+            model = kwargs.get("model")
+            if model is not None and hasattr(model, "get_base_model"):  # LoRA: keep the labels with the adapter
+                model.get_base_model().config.save_pretrained(folder)
+            write_contract(folder, self.contract.with_info(checkpoint_step=state.global_step))
