@@ -11,7 +11,14 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..files import write_json
-from .common import add_model_flags, add_read_flags, check_writable, load_classifier, read_options
+from .common import (
+    add_model_flags,
+    add_read_flags,
+    check_writable,
+    load_classifier,
+    read_options,
+    write_jsonl,
+)
 
 logger = logging.getLogger("m3cls")
 
@@ -42,14 +49,21 @@ def cmd_evaluate(argv: list[str]) -> int:
     _model_flags(p)
     p.add_argument("--output", help="write the full results as JSON to this file")
     p.add_argument("--report", help="write an HTML report with plots into this folder")
+    p.add_argument("--predictions", help="write each record's true label and probabilities (at the model's "
+                                         "temperature) as JSONL to this file, in input order")
     a = p.parse_args(argv)
     check_writable(a.output)
+    check_writable(a.predictions)
     clf, logits, y_true = _labelled_logits(a)
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
     print(format_evaluation(evaluation))
     if a.output:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
+    if a.predictions:
+        rows = (dict(p.to_dict(i), true_label=clf.labels.names[t])
+                for i, (p, t) in enumerate(zip(clf.predictions_from_logits(logits), y_true)))
+        logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
         from ..report import write_report
 
