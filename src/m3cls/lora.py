@@ -11,17 +11,14 @@ import logging
 import os
 
 from .errors import ConfigError
+from .files import require
 
 logger = logging.getLogger(__name__)
 ADAPTER_CONFIG = "adapter_config.json"
 
 
 def _peft():
-    try:
-        import peft
-    except ImportError:
-        raise ConfigError('LoRA needs PEFT; run: pip install "m3cls[lora]"') from None
-    return peft
+    return require("peft", "lora", "LoRA")
 
 
 def wrap(model, r: int, alpha: int | None, dropout: float, target_modules: str | None):

