@@ -61,7 +61,7 @@ def test_integer_labels_in_flat_json_become_names(tmp_path):
 
 
 def test_prediction_input_without_labels_and_plain_text(tmp_path):
-    path = _write(tmp_path / "texts.txt", "one line\n\nanother line\n")
+    path = _write(tmp_path / "texts.txt", "one line\nanother line\n")
     items = list(iter_items(path))
     assert [i.text for i in items] == ["one line", "another line"] and {i.label for i in items} == {None}
     jsonl = _write(tmp_path / "t.jsonl", '{"text": "x y"}\n{"text": "z"}\n')
