@@ -50,7 +50,8 @@ def test_temperature_flattens_and_sharpens(trained_xlmr):
     base = _predict_json(trained_xlmr, text)
     hot = _predict_json(trained_xlmr, text, "--temperature", "50")
     cold = _predict_json(trained_xlmr, text, "--temperature", "0.2")
-    assert base["label"] == "Human" and set(base) == {"index", "label", "label_id", "probabilities"}
+    assert base["label"] == "Human" and set(base) == {"index", "label", "label_id", "probabilities",
+                                                      "unknown_token_share"}
     top = base["label"]
     assert cold["probabilities"][top] > base["probabilities"][top] > hot["probabilities"][top]
     assert abs(hot["probabilities"]["GPT"] - 0.5) < 0.05

@@ -1,4 +1,6 @@
+import io
 import json
+import sys
 
 import pytest
 from conftest import messages_record, write_json
@@ -61,7 +63,7 @@ def test_integer_labels_in_flat_json_become_names(tmp_path):
 
 
 def test_prediction_input_without_labels_and_plain_text(tmp_path):
-    path = _write(tmp_path / "texts.txt", "one line\n\nanother line\n")
+    path = _write(tmp_path / "texts.txt", "one line\nanother line\n")
     items = list(iter_items(path))
     assert [i.text for i in items] == ["one line", "another line"] and {i.label for i in items} == {None}
     jsonl = _write(tmp_path / "t.jsonl", '{"text": "x y"}\n{"text": "z"}\n')
@@ -110,6 +112,12 @@ BAD_CASES = [
                                      r"name the label column with --label_column"),
     ("emptycell.csv", "text,label\nhello,a\n,b\n", r"emptycell\.csv: line 3: column 'text' is empty"),
     ("texts.txt", "a\nb\n", r"texts\.txt: a plain text file has no labels"),
+    ("blankline.jsonl", '{"text": "a", "label": "b"}\n\n{"text": "c", "label": "d"}\n',
+     r"blankline\.jsonl: line 2 is blank; each line of a JSONL file must be one JSON object"),
+    ("fields.csv", "text,label\nhello,a\nhello,a,extra\n", r"fields\.csv: line 3 has 3 field\(s\) but the header "
+                                                           r"has 2; quote a field that holds the delimiter"),
+    ("short.tsv", "text\tlabel\nhello\n", r"short\.tsv: line 2 has 1 field\(s\) but the header has 2"),
+    ("blankrow.csv", "text,label\nhello,a\n\nbye,b\n", r"blankrow\.csv: line 3 is blank; expected a row of 2 fields"),
 ]
 
 
@@ -142,3 +150,79 @@ def test_stratified_split_is_seeded_and_keeps_every_class(tmp_path):
     assert stratified_split(data, 0.2, seed=4)[1].texts != val_a.texts
     with pytest.raises(ConfigError, match="--validation_split 1.5 must be between 0 and 1"):
         stratified_split(data, 1.5, seed=0)
+
+
+# Each format with good and bad records (blank lines, empty and non-string texts, missing fields, broken lines,
+# wrong field counts): (file name, content, positions of the bad records, number of records).
+POSITION_CASES = [
+    ("texts.txt", "alpha beta\n\n   \nlol yeah\r\nlast\n", {1, 2}, 5),
+    ("flat.jsonl", '{"text": "a b"}\n\n{"text": ""}\n{"text": 5}\n{"nope": 1}\n{"text": \n[1]\n{"text": "ok"}\n',
+     {1, 2, 3, 4, 5, 6}, 8),
+    ("messages.jsonl", "\n".join(json.dumps(r) for r in [messages_record("a b", "X"), {"messages": "no"},
+                                                          messages_record("  ", "Y"), messages_record("ok", "Z")]),
+     {1, 2}, 4),
+    ("flat.json", json.dumps([{"text": "a"}, {"text": ""}, {"text": None}, [1], {"x": 1}, {"text": "ok"}]),
+     {1, 2, 3, 4}, 6),
+    ("messages.json", json.dumps([messages_record("a b", "X"), {"messages": [{"content": "q"}]},
+                                  messages_record("", "Y"), messages_record("ok", "Z")], indent=2), {1, 2}, 4),
+    ("flat.csv", 'text,label\nhello,x\n\nonly\n"a, b",2,3\n,4\n"two\nlines",5\nok,6\n', {1, 2, 3, 4}, 7),
+    ("flat.tsv", "text\tlabel\nhello\tx\n\nonly\na\tb\tc\n\t4\nok\t6\n", {1, 2, 3, 4}, 6),
+]
+
+
+@pytest.mark.parametrize("name,content,bad,count", POSITION_CASES, ids=[c[0] for c in POSITION_CASES])
+def test_position_is_the_record_place_and_bad_records_are_marked(tmp_path, name, content, bad, count):
+    items = list(iter_items(_write(tmp_path / name, content), keep_bad=True))
+    assert [i.position for i in items] == list(range(count))
+    assert {i.position for i in items if i.error} == bad
+    assert all(i.text is None and name in i.error and "\n" not in i.error for i in items if i.error)
+    assert all(i.text and i.text.strip() for i in items if not i.error)
+    with pytest.raises(DataError, match=name.replace(".", r"\.")):  # without keep_bad the first bad one raises
+        list(iter_items(str(tmp_path / name)))
+
+
+def test_stdin_blank_lines_keep_every_later_position(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Shares fell\n\nThe striker scored\n"))
+    items = list(iter_items("-", keep_bad=True))
+    assert [(i.position, i.text) for i in items] == [(0, "Shares fell"), (1, None), (2, "The striker scored")]
+    assert items[1].error == "stdin: line 2 is blank; every line of a plain text input is one text -- remove the line"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Shares fell\n\nThe striker scored\n"))
+    with pytest.raises(DataError, match="stdin: line 2 is blank"):
+        list(iter_items("-"))
+
+
+def test_training_reads_stay_strict(tmp_path):
+    path = write_json(tmp_path / "d.json", [{"text": "a", "label": "x"}, {"text": "", "label": "y"}])
+    with pytest.raises(DataError, match=r"record 2: field 'text' is empty"):
+        read_labeled(path)
+
+
+def test_a_json_array_is_streamed_not_read_whole(monkeypatch):
+    records = [{"text": f"record number {i} " + "word " * 20} for i in range(20000)]
+    text = json.dumps(records)  # one line, as json.dump writes it: about 2.5 MB
+    stream = io.StringIO(text)
+    monkeypatch.setattr(sys, "stdin", stream)
+    items = iter_items("-", ReadOptions(data_format="json"))
+    first = [next(items) for _ in range(10)]
+    assert [i.text for i in first] == [r["text"] for r in records[:10]]
+    assert stream.tell() < len(text) / 20  # read so far: a chunk or two, not the file
+    assert sum(1 for _ in items) == len(records) - 10
+
+
+def test_json_array_errors_keep_record_numbers_and_lines(tmp_path):
+    records = [{"text": f"t{i}", "label": "a"} for i in range(5000)]
+    text = json.dumps(records, indent=2)
+    at = text.index('"t4321"')
+    path = _write(tmp_path / "big.json", text[:at] + "oops" + text[at + len('"t4321"'):])
+    try:
+        json.loads(open(path).read())
+    except json.JSONDecodeError as e:
+        line, column = e.lineno, e.colno
+    items = iter_items(path, keep_bad=True)
+    with pytest.raises(DataError, match=rf"big\.json: not valid JSON at line {line} column {column} "):
+        for item in items:
+            last = item
+    assert last.position == 4320 and last.where.endswith("record 4321")
+    bad = write_json(tmp_path / "bad.json", records[:2999] + [{"text": 7, "label": "a"}] + records[3000:])
+    with pytest.raises(DataError, match=r"bad\.json: record 3000: field 'text' is a JSON number"):
+        read_labeled(bad)

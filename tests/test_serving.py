@@ -62,7 +62,7 @@ def test_predict_matches_the_cli_line_format(server, trained_xlmr):
     predictions = r.json()["predictions"]
     local = Classifier.from_pretrained(trained_xlmr, precision="fp32").predict(texts)
     assert [p["label"] for p in predictions] == [p.label for p in local] == ["GPT", "Human"]
-    assert set(predictions[0]) == {"index", "label", "label_id", "probabilities"}
+    assert set(predictions[0]) == {"index", "label", "label_id", "probabilities", "unknown_token_share"}
     assert predictions[1]["index"] == 1
     hot = httpx.post(f"{server.url}/predict", json={"texts": texts[:1], "temperature": 100}).json()
     assert max(hot["predictions"][0]["probabilities"].values()) < max(predictions[0]["probabilities"].values())

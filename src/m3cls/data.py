@@ -3,7 +3,9 @@
 The reference workflow feeds a JSON array of chat records; the text is ``messages[1].content`` and the label
 ``messages[-1].content``. m3cls reads that, the same records one per line (JSONL), and flat records with
 ``text``/``label`` fields in JSON, JSONL, CSV or TSV. Plain ``.txt`` files (one text per line) are accepted
-where no labels are needed. Every problem raises :class:`~m3cls.errors.DataError` naming the file and record.
+where no labels are needed. Every problem raises :class:`~m3cls.errors.DataError` naming the file and record;
+for prediction, ``iter_items(..., keep_bad=True)`` marks bad records instead, so the caller can skip them. Every
+format is streamed, JSON arrays included (:mod:`m3cls.jsonstream`).
 
 This module never imports torch, so inspecting data stays fast.
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import os
 import random
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field, fields
 from typing import IO, Iterator
 
 from .errors import ConfigError, DataError
+from .jsonstream import JsonSyntaxError, NotAnArray, iter_array
+from .records import check_label, check_text, fields_of, schema_of
 
 #: ``--data_format`` values; ``auto`` detects from the extension and the content.
 FORMATS = ("auto", "messages", "messages_jsonl", "json", "jsonl", "csv", "tsv", "txt")
@@ -73,15 +76,23 @@ class TextData:
 
 @dataclass(frozen=True)
 class Item:
-    """One record as read: its place in the file (for messages), its text and its label (or None)."""
+    """One record as read: where it is, its position in the input, its text and label, or why it is bad.
+
+    ``position`` counts records from 0 in input order: the line for ``.txt`` and JSONL (line number - 1), the
+    element of a JSON array, the data row after the header in CSV/TSV. Every line or row is a record, blank ones
+    included, so ``position`` is the same whether or not earlier records were bad. ``error`` is set (and
+    ``text`` is None) only for a bad record read with ``iter_items(..., keep_bad=True)``.
+    """
 
     where: str
-    text: str
+    text: str | None
     label: str | None
+    position: int = 0
+    error: str | None = None
 
 
 def read_labeled(path: str, options: ReadOptions = ReadOptions()) -> TextData:
-    """Read a whole file whose every record must carry a label."""
+    """Read a whole file whose every record must carry a label; the first bad record raises ``DataError``."""
     texts, labels = [], []
     for item in iter_items(path, options, need_labels=True):
         texts.append(item.text)
@@ -91,21 +102,28 @@ def read_labeled(path: str, options: ReadOptions = ReadOptions()) -> TextData:
     return TextData(texts, labels, path)
 
 
-def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: bool = False) -> Iterator[Item]:
-    """Yield records one at a time, so a file of millions of lines is read in bounded memory.
+def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: bool = False,
+               keep_bad: bool = False) -> Iterator[Item]:
+    """Yield records one at a time, so a file of millions of records is read in bounded memory.
 
-    ``path`` may be ``-`` for standard input. JSON arrays are necessarily parsed whole.
+    ``path`` may be ``-`` for standard input. A bad record (an empty or non-string text, a missing field, a
+    JSONL line that is not JSON, a CSV row with the wrong number of fields, a blank line) raises
+    ``DataError``, or with ``keep_bad`` comes as an ``Item`` whose ``error`` says why, so the caller decides.
+    A problem with the file as a whole (not found, not a list, a syntax error inside a JSON array) always raises.
     """
     if options.data_format not in FORMATS:
         raise ConfigError(f"--data_format {options.data_format!r} is not one of: {', '.join(FORMATS)}")
+    name = "stdin" if path == "-" else path
     stream = _open(path)
     try:
-        first, stream = _peek(stream, path)
+        first, chain = _peek(stream, name)
         container, schema = _detect(path, options.data_format, first)
         if container == "txt" and need_labels:
-            raise DataError(f"{path}: a plain text file has no labels; use JSON, JSONL, CSV or TSV with a "
+            raise DataError(f"{name}: a plain text file has no labels; use JSON, JSONL, CSV or TSV with a "
                             f"label field")
-        yield from _ITERATORS[container](stream, path, options, schema, need_labels)
+        if container == "json" and first == "{" and _looks_like_jsonl(chain):
+            container = "jsonl"
+        yield from _ITERATORS[container](chain, name, options, schema, need_labels, keep_bad)
     finally:
         if stream is not sys.stdin:
             stream.close()
@@ -123,36 +141,59 @@ def _open(path: str) -> IO[str]:
     return open(path, encoding="utf-8-sig", errors="replace", newline="")
 
 
-def _peek(stream: IO[str], path: str) -> tuple[str, IO[str]]:
-    """Return the first non-blank character and a stream that still starts at the beginning."""
-    head = []
-    for line in stream:
-        head.append(line)
-        if line.strip():
-            rest = _Chain(head, stream)
-            return line.strip()[0], rest
-    raise DataError(f"{path}: file holds only blank lines; expected records")
+def _peek(stream: IO[str], name: str) -> tuple[str, "_Chain"]:
+    """The first non-blank character, and a stream that still starts at the beginning (read in chunks, so a
+    one-line JSON array of any size is never read whole here)."""
+    head = ""
+    while chunk := stream.read(_PEEK_CHUNK):
+        head += chunk
+        start = head.lstrip()
+        if start:
+            return start[0], _Chain(head, stream)
+    raise DataError(f"{name}: file holds only blank lines; expected records")
 
 
-class _Chain(io.TextIOBase):
-    """A read-only text stream: some lines already read, then the rest of the original stream."""
+_PEEK_CHUNK = 4096
 
-    def __init__(self, head: list[str], tail: IO[str]):
-        self._lines = itertools.chain(head, tail)
-        self._tail = tail
 
-    def __iter__(self):
-        return self._lines
+class _Chain:
+    """The input after peeking: the text already read (``head``), then the rest of the stream.
 
-    def __next__(self) -> str:
-        return next(self._lines)
+    JSON arrays read it in chunks (``read``); line formats iterate over its lines.
+    """
+
+    def __init__(self, head: str, tail: IO[str]):
+        self._head, self._tail = head, tail
 
     def read(self, size: int = -1) -> str:
-        return "".join(self._lines)
+        if size is None or size < 0:
+            text, self._head = self._head + self._tail.read(), ""
+            return text
+        if self._head:
+            text, self._head = self._head[:size], self._head[size:]
+            return text
+        return self._tail.read(size)
 
-    def close(self) -> None:
-        if self._tail is not sys.stdin:
-            self._tail.close()
+    def head_lines(self, wanted: int) -> list[str]:
+        """The first ``wanted`` non-blank lines (fewer at the end), kept for later reading."""
+        while True:
+            self._complete_line()
+            lines = [line for line in io.StringIO(self._head, newline="") if line.strip()]
+            more = self._tail.readline() if len(lines) < wanted else ""
+            if not more:
+                return lines[:wanted]
+            self._head += more
+
+    def _complete_line(self) -> None:
+        """Make the head end where a line ends (a CR-LF pair split by a chunk is joined)."""
+        while self._head and not self._head.endswith("\n") and (more := self._tail.readline()):
+            self._head += more
+
+    def __iter__(self) -> Iterator[str]:
+        self._complete_line()
+        head, self._head = self._head, ""
+        yield from io.StringIO(head, newline="")
+        yield from self._tail
 
 
 def _detect(path: str, data_format: str, first_char: str) -> tuple[str, str]:
@@ -178,160 +219,136 @@ def _detect(path: str, data_format: str, first_char: str) -> tuple[str, str]:
     return container, "auto"
 
 
-def _iter_json(stream: IO[str], path: str, options: ReadOptions, schema: str, need: bool) -> Iterator[Item]:
-    text = stream.read()
+def _looks_like_jsonl(chain: _Chain) -> bool:
+    """A JSON file that starts with '{' holds JSONL when its first line is one whole object and more follow."""
+    lines = chain.head_lines(2)
+    if len(lines) < 2:
+        return False
     try:
-        records = json.loads(text)
-    except json.JSONDecodeError as e:
-        if e.msg.startswith("Extra data") and text.lstrip().startswith("{"):
-            yield from _iter_jsonl(io.StringIO(text), path, options, schema, need)
-            return
+        return isinstance(json.loads(lines[0]), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _bad(error: DataError, where: str, position: int, keep_bad: bool) -> Item:
+    """A bad record as a marked Item with ``keep_bad``; otherwise its error is raised (training stays strict)."""
+    if not keep_bad:
+        raise error
+    return Item(where, None, None, position, str(error))
+
+
+def _iter_json(stream: _Chain, path: str, options: ReadOptions, schema: str, need: bool,
+               keep_bad: bool) -> Iterator[Item]:
+    try:
+        for position, record in enumerate(iter_array(stream)):
+            where = f"{path}: record {position + 1}"
+            schema = schema_of(record, schema)
+            try:
+                text, label = fields_of(record, where, options, schema, need)
+            except DataError as e:
+                yield _bad(e, where, position, keep_bad)
+                continue
+            yield Item(where, text, label, position)
+    except JsonSyntaxError as e:
         raise DataError(f"{path}: not valid JSON at line {e.lineno} column {e.colno} ({e.msg}); the file may be "
                         f"truncated or damaged") from None
-    if not isinstance(records, list):
-        raise DataError(f"{path}: the top level is a JSON {_kind(records)}, expected a list of records "
-                        f"like [{{\"messages\": [...]}}, ...]")
-    schema = _schema(records[0], schema) if records else schema
-    for number, record in enumerate(records, 1):
-        yield _item(record, f"{path}: record {number}", options, schema, need)
+    except NotAnArray as e:
+        raise DataError(f"{path}: the top level is a JSON {e.kind}, expected a list of records like "
+                        f"[{{\"messages\": [...]}}, ...]") from None
 
 
-def _iter_jsonl(stream: IO[str], path: str, options: ReadOptions, schema: str, need: bool) -> Iterator[Item]:
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
+def _iter_jsonl(stream: _Chain, path: str, options: ReadOptions, schema: str, need: bool,
+                keep_bad: bool) -> Iterator[Item]:
+    for position, line in enumerate(stream):
+        where = f"{path}: line {position + 1}"
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {number} is not valid JSON ({e.msg}); each line of a JSONL file must "
-                            f"be one complete JSON object") from None
-        if schema == "auto":
-            schema = _schema(record, schema)
-        yield _item(record, f"{path}: line {number}", options, schema, need)
+            record = _json_line(line, where)
+            schema = schema_of(record, schema)
+            text, label = fields_of(record, where, options, schema, need)
+        except DataError as e:
+            yield _bad(e, where, position, keep_bad)
+            continue
+        yield Item(where, text, label, position)
 
 
-def _iter_table(stream: IO[str], path: str, options: ReadOptions, delimiter: str, need: bool) -> Iterator[Item]:
-    reader = csv.DictReader(stream, delimiter=delimiter)
-    fields = reader.fieldnames or []
-    if options.text_column not in fields:
+def _json_line(line: str, where: str) -> object:
+    if not line.strip():
+        raise DataError(f"{where} is blank; each line of a JSONL file must be one JSON object -- remove the line")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where} is not valid JSON ({e.msg}); each line of a JSONL file must be one complete "
+                        f"JSON object") from None
+
+
+def _iter_table(stream: _Chain, path: str, options: ReadOptions, delimiter: str, need: bool,
+                keep_bad: bool) -> Iterator[Item]:
+    reader = csv.reader(stream, delimiter=delimiter)
+    rows = _table_rows(reader, path)
+    header = next((row for row in rows if row), [])
+    if options.text_column not in header:
         raise DataError(f"{path}: no column {options.text_column!r} in the header (columns: "
-                        f"{', '.join(fields) or 'none'}); name the text column with --text_column")
-    has_label = options.label_column in fields
+                        f"{', '.join(header) or 'none'}); name the text column with --text_column")
+    has_label = options.label_column in header
     if need and not has_label:
         raise DataError(f"{path}: no column {options.label_column!r} in the header (columns: "
-                        f"{', '.join(fields)}); name the label column with --label_column")
-    for row in reader:
+                        f"{', '.join(header)}); name the label column with --label_column")
+    columns = (header.index(options.text_column), header.index(options.label_column) if has_label else None)
+    for position, row in enumerate(rows):
         where = f"{path}: line {reader.line_num}"
-        text = _check_text(row.get(options.text_column), where, f"column {options.text_column!r}")
-        label = _check_label(row.get(options.label_column), where, f"column {options.label_column!r}") \
-            if has_label else None
-        yield Item(where, text, label)
+        try:
+            text, label = _row_fields(row, header, columns, where, options)
+        except DataError as e:
+            yield _bad(e, where, position, keep_bad)
+            continue
+        yield Item(where, text, label, position)
 
 
-def _iter_txt(stream: IO[str], path: str, options: ReadOptions, schema: str, need: bool) -> Iterator[Item]:
-    for number, line in enumerate(stream, 1):
-        line = line.rstrip("\r\n")
-        if line.strip():
-            yield Item(f"{path}: line {number}", line, None)
+def _table_rows(reader, path: str) -> Iterator[list[str]]:
+    """The reader's rows; a file the csv module cannot parse at all is one error naming the line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise DataError(f"{path}: line {reader.line_num} cannot be read as CSV/TSV ({e}); check the quoting "
+                            f"or set --data_format") from None
+
+
+def _row_fields(row: list[str], header: list[str], columns: tuple[int, int | None], where: str,
+                options: ReadOptions) -> tuple[str, str | None]:
+    if not row:
+        raise DataError(f"{where} is blank; expected a row of {len(header)} fields -- remove the line")
+    if len(row) != len(header):
+        raise DataError(f"{where} has {len(row)} field(s) but the header has {len(header)}; quote a field that "
+                        f"holds the delimiter or a line break")
+    text_at, label_at = columns
+    text = check_text(row[text_at], where, f"column {options.text_column!r}")
+    if label_at is None:
+        return text, None
+    return text, check_label(row[label_at], where, f"column {options.label_column!r}")
+
+
+def _iter_txt(stream: _Chain, path: str, options: ReadOptions, schema: str, need: bool,
+              keep_bad: bool) -> Iterator[Item]:
+    for position, line in enumerate(stream):
+        where = f"{path}: line {position + 1}"
+        text = line.rstrip("\r\n")
+        if text.strip():
+            yield Item(where, text, None, position)
+        else:
+            yield _bad(DataError(f"{where} is blank; every line of a plain text input is one text -- remove the "
+                                 f"line"), where, position, keep_bad)
 
 
 _ITERATORS = {
     "json": _iter_json,
     "jsonl": _iter_jsonl,
-    "csv": lambda s, p, o, schema, need: _iter_table(s, p, o, ",", need),
-    "tsv": lambda s, p, o, schema, need: _iter_table(s, p, o, "\t", need),
+    "csv": lambda s, p, o, schema, need, keep: _iter_table(s, p, o, ",", need, keep),
+    "tsv": lambda s, p, o, schema, need, keep: _iter_table(s, p, o, "\t", need, keep),
     "txt": _iter_txt,
 }
-
-
-def _schema(record: object, schema: str) -> str:
-    if schema != "auto":
-        return schema
-    return "messages" if isinstance(record, dict) and "messages" in record else "columns"
-
-
-def _item(record: object, where: str, options: ReadOptions, schema: str, need: bool) -> Item:
-    if not isinstance(record, dict):
-        raise DataError(f"{where} is a JSON {_kind(record)}, expected an object")
-    if schema == "messages":
-        return _from_messages(record, where, options, need)
-    return _from_columns(record, where, options, need)
-
-
-def _from_messages(record: dict, where: str, options: ReadOptions, need: bool) -> Item:
-    messages = record.get("messages")
-    if messages is None:
-        raise DataError(f"{where} has no 'messages' field; expected {{\"messages\": [...]}} like the other "
-                        f"records (for flat text/label records use --data_format json or jsonl)")
-    if not isinstance(messages, list):
-        raise DataError(f"{where}: 'messages' is a JSON {_kind(messages)}, expected a list of messages")
-    t_index, l_index = options.text_message_index, options.label_message_index
-    text = _check_text(_content(messages, t_index, where, "--text_message_index"), where,
-                       f"messages[{t_index}].content")
-    if not need and not -len(messages) <= l_index < len(messages):
-        return Item(where, text, None)
-    if l_index % len(messages) == t_index % len(messages):
-        if not need:
-            return Item(where, text, None)
-        raise DataError(f"{where} has {len(messages)} messages, so messages[{t_index}] (text) and "
-                        f"messages[{l_index}] (label) are the same message; add the label message or set "
-                        f"--label_message_index")
-    label = _check_label(_content(messages, l_index, where, "--label_message_index"), where,
-                         f"messages[{l_index}].content", strict=True)
-    return Item(where, text, label)
-
-
-def _content(messages: list, index: int, where: str, flag: str) -> object:
-    if not -len(messages) <= index < len(messages):
-        raise DataError(f"{where} has {len(messages)} message(s), too few for {flag} {index}; fix the record "
-                        f"or the flag")
-    message = messages[index]
-    if not isinstance(message, dict) or "content" not in message:
-        raise DataError(f"{where}: messages[{index}] has no 'content'; expected {{\"role\": ..., "
-                        f"\"content\": ...}}")
-    return message["content"]
-
-
-def _from_columns(record: dict, where: str, options: ReadOptions, need: bool) -> Item:
-    if options.text_column not in record:
-        raise DataError(f"{where} has no {options.text_column!r} field (fields: {', '.join(map(str, record))}); "
-                        f"name the text field with --text_column")
-    text = _check_text(record[options.text_column], where, f"field {options.text_column!r}")
-    if options.label_column not in record:
-        if need:
-            raise DataError(f"{where} has no {options.label_column!r} field (fields: "
-                            f"{', '.join(map(str, record))}); name the label field with --label_column")
-        return Item(where, text, None)
-    return Item(where, text, _check_label(record[options.label_column], where, f"field {options.label_column!r}"))
-
-
-def _check_text(value: object, where: str, what: str) -> str:
-    if not isinstance(value, str):
-        raise DataError(f"{where}: {what} is {_describe(value)}, expected a non-empty string of text")
-    if not value.strip():
-        raise DataError(f"{where}: {what} is empty; remove the record or fill in its text")
-    return value
-
-
-def _check_label(value: object, where: str, what: str, strict: bool = False) -> str:
-    """Labels are non-empty strings; flat formats also accept whole numbers (common in HF datasets)."""
-    if not strict and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise DataError(f"{where}: label {what} is {_describe(value)}, expected a non-empty string such as "
-                        f"\"Human\"")
-    if not value.strip():
-        raise DataError(f"{where}: label {what} is empty; every training record needs a label name")
-    return value.strip()
-
-
-def _kind(value: object) -> str:
-    return {dict: "object", list: "list", str: "string", int: "number", float: "number", bool: "boolean",
-            type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _describe(value: object) -> str:
-    return "missing (null)" if value is None else f"a JSON {_kind(value)} ({str(value)[:30]!r})"
 
 
 def stratified_split(data: TextData, fraction: float, seed: int) -> tuple[TextData, TextData]:

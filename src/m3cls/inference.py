@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import math
@@ -86,6 +87,9 @@ class Classifier:
         if long_text == "chunks":
             self.encoder.check_windows()
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        # a private copy for counting unknown tokens: a tokenizer called with other truncation settings from
+        # two threads at once fails ("Already borrowed"), and a server counts while its worker encodes
+        self._counting_tokenizer = copy.deepcopy(tokenizer)
 
     @property
     def max_length(self) -> int:
@@ -119,6 +123,17 @@ class Classifier:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, cut to max_length as the contract says, unpadded."""
         return self.encoder.encode(texts)
+
+    def unknown_token_shares(self, texts: Sequence[str]) -> list[float]:
+        """Per text, the share of its tokens that are the unknown token (``m3cls inspect``'s definition).
+
+        High values mean the model cannot read the text (an English vocabulary given Chinese, for example);
+        ``inspection.TEXT_UNK_WARN_SHARE`` is the level m3cls warns at. It counts with a private copy of the
+        tokenizer, so a server may call it while another thread encodes model inputs.
+        """
+        from .inspection import unknown_token_shares
+
+        return unknown_token_shares(self._counting_tokenizer, list(texts))
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         longest = max(len(ids) for ids in batch)

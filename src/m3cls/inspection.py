@@ -17,6 +17,10 @@ import numpy as np
 
 #: unknown-token share above which the tokenizer most likely does not know the data's language
 UNK_WARN_SHARE = 0.03
+#: at prediction time, one text's unknown-token share above which it gets a warning. Higher than
+#: ``UNK_WARN_SHARE`` (a data set's share) because one short text with an emoji or a rare symbol in it easily
+#: has a few percent; a text mostly in a script the vocabulary lacks is far above it.
+TEXT_UNK_WARN_SHARE = 0.10
 
 
 def _key(text: str) -> str:
@@ -45,17 +49,42 @@ def overlap(train_texts: list[str], val_texts: list[str]) -> dict:
             "examples": [val_texts[i][:80] for i in shared[:3]]}
 
 
+def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Every token of every text, special tokens included, untruncated: what the token figures count."""
+    if not texts:
+        return []
+    return tokenizer(list(texts), add_special_tokens=True, truncation=False, return_attention_mask=False,
+                     return_token_type_ids=False)["input_ids"]
+
+
+def unknown_counts(ids: list[list[int]], unk_id: int | None) -> list[int]:
+    """Per text, how many of its tokens are the unknown token (0 for a tokenizer without one)."""
+    return [0 if unk_id is None else sum(1 for t in x if t == unk_id) for x in ids]
+
+
+def unknown_token_shares(tokenizer, texts: list[str]) -> list[float]:
+    """Per text, the share of its tokens that are the unknown token: the same count as ``token_stats``.
+
+    >>> class Tok:  # a stand-in: one token per character, "?" unknown, plus two special tokens
+    ...     unk_token_id = 0
+    ...     def __call__(self, texts, **kw):
+    ...         return {"input_ids": [[1] + [0 if c == "?" else 2 for c in t] + [1] for t in texts]}
+    >>> unknown_token_shares(Tok(), ["ab", "??"])
+    [0.0, 0.5]
+    """
+    ids = token_ids(tokenizer, texts)
+    return [n / max(1, len(x)) for n, x in zip(unknown_counts(ids, tokenizer.unk_token_id), ids)]
+
+
 def token_stats(tokenizer, texts: list[str], max_length: int, sample: int = 5000) -> dict:
     """Token-length percentiles, the share cut at max_length, and the unknown-token share (on a sample)."""
     if len(texts) > sample:
         rng = np.random.default_rng(0)
         texts = [texts[i] for i in rng.choice(len(texts), sample, replace=False)]
-    ids = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False,
-                    return_token_type_ids=False)["input_ids"]
+    ids = token_ids(tokenizer, texts)
     lengths = np.array([len(x) for x in ids])
-    unk = tokenizer.unk_token_id
     total = int(lengths.sum())
-    unknown = sum(sum(1 for t in x if t == unk) for x in ids) if unk is not None else 0
+    unknown = sum(unknown_counts(ids, tokenizer.unk_token_id))
     return {
         "sampled_texts": len(texts),
         "length_percentiles": {f"p{q}": int(np.percentile(lengths, q)) for q in (50, 90, 95, 99)} |
@@ -64,6 +93,62 @@ def token_stats(tokenizer, texts: list[str], max_length: int, sample: int = 5000
         "truncated_share": float((lengths > max_length).mean()),
         "unknown_token_share": unknown / max(1, total),
     }
+
+
+def training_unknown_share(info: dict) -> float | None:
+    """The training split's unknown-token share, as training recorded it in ``m3cls.json`` (None if absent).
+
+    Training stores its data inspection under ``info["inspection"]``; ``tokens.unknown_token_share`` is measured
+    on (a sample of up to 5,000 of) the training texts.
+    """
+    tokens = ((info or {}).get("inspection") or {}).get("tokens") or {}
+    share = tokens.get("unknown_token_share")
+    return float(share) if isinstance(share, (int, float)) and not isinstance(share, bool) else None
+
+
+def unknown_text_warning(share: float, training_share: float | None) -> str | None:
+    """One warning line for a text whose unknown-token share is above ``TEXT_UNK_WARN_SHARE``, else None.
+
+    >>> unknown_text_warning(0.62, 0.01)[:50]
+    'this text: 62.0% unknown tokens; training data: 1.'
+    >>> unknown_text_warning(0.05, 0.01) is None
+    True
+    """
+    if share <= TEXT_UNK_WARN_SHARE:
+        return None
+    return (f"this text: {share:.1%} unknown tokens; training data: {_percent(training_share)}. The model's "
+            f"vocabulary most likely does not cover its language, so the prediction is unreliable")
+
+
+class UnknownTally:
+    """Over a stream of predicted texts: how many have an unknown-token share above ``TEXT_UNK_WARN_SHARE``."""
+
+    def __init__(self) -> None:
+        self.texts = 0
+        self.affected = 0
+        self.worst: tuple[float, int | None] = (0.0, None)
+
+    def add(self, position: int | None, share: float) -> None:
+        """Count one text; ``position`` (its index in the output, if any) names the worst one."""
+        self.texts += 1
+        self.affected += int(share > TEXT_UNK_WARN_SHARE)
+        if share > self.worst[0]:
+            self.worst = (share, position)
+
+    def warning(self, training_share: float | None, what: str = "predicted records") -> str | None:
+        """One summary line when any text was affected, else None."""
+        if not self.affected:
+            return None
+        share, position = self.worst
+        where = "" if position is None else f"index {position}, "
+        return (f"{self.affected} of {self.texts} {what} ({self.affected / self.texts:.1%}) have more than "
+                f"{TEXT_UNK_WARN_SHARE:.0%} unknown tokens (the most: {where}{share:.1%}); training data: "
+                f"{_percent(training_share)}. The model's vocabulary most likely does not cover their language, "
+                f"so their predictions are unreliable")
+
+
+def _percent(share: float | None) -> str:
+    return "not recorded" if share is None else f"{share:.1%}"
 
 
 def inspect_splits(train, validation, tokenizer=None, max_length: int = 512) -> dict:

@@ -127,7 +127,9 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
             raise _HTTPError(503, "the server is busy; retry shortly", {"Retry-After": "1"}) from None
         logits = await asyncio.wrap_future(future)
         predictions = classifier.predictions_from_logits(logits, body.temperature)
-        return {"predictions": [p.to_dict(i) for i, p in enumerate(predictions)]}
+        shares = classifier.unknown_token_shares(body.texts)  # issue 17: share of unknown tokens per text
+        return {"predictions": [dict(p.to_dict(i), unknown_token_share=round(share, 4))
+                                for i, (p, share) in enumerate(zip(predictions, shares))]}
 
     if api_key is not None:
         _guard_docs(app, authorize)

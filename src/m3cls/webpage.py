@@ -18,6 +18,7 @@ button{font:inherit;padding:.4em 1.4em;cursor:pointer}
 .bar.top .fill{background:#d8823b}
 .bar .value{width:4.5em;font-variant-numeric:tabular-nums}
 #error{color:#b00020}
+#notice{background:#fff3cd;border:1px solid #e0b84c;padding:.5em;margin:.5em 0}
 </style></head>
 <body>
 <h1>m3cls</h1>
@@ -29,10 +30,18 @@ button{font:inherit;padding:.4em 1.4em;cursor:pointer}
   <label id="keybox" hidden>API key <input id="apikey" type="password" style="width:14em"></label>
 </div>
 <div id="error"></div>
+<div id="notice" hidden></div>
 <h2 id="result"></h2>
 <div id="bars"></div>
 <script>
 const $ = id => document.getElementById(id);
+const UNK_WARN = 0.1;  // m3cls.inspection.TEXT_UNK_WARN_SHARE
+function showNotice(p) {
+  const share = p.unknown_token_share || 0;
+  $("notice").hidden = !(share > UNK_WARN);
+  $("notice").textContent = "Warning: " + (100 * share).toFixed(0) + "% of this text's tokens are unknown to " +
+    "the model; its vocabulary most likely does not cover this language, so the prediction is unreliable.";
+}
 function headers() {
   const h = {"Content-Type": "application/json"};
   if ($("apikey").value) h["Authorization"] = "Bearer " + $("apikey").value;
@@ -65,6 +74,7 @@ function showBars(p) {
 }
 async function classify() {
   $("error").textContent = "";
+  $("notice").hidden = true;
   const body = {texts: [$("text").value]};
   const t = parseFloat($("temperature").value);
   if (!isNaN(t)) body.temperature = t;
@@ -72,6 +82,7 @@ async function classify() {
   const data = await r.json();
   if (!r.ok) { $("error").textContent = data.error || ("HTTP " + r.status); if (r.status === 401) $("keybox").hidden = false; return; }
   showBars(data.predictions[0]);
+  showNotice(data.predictions[0]);
 }
 $("classify").addEventListener("click", classify);
 $("apikey").addEventListener("change", loadLabels);

@@ -88,14 +88,17 @@ def format_temperature(value: float) -> str:
 
 
 def write_jsonl(path: str, rows: Iterable[dict]) -> int:
-    """Write rows as they come; a file appears under its name only once complete (``-`` is stdout)."""
+    """Write rows as they come; a file appears under its name only once complete (``-`` is stdout, where the
+    lines written before an error stay written)."""
     count = 0
     if path == "-":
-        for count, row in enumerate(rows, 1):
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if count % 256 == 0:
-                sys.stdout.flush()
-        sys.stdout.flush()
+        try:
+            for count, row in enumerate(rows, 1):
+                sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                if count % 256 == 0:
+                    sys.stdout.flush()
+        finally:  # on an error too: the complete lines before it are out before the error line on stderr
+            sys.stdout.flush()
         return count
     with atomic_open(path) as f:
         for count, row in enumerate(rows, 1):

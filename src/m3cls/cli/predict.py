@@ -1,4 +1,9 @@
-"""``m3cls predict``: one text in the reference's printout, or a file streamed to JSONL in input order."""
+"""``m3cls predict``: one text in the reference's printout, or a file streamed to JSONL in input order.
+
+Each output line's ``index`` is its record's position in the input; a bad record stops the run or, with
+``--on_error skip``, gets an ``{"index": i, "error": ...}`` line. Every line carries the text's unknown-token
+share, and texts the model's vocabulary cannot read get a warning on stderr.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,13 @@ import argparse
 import json
 import logging
 import os
+import sys
+from typing import Iterable, Iterator
 
 from .. import distributed
-from ..data import iter_items
-from ..errors import ConfigError
+from ..data import Item, iter_items
+from ..errors import ConfigError, DataError
+from ..inspection import UnknownTally, training_unknown_share, unknown_text_warning
 from .common import (
     add_model_flags,
     add_read_flags,
@@ -19,8 +27,13 @@ from .common import (
     read_options,
     write_jsonl,
 )
+from .onerror import BadRecords, add_error_flags
 
 logger = logging.getLogger("m3cls")
+
+
+#: records read and predicted together; a stop (--on_error stop) writes every record before the bad one first
+BLOCK_SIZE = 2048
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -32,6 +45,7 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", default="auto",
                    help="softmax temperature above 0, or 'auto' for the one saved with the model (default)")
     p.add_argument("--json", action="store_true", help="with --text: print one JSON object")
+    add_error_flags(p)
     add_model_flags(p)
     add_read_flags(p)
     return p
@@ -42,37 +56,103 @@ def cmd_predict(argv: list[str]) -> int:
     temperature = parse_temperature(a.temperature)
     if a.text is not None and not a.text.strip():
         raise ConfigError("--text is empty; give the text to classify")
+    if a.text is not None and (a.on_error != "stop" or a.max_errors is not None):
+        raise ConfigError("--on_error and --max_errors apply to --input; a bad --text is always an error")
     if a.input and a.input != "-" and not os.path.exists(a.input):
         raise ConfigError(f"--input {a.input}: file not found")
+    policy = BadRecords.from_args(a, a.input or "-")
     clf = load_classifier(a)
+    training_share = training_unknown_share(clf.contract.info)
     if a.text is not None:
-        prediction = clf.predict([a.text], temperature)[0]
-        t = clf.temperature if temperature is None else temperature
-        print(json.dumps(prediction.to_dict(0), ensure_ascii=False) if a.json
-              else format_prediction(a.text, t, prediction))
-        return 0
-    texts = (item.text for item in iter_items(a.input, read_options(a, clf.contract.read_options)))
+        return _predict_text(a, clf, temperature, training_share)
+    items = policy.check(iter_items(a.input, read_options(a, clf.contract.read_options), keep_bad=True))
     rank, size = distributed.world()
     if size > 1:
-        return _predict_distributed(a, clf, texts, temperature, rank, size)
-    count = write_jsonl(a.output, (p.to_dict(i) for i, p in enumerate(clf.predict_stream(texts, temperature))))
-    logger.info("wrote %d predictions to %s", count, "stdout" if a.output == "-" else a.output)
+        return _predict_distributed(a, clf, items, temperature, rank, size, policy, training_share)
+    tally = UnknownTally()
+    count = write_jsonl(a.output, prediction_rows(clf, items, temperature, tally))
+    logger.info("wrote %d lines to %s", count, "stdout" if a.output == "-" else a.output)
+    _report(policy, tally, training_share)
     return 0
 
 
-def _predict_distributed(a, clf, texts, temperature, rank: int, size: int) -> int:
-    """Under torchrun: this rank predicts every size-th text; rank 0 merges all ranks into --output."""
+def _predict_text(a, clf, temperature, training_share: float | None) -> int:
+    prediction = clf.predict([a.text], temperature)[0]
+    share = clf.unknown_token_shares([a.text])[0]
+    t = clf.temperature if temperature is None else temperature
+    print(json.dumps(dict(prediction.to_dict(0), unknown_token_share=round(share, 4)), ensure_ascii=False)
+          if a.json else format_prediction(a.text, t, prediction))
+    warning = unknown_text_warning(share, training_share)
+    if warning:
+        print(f"m3cls predict: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def prediction_rows(clf, items: Iterable[Item], temperature: float | None, tally: UnknownTally,
+                    block_size: int = BLOCK_SIZE) -> Iterator[dict]:
+    """One output row per record, in input order: its prediction and unknown-token share, or its error.
+
+    ``index`` is the record's position in the input (``Item.position``), whatever came before it.
+    """
+    for block in _blocks(items, block_size):
+        texts = [item.text for item in block if item.error is None]
+        predictions = iter(clf.predict(texts, temperature))
+        shares = iter(clf.unknown_token_shares(texts))
+        for item in block:
+            if item.error is not None:
+                yield {"index": item.position, "error": item.error}
+                continue
+            share = next(shares)
+            tally.add(item.position, share)
+            yield dict(next(predictions).to_dict(item.position), unknown_token_share=round(share, 4))
+
+
+def _blocks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Lists of up to ``size`` items; when reading stops on an error, the items before it still come out."""
+    block: list[Item] = []
+    failure = None
+    try:
+        for item in items:
+            block.append(item)
+            if len(block) == size:
+                yield block
+                block = []
+    except DataError as e:
+        failure = e
+    if block:
+        yield block
+    if failure is not None:
+        raise failure
+
+
+def _report(policy: BadRecords | None, tally: UnknownTally, training_share: float | None, rank: str = "") -> None:
+    """The closing lines on stderr: the --on_error skip summary and the unknown-token warning."""
+    if policy is not None and policy.skipping:
+        print(f"m3cls predict: {rank}{policy.summary()}", file=sys.stderr)
+    warning = tally.warning(training_share)
+    if warning:
+        print(f"m3cls predict: {rank}warning: {warning}; each line's unknown_token_share says which",
+              file=sys.stderr)
+
+
+def _predict_distributed(a, clf, items, temperature, rank: int, size: int, policy: BadRecords,
+                         training_share: float | None) -> int:
+    """Under torchrun: this rank predicts every size-th record; rank 0 merges all ranks into --output.
+
+    Every rank reads every record, so each applies --on_error to the whole input and stops at the same record.
+    """
     if a.output == "-" or a.input == "-":
         raise ConfigError("with torchrun, --input and --output must be files (not -)")
     distributed.init_process_group()
-    mine = distributed.shard(texts, rank, size)
-    count = write_jsonl(distributed.part_path(a.output, rank),
-                        (p.to_dict() for p in clf.predict_stream(mine, temperature)))
-    logger.info("rank %d/%d predicted %d texts", rank, size, count)
+    mine = distributed.shard(items, rank, size)
+    tally = UnknownTally()
+    count = write_jsonl(distributed.part_path(a.output, rank), prediction_rows(clf, mine, temperature, tally))
+    logger.info("rank %d/%d wrote %d lines", rank, size, count)
     distributed.barrier()
     if rank == 0:
         total = distributed.interleave(a.output, size)
-        logger.info("wrote %d predictions from %d processes to %s", total, size, a.output)
+        logger.info("wrote %d lines from %d processes to %s", total, size, a.output)
+    _report(policy if rank == 0 else None, tally, training_share, f"rank {rank}: ")  # rank 0 sums up the input
     distributed.finish()
     return 0
 

@@ -6,10 +6,11 @@ import argparse
 import json
 import logging
 import os
+import sys
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..files import write_json
 from .common import (
     add_model_flags,
@@ -19,6 +20,7 @@ from .common import (
     read_options,
     write_jsonl,
 )
+from .onerror import BadRecords, add_error_flags
 
 logger = logging.getLogger("m3cls")
 
@@ -29,21 +31,40 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     add_read_flags(p)
 
 
-def _labelled_logits(a: argparse.Namespace):
-    """Load the model once, read the labelled file, and return (classifier, logits, label ids)."""
+def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
+    """Load the model once, read the labelled file, and return (classifier, logits, label ids, texts, record positions).
+
+    With a ``policy`` (evaluate's --on_error), bad records stop or are left out as it says.
+    """
     from ..contract import read_contract
-    from ..data import read_labeled
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
-    data = read_labeled(a.data_path, read_options(a, saved and saved.read_options))  # before the model loads
+    options = read_options(a, saved and saved.read_options)
+    data, positions = _read_labelled(a.data_path, options, policy)  # before the model loads
     clf = load_classifier(a)
     y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
     logits, _ = clf.logits_and_chunks(data.texts)
-    return clf, logits, y_true
+    return clf, logits, y_true, data.texts, positions
+
+
+def _read_labelled(path: str, options, policy: BadRecords | None):
+    from ..data import TextData, iter_items, read_labeled
+
+    """The good records and their positions in the input."""
+    if policy is None:
+        data = read_labeled(path, options)
+        return data, list(range(len(data)))
+    items = [item for item in policy.check(iter_items(path, options, need_labels=True, keep_bad=True))
+             if item.error is None]
+    if not items:
+        raise DataError(f"{path}: no usable records (read {policy.read}, all bad); fix the file")
+    return TextData([item.text for item in items], [item.label for item in items], path), \
+        [item.position for item in items]
 
 
 def cmd_evaluate(argv: list[str]) -> int:
     from ..calibration import evaluate_logits
+    from ..inspection import UnknownTally, training_unknown_share
 
     p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
     _model_flags(p)
@@ -51,18 +72,28 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("--report", help="write an HTML report with plots into this folder")
     p.add_argument("--predictions", help="write each record's true label and probabilities (at the model's "
                                          "temperature) as JSONL to this file, in input order")
+    add_error_flags(p)
     a = p.parse_args(argv)
     check_writable(a.output)
     check_writable(a.predictions)
-    clf, logits, y_true = _labelled_logits(a)
+    policy = BadRecords.from_args(a, a.data_path)
+    clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
     print(format_evaluation(evaluation))
+    if policy.skipping:
+        print(f"m3cls evaluate: {policy.summary('evaluated')}", file=sys.stderr)
+    tally = UnknownTally()
+    for share in clf.unknown_token_shares(texts):
+        tally.add(None, share)
+    warning = tally.warning(training_unknown_share(clf.contract.info), "evaluated records")
+    if warning:
+        print(f"m3cls evaluate: warning: {warning}", file=sys.stderr)
     if a.output:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
     if a.predictions:
         rows = (dict(p.to_dict(i), true_label=clf.labels.names[t])
-                for i, (p, t) in enumerate(zip(clf.predictions_from_logits(logits), y_true)))
+                for i, p, t in zip(positions, clf.predictions_from_logits(logits), y_true))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
         from ..report import write_report
@@ -82,7 +113,7 @@ def cmd_calibrate(argv: list[str]) -> int:
                                 description="Refit the model's temperature on a labelled file and save it.")
     _model_flags(p)
     a = p.parse_args(argv)
-    clf, logits, y_true = _labelled_logits(a)
+    clf, logits, y_true, _, _ = _labelled_logits(a)
     temperature, note = choose_temperature(logits, y_true)
     if note:
         raise ConfigError(f"{a.data_path}: cannot fit a temperature: {note}")

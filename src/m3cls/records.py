@@ -1,0 +1,114 @@
+"""From one parsed record to its text and label: the messages schema, flat records, and the checks.
+
+The reference's chat records hold the text in ``messages[1].content`` and the label in
+``messages[-1].content``; flat records hold them in named fields. Every check raises
+:class:`~m3cls.errors.DataError` naming the record (``where``) and the fix. :mod:`m3cls.data` reads files and
+calls these once per record.
+
+Example::
+
+    >>> from m3cls.data import ReadOptions
+    >>> fields_of({"text": "hello", "label": 3}, "f.json: record 1", ReadOptions(), "columns", need=True)
+    ('hello', '3')
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import DataError
+
+if TYPE_CHECKING:
+    from .data import ReadOptions
+
+
+def schema_of(record: object, schema: str) -> str:
+    """The schema ("messages" or "columns") the first record shows, unless it was given (not "auto")."""
+    if schema != "auto":
+        return schema
+    return "messages" if isinstance(record, dict) and "messages" in record else "columns"
+
+
+def fields_of(record: object, where: str, options: ReadOptions, schema: str, need: bool) -> tuple[str, str | None]:
+    """(text, label) of one JSON record; label None when the record has none and none is needed."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where} is a JSON {kind_of(record)}, expected an object")
+    if schema == "messages":
+        return _from_messages(record, where, options, need)
+    return _from_columns(record, where, options, need)
+
+
+def _from_messages(record: dict, where: str, options: ReadOptions, need: bool) -> tuple[str, str | None]:
+    messages = record.get("messages")
+    if messages is None:
+        raise DataError(f"{where} has no 'messages' field; expected {{\"messages\": [...]}} like the other "
+                        f"records (for flat text/label records use --data_format json or jsonl)")
+    if not isinstance(messages, list):
+        raise DataError(f"{where}: 'messages' is a JSON {kind_of(messages)}, expected a list of messages")
+    t_index, l_index = options.text_message_index, options.label_message_index
+    text = check_text(_content(messages, t_index, where, "--text_message_index"), where,
+                       f"messages[{t_index}].content")
+    if not need and not -len(messages) <= l_index < len(messages):
+        return text, None
+    if l_index % len(messages) == t_index % len(messages):
+        if not need:
+            return text, None
+        raise DataError(f"{where} has {len(messages)} messages, so messages[{t_index}] (text) and "
+                        f"messages[{l_index}] (label) are the same message; add the label message or set "
+                        f"--label_message_index")
+    label = check_label(_content(messages, l_index, where, "--label_message_index"), where,
+                         f"messages[{l_index}].content", strict=True)
+    return text, label
+
+
+def _content(messages: list, index: int, where: str, flag: str) -> object:
+    if not -len(messages) <= index < len(messages):
+        raise DataError(f"{where} has {len(messages)} message(s), too few for {flag} {index}; fix the record "
+                        f"or the flag")
+    message = messages[index]
+    if not isinstance(message, dict) or "content" not in message:
+        raise DataError(f"{where}: messages[{index}] has no 'content'; expected {{\"role\": ..., "
+                        f"\"content\": ...}}")
+    return message["content"]
+
+
+def _from_columns(record: dict, where: str, options: ReadOptions, need: bool) -> tuple[str, str | None]:
+    if options.text_column not in record:
+        raise DataError(f"{where} has no {options.text_column!r} field (fields: {', '.join(map(str, record))}); "
+                        f"name the text field with --text_column")
+    text = check_text(record[options.text_column], where, f"field {options.text_column!r}")
+    if options.label_column not in record:
+        if need:
+            raise DataError(f"{where} has no {options.label_column!r} field (fields: "
+                            f"{', '.join(map(str, record))}); name the label field with --label_column")
+        return text, None
+    return text, check_label(record[options.label_column], where, f"field {options.label_column!r}")
+
+
+def check_text(value: object, where: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {what} is {describe(value)}, expected a non-empty string of text")
+    if not value.strip():
+        raise DataError(f"{where}: {what} is empty; remove the record or fill in its text")
+    return value
+
+
+def check_label(value: object, where: str, what: str, strict: bool = False) -> str:
+    """Labels are non-empty strings; flat formats also accept whole numbers (common in HF datasets)."""
+    if not strict and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise DataError(f"{where}: label {what} is {describe(value)}, expected a non-empty string such as "
+                        f"\"Human\"")
+    if not value.strip():
+        raise DataError(f"{where}: label {what} is empty; every training record needs a label name")
+    return value.strip()
+
+
+def kind_of(value: object) -> str:
+    return {dict: "object", list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def describe(value: object) -> str:
+    return "missing (null)" if value is None else f"a JSON {kind_of(value)} ({str(value)[:30]!r})"
