@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from conftest import TRAIN_FLAGS
 
@@ -58,3 +59,36 @@ def test_gradient_checkpointing_trains_every_model(request, fixture, lora, messa
                  "--no_report", "--no_baseline", *extra]) == 0
     meta = json.load(open(os.path.join(out, "m3cls.json")))
     assert meta["history"] and all(e.get("loss", 0) == e.get("loss", 0) for e in meta["history"])  # no NaN
+
+
+def test_overwriting_a_lora_run_with_a_full_run_loads_the_full_model(lora_run, tiny_xlmr, messages_file,
+                                                                    tmp_path):
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    from m3cls import Classifier
+
+    out = tmp_path / "reused"
+    shutil.copytree(lora_run, out)  # the LoRA run trained 3 epochs; its checkpoints outnumber the next run's
+    lora_steps = {int(n.split("-")[1]) for n in os.listdir(out) if n.startswith("checkpoint-")}
+    (out / "notes.txt").write_text("mine")  # not a run's output: kept
+    assert main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", messages_file, "--output_dir",
+                 str(out), *TRAIN_FLAGS, "--num_train_epochs", "1", "--overwrite_output_dir", "--no_report",
+                 "--no_baseline"]) == 0
+    names = set(os.listdir(out))
+    assert not {"adapter_config.json", "adapter_model.safetensors", "README.md", "report"} & names
+    assert "lora" not in json.load(open(out / "m3cls.json")) and "notes.txt" in names
+    steps = {int(n.split("-")[1]) for n in names if n.startswith("checkpoint-")}
+    assert steps and max(steps) < max(lora_steps)  # no checkpoint of the earlier run to resume or predict from
+    for step in steps:
+        assert not os.path.exists(out / f"checkpoint-{step}" / "adapter_config.json")
+    # what m3cls loads is the full model that plain transformers loads, not the base model plus a stale adapter
+    texts = ["furthermore delve tapestry", "lol yeah kinda"]
+    clf = Classifier.from_pretrained(str(out), precision="fp32")
+    plain = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+    import torch
+
+    with torch.no_grad():
+        expected = plain(**clf.encoder.tokenizer(texts, return_tensors="pt", padding=True)).logits.numpy()
+    np.testing.assert_allclose(clf.logits(texts), expected, atol=1e-5)
