@@ -40,18 +40,49 @@ def _wait_for(path, process, timeout=120):
         time.sleep(0.02)
 
 
-def test_sigkilled_run_resumes_and_matches_an_uninterrupted_one(tiny_bert, data, tmp_path):
+def _record_steps(monkeypatch) -> list[int]:
+    """The global step after each optimizer step the Trainer runs in this process."""
+    from transformers import TrainerCallback
+
+    from m3cls.training import trainer as trainer_module
+
+    steps: list[int] = []
+    original = trainer_module.build_trainer
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+
+    def build(*args, **kwargs):
+        trainer = original(*args, **kwargs)
+        trainer.add_callback(Steps())
+        return trainer
+
+    monkeypatch.setattr(trainer_module, "build_trainer", build)
+    return steps
+
+
+def test_sigkilled_run_resumes_and_matches_an_uninterrupted_one(tiny_bert, data, tmp_path, monkeypatch):
+    from m3cls.training.checkpoints import latest_valid_checkpoint
+
+    steps = _record_steps(monkeypatch)
     straight = str(tmp_path / "straight")
     assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", straight,
                  *FLAGS]) == 0
+    total = steps[-1]
     killed = str(tmp_path / "killed")
     process = _train_process(tiny_bert, data, killed)
     _wait_for(os.path.join(killed, "checkpoint-20", "trainer_state.json"), process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert not os.path.exists(os.path.join(killed, "m3cls.json"))  # no final model from a killed run
+    start = int(latest_valid_checkpoint(killed).rsplit("-", 1)[1])
+    assert start >= 20
+    steps.clear()
     assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", killed,
                  *FLAGS, "--resume_from_checkpoint", "auto"]) == 0
+    # the resumed run starts after the checkpoint's step (a restart from step 0 would also end well)
+    assert steps == list(range(start + 1, total + 1)), (start, steps[:3])
     a = json.load(open(os.path.join(straight, "m3cls.json")))
     b = json.load(open(os.path.join(killed, "m3cls.json")))
     # same seed, same data order (the sampler and RNG states are restored): same result up to float noise
