@@ -59,3 +59,22 @@ def test_label_order_does_not_depend_on_the_order_seen():
     orders = {tuple(sorted(p, key=_sort_key)) for p in permutations(labels)}
     assert orders == {("-3", "012", "12", "x", "١٢", "①")}
     assert LabelSet.discover(labels, "f").names == ("-3", "012", "12", "x", "١٢", "①")
+
+
+def test_odd_labels_train_and_predict_through_the_cli(tiny_bert, tmp_path, capsys):
+    import json
+
+    from conftest import make_texts, write_json
+
+    from m3cls.cli import main
+
+    rename = {"GPT": "--5", "Human": "①"}
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": rename[y]} for t, y in make_texts(40, seed=6)])
+    out = tmp_path / "model"
+    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", str(out),
+                 "--max_length", "32", "--max_steps", "2", "--per_device_train_batch_size", "8", "--precision",
+                 "fp32", "--no_baseline"]) == 0
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "--5", "1": "①"}
+    capsys.readouterr()
+    assert main(["predict", "--model_path", str(out), "--text", "delve lol", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["probabilities"]) == {"--5", "①"}
