@@ -22,7 +22,7 @@ def _port() -> int:
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_port()), "-m", "m3cls", *args]
+           "--master_port", str(_port()), "--tee", "3", "-m", "m3cls", *args]  # tee: "[default<rank>]:" lines
     env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
@@ -52,8 +52,11 @@ def test_two_process_training_matches_one_process(no_dropout_bert, tmp_path):
     double = str(tmp_path / "double")
     done = torchrun("train", *common, "--output_dir", double, "--per_device_train_batch_size", "4")
     assert done.returncode == 0, done.stderr[-3000:]
-    names = os.listdir(double)
-    assert names.count("m3cls.json") == 1 and not any(n.endswith((".tmp", ".partial")) for n in names)
+    # rank 0 alone writes the final model (two ranks saving at once would race on the staging folder), and
+    # the folder holds what a single process writes: same files, same checkpoints, nothing half-moved
+    saves = [line for line in done.stderr.splitlines() if "model saved to" in line]
+    assert len(saves) == 1 and saves[0].startswith("[default0]:"), done.stderr[-3000:]
+    assert sorted(os.listdir(double)) == sorted(os.listdir(single))
     from m3cls import Classifier
 
     texts = [t for t, _ in make_texts(40, seed=16)]
@@ -84,11 +87,14 @@ def test_two_process_prediction_keeps_input_order(trained_xlmr, tmp_path):
                     "--precision", "fp32", "--batch_size", "4")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["index"] for r in rows] == list(range(25))
     assert not [n for n in os.listdir(tmp_path) if ".rank" in n or n.endswith(".partial")]
     from m3cls import Classifier
 
     local = Classifier.from_pretrained(trained_xlmr, precision="fp32").predict([t for t, _ in pairs])
-    assert [r["label"] for r in rows] == [p.label for p in local]
-    np.testing.assert_allclose([r["probabilities"]["GPT"] for r in rows],
-                               [p.probabilities["GPT"] for p in local], atol=1e-5)
+    expected = [p.probabilities["GPT"] for p in local]
+    # each row holds the prediction for the input its index names, and rows come in input order; the
+    # indices alone prove nothing (the merge numbers the lines it writes)
+    assert len(rows) == 25
+    for position, row in enumerate(rows):
+        assert row["index"] == position and row["label"] == local[position].label
+        assert row["probabilities"]["GPT"] == pytest.approx(expected[row["index"]], abs=1e-5)

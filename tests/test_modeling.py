@@ -55,3 +55,45 @@ def test_precision_choice_on_cpu():
     assert choose_precision("fp16", cpu) in ("bf16", "fp32")  # fp16 is a GPU precision
     with pytest.raises(ConfigError, match="--precision 'fp8' is not one of"):
         choose_precision("fp8", cpu)
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """Pretend to be a host with 2 CUDA GPUs; record the GPU each process makes its current one."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(torch.device("cuda", d)
+                                                                            if isinstance(d, int) else d))
+    return chosen
+
+
+@pytest.mark.parametrize("asked", ["auto", "cuda"])
+def test_each_torchrun_rank_takes_its_own_gpu(two_gpus, monkeypatch, asked):
+    from m3cls.modeling import choose_device
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert choose_device(asked) == torch.device("cuda", 1)  # not GPU 0, where every rank would stack
+    assert two_gpus == [torch.device("cuda", 1)]
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert choose_device(asked) == torch.device("cuda", 0)
+
+
+def test_a_typed_gpu_or_cpu_wins_over_the_rank(two_gpus, monkeypatch):
+    from m3cls.modeling import choose_device
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert choose_device("cuda:0") == torch.device("cuda", 0)
+    assert choose_device("cpu") == torch.device("cpu")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert choose_device("auto") == torch.device("cuda")  # one process: the current GPU, as before
+    assert two_gpus == []
+
+
+def test_one_visible_gpu_per_rank_is_gpu_0(monkeypatch, two_gpus):
+    # a launcher that sets CUDA_VISIBLE_DEVICES per process leaves each rank one GPU, numbered 0
+    from m3cls.modeling import choose_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert choose_device("auto") == torch.device("cuda", 0)

@@ -12,14 +12,22 @@ Example::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import ConfigError, DataError
 
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
 
 def _sort_key(name: str) -> tuple:
-    """Sort whole-number labels numerically (2 before 10) and the rest as text."""
-    return (0, int(name), "") if name.lstrip("-").isdigit() else (1, 0, name)
+    """Sort whole-number labels numerically (2 before 10) and the rest as text; any string has a key.
+
+    Only ASCII digits count as numbers: ``str.isdigit`` is also true for "①", "²" and "١٢", which ``int``
+    refuses or reads as another label's value. The name breaks ties ("01" and "1"), so the order, and with
+    it every class id, never depends on the order the labels were seen in.
+    """
+    return (0, int(name), name) if _WHOLE_NUMBER.fullmatch(name) else (1, 0, name)
 
 
 @dataclass(frozen=True)

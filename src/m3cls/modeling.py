@@ -164,14 +164,38 @@ def _from_pretrained(auto_cls, path, config, allow_pickle, attention="sdpa", **k
 
 
 def choose_device(device: str = "auto") -> torch.device:
-    """``auto`` takes CUDA when there is one, else the CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` takes CUDA when there is one, else the CPU; ``cuda`` without a GPU is an error.
+
+    Under ``torchrun`` (``LOCAL_RANK`` set) ``auto`` and ``cuda`` mean this process's own GPU, so the ranks
+    of a host spread over its GPUs instead of all stacking on GPU 0; ``cuda:N`` as typed is kept.
+    """
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"--device {device!r} is not one of: auto, cpu, cuda")
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        device = "cuda"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if device == "cuda":
+        return _local_gpu()
     return torch.device(device)
+
+
+def _local_gpu() -> torch.device:
+    """GPU ``LOCAL_RANK`` under torchrun (made the current one), else the current GPU."""
+    try:
+        rank = int(os.environ["LOCAL_RANK"])
+    except (KeyError, ValueError):
+        return torch.device("cuda")
+    count = torch.cuda.device_count()
+    if rank >= count:  # fewer GPUs than ranks on this host; one each (CUDA_VISIBLE_DEVICES per rank) is GPU 0
+        if count > 1:
+            logger.warning("LOCAL_RANK %d but only %d GPUs are visible: ranks share GPU %d", rank, count,
+                           rank % count)
+        rank %= count
+    torch.cuda.set_device(rank)
+    return torch.device("cuda", rank)
 
 
 @functools.lru_cache(maxsize=1)

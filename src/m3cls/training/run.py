@@ -28,7 +28,7 @@ from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig
 from .inputs import EncodedDataset, PreparedData, class_weights, prepare_data
-from .save import check_output_dir, save_final
+from .save import check_output_dir, clear_earlier_checkpoints, save_final
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     contract = contract.with_info(inspection=_inspect(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))
+    if config.overwrite_output_dir and not resuming and args.should_save:
+        clear_earlier_checkpoints(args.output_dir)
     trainer = _fit(config, args, model, tokenizer, train_set, val_set, prepared, contract)
     return _finish(config, args, trainer, val_set, prepared, contract)
 

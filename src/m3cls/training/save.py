@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 
 import numpy as np
@@ -15,6 +16,16 @@ from ..files import atomic_open
 
 logger = logging.getLogger(__name__)
 VALIDATION_PREDICTIONS = "validation_predictions.jsonl"
+#: what a run leaves in its output folder: the final save of m3cls, transformers or PEFT (weights, adapter,
+#: configs, tokenizer files, model card, report), ONNX exports, checkpoints. With --overwrite_output_dir an
+#: earlier run's copies go, so a stale adapter or weights file never mixes with this run's model.
+_RUN_OUTPUT = re.compile(
+    r"m3cls\.json|config\.json|generation_config\.json|adapter_config\.json|training_args\.bin|README\.md"
+    r"|validation_predictions\.jsonl|report|.*\.safetensors(\.index\.json)?|pytorch_model.*\.bin(\.index\.json)?"
+    r"|adapter_model\.bin|tokenizer(_config)?\.json|special_tokens_map\.json|added_tokens\.json|vocab\.(txt|json)"
+    r"|merges\.txt|.*\.model|chat_template\.jinja|.*\.onnx(\.data)?|(all|train|eval)_results\.json"
+    r"|checkpoint-[0-9]+|\.m3cls-final\.tmp")
+_CHECKPOINT = re.compile(r"checkpoint-[0-9]+")
 
 
 def check_output_dir(path: str, overwrite: bool) -> None:
@@ -31,6 +42,45 @@ def check_output_dir(path: str, overwrite: bool) -> None:
         parent = os.path.dirname(parent)
     if not os.access(parent if not os.path.isdir(path) else path, os.W_OK):
         raise OutputError(f"{path}: --output_dir is not writable; choose a folder you can write to")
+
+
+def clear_earlier_checkpoints(output_dir: str) -> None:
+    """Before a fresh run into a used folder (--overwrite_output_dir, no resume): drop the earlier run's
+    ``checkpoint-N`` folders, which the Trainer would otherwise rotate with this run's, and which
+    ``--resume_from_checkpoint auto`` or ``predict --model_path`` would take for this run's."""
+    if not os.path.isdir(output_dir):
+        return
+    old = sorted(n for n in os.listdir(output_dir) if _CHECKPOINT.fullmatch(n))
+    for name in old:
+        shutil.rmtree(os.path.join(output_dir, name))
+    if old:
+        logger.warning("--overwrite_output_dir: removed %d checkpoint(s) of an earlier run in %s (%s)", len(old),
+                       output_dir, ", ".join(old))
+
+
+def _remove_stale(output_dir: str, keep: set[str]) -> None:
+    """Remove what an earlier run saved here and this save does not replace (its checkpoints stay)."""
+    for name in os.listdir(output_dir):
+        if name in keep or _CHECKPOINT.fullmatch(name) or not _RUN_OUTPUT.fullmatch(name):
+            continue
+        path = os.path.join(output_dir, name)
+        if name == "README.md" and not _is_generated_card(path):
+            continue
+        logger.info("removing %s, left by an earlier run", path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def _is_generated_card(path: str) -> bool:
+    """A model card PEFT or transformers wrote (YAML front matter naming the library), not the user's notes."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(2000)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head.startswith("---") and "library_name:" in head
 
 
 def write_validation_predictions(folder: str, probabilities: np.ndarray, y_true: np.ndarray,
@@ -69,6 +119,7 @@ def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: di
     # weights after everything else, m3cls.json last: each move is atomic, and a reader never finds new
     # weights without their config and tokenizer, nor m3cls.json without the weights
     names = sorted(os.listdir(staging), key=lambda n: (n == "m3cls.json", n.endswith(".safetensors")))
+    _remove_stale(output_dir, set(names) | {os.path.basename(staging)})
     for name in names:
         target = os.path.join(output_dir, name)
         if os.path.isdir(target):
