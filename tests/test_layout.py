@@ -1,7 +1,8 @@
 """The house rules of the package layout, read from the source with ast (every import, at any depth).
 
 - no import circle among m3cls modules (a package's ``__init__`` importing its own submodules is fine: that is
-  how a package exposes them, and the lazy ``m3cls.__getattr__`` does it inside a function);
+  how a package exposes them, and the lazy ``m3cls.__getattr__`` does it inside a function; an import under
+  ``if TYPE_CHECKING:`` is for type hints only and never runs);
 - ``inference`` and ``backends`` never reach ``training``, directly or through other modules;
 - nothing outside ``cli`` imports ``m3cls.cli`` (``m3cls.__main__``, the ``python -m m3cls`` entry, is the CLI);
 - no command module imports another cli module's private (``_underscore``) names.
@@ -56,10 +57,22 @@ def _base(module: Module, node: ast.ImportFrom) -> str:
     return ".".join(parts + ([node.module] if node.module else []))
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under ``if TYPE_CHECKING:`` (imports for type hints never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def _read(module: Module, modules: dict) -> None:
     aliases: dict[str, str] = {}  # local name -> cli module it is bound to
     tree = ast.parse(module.path.read_text(encoding="utf-8"), str(module.path))
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 target = _known(alias.name, modules)
