@@ -30,7 +30,7 @@ from typing import IO, Iterator
 from .errors import ConfigError, DataError
 
 #: ``--data_format`` values; ``auto`` detects from the extension and the content.
-FORMATS = ("auto", "messages", "messages_jsonl", "json", "jsonl", "csv", "tsv", "txt")
+FORMATS = ("auto", "messages", "messages_jsonl", "json", "jsonl", "csv", "tsv", "txt", "parquet", "datasets")
 _EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",
                ".txt": "txt"}
 csv.field_size_limit(2**31 - 1)
@@ -41,7 +41,8 @@ class ReadOptions:
     """Where the text and the label sit in a record: the read flags of every command, declared once here."""
 
     data_format: str = field(default="auto", metadata={
-        "help": "auto (from the extension and content), messages, messages_jsonl, json, jsonl, csv, tsv or txt."})
+        "help": "auto (from the extension and content), messages, messages_jsonl, json, jsonl, csv, tsv, txt, "
+                "parquet, or datasets (any file type the datasets library reads)."})
     text_column: str = field(default="text", metadata={"help": "Text field in flat records."})
     label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
     text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
@@ -98,6 +99,11 @@ def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: boo
     """
     if options.data_format not in FORMATS:
         raise ConfigError(f"--data_format {options.data_format!r} is not one of: {', '.join(FORMATS)}")
+    from . import sources  # Parquet, datasets folders and files: m3cls.sources
+
+    if sources.handles(path, options.data_format):
+        yield from sources.iter_items(path, options, need_labels)
+        return
     stream = _open(path)
     try:
         first, stream = _peek(stream, path)

@@ -18,6 +18,7 @@ from .common import (
     parse_temperature,
     read_options,
     write_jsonl,
+    write_rows,
 )
 
 logger = logging.getLogger("m3cls")
@@ -28,7 +29,8 @@ def predict_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="one text to classify")
     src.add_argument("--input", help="file of texts (any m3cls format, or .txt one per line); - for stdin")
-    p.add_argument("--output", default="-", help="JSONL output for --input; - for stdout (default)")
+    p.add_argument("--output", default="-", help="output for --input: JSONL, or Parquet when it ends in .parquet; "
+                                                 "- for stdout (default)")
     p.add_argument("--temperature", default="auto",
                    help="softmax temperature above 0, or 'auto' for the one saved with the model (default)")
     p.add_argument("--json", action="store_true", help="with --text: print one JSON object")
@@ -55,15 +57,15 @@ def cmd_predict(argv: list[str]) -> int:
     rank, size = distributed.world()
     if size > 1:
         return _predict_distributed(a, clf, texts, temperature, rank, size)
-    count = write_jsonl(a.output, (p.to_dict(i) for i, p in enumerate(clf.predict_stream(texts, temperature))))
+    count = write_rows(a.output, (p.to_dict(i) for i, p in enumerate(clf.predict_stream(texts, temperature))))
     logger.info("wrote %d predictions to %s", count, "stdout" if a.output == "-" else a.output)
     return 0
 
 
 def _predict_distributed(a, clf, texts, temperature, rank: int, size: int) -> int:
     """Under torchrun: this rank predicts every size-th text; rank 0 merges all ranks into --output."""
-    if a.output == "-" or a.input == "-":
-        raise ConfigError("with torchrun, --input and --output must be files (not -)")
+    if a.output == "-" or a.input == "-" or a.output.lower().endswith((".parquet", ".pq")):
+        raise ConfigError("with torchrun, --input and --output must be files (not -), and --output JSONL")
     distributed.init_process_group()
     mine = distributed.shard(texts, rank, size)
     count = write_jsonl(distributed.part_path(a.output, rank),
