@@ -44,11 +44,12 @@ class TrainResult:
     contract: ModelContract
 
 
-def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> TrainResult:
+def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(), callbacks: tuple = ()) -> TrainResult:
     """Fine-tune ``config.model_name_or_path`` on ``config.data_path``.
 
     ``args`` are transformers TrainingArguments, or their values as a dict (what the CLI passes, so they are
-    constructed only once, with m3cls' final settings). ``explicit`` names the flags a user typed.
+    constructed only once, with m3cls' final settings). ``explicit`` names the flags a user typed; ``callbacks``
+    are extra TrainerCallbacks (``m3cls tune`` reports each evaluation to Optuna through one).
     """
     import transformers
 
@@ -79,12 +80,12 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     contract = contract.with_info(inspection=_inspect(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))
-    trainer = _fit(config, args, model, tokenizer, train_set, val_set, prepared, contract)
+    trainer = _fit(config, args, model, tokenizer, train_set, val_set, prepared, contract, callbacks)
     return _finish(config, args, trainer, val_set, prepared, contract, hub)
 
 
 def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepared: PreparedData,
-         contract: ModelContract):
+         contract: ModelContract, callbacks: tuple = ()):
     """Build the Trainer and train, resuming and stopping on Ctrl-C as asked."""
     from .checkpoints import resume_path, stop_on_sigint
     from .trainer import build_trainer
@@ -96,7 +97,8 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
     logger.info("training %s on %d texts (%d validation), labels: %s, precision %s", config.model_name_or_path,
                 len(train_set), len(val_set), ", ".join(labels.names), contract.info["precision"])
     with stop_on_sigint() as interrupt:
-        trainer.add_callback(interrupt)
+        for callback in (interrupt, *callbacks):
+            trainer.add_callback(callback)
         output = trainer.train(resume_from_checkpoint=resume_path(args))
     if interrupt.requested:
         raise TrainingInterrupted(f"interrupted at step {trainer.state.global_step}; a checkpoint was saved in "
