@@ -211,10 +211,11 @@ class _Search:
         try:
             result = self.train_fn(config, values, self.explicit | set(params), callbacks=(report,))
         except BaseException as e:
-            state = "pruned" if isinstance(e, self.optuna.TrialPruned) else "failed"
+            stop = isinstance(e, (TrainingInterrupted, KeyboardInterrupt))
+            state = "pruned" if isinstance(e, self.optuna.TrialPruned) else "interrupted" if stop else "failed"
             self._record(row, state, report, started, error=" ".join(str(e).split())[:500] or type(e).__name__)
             shutil.rmtree(folder, ignore_errors=True)
-            if isinstance(e, (TrainingInterrupted, KeyboardInterrupt)):
+            if stop:
                 raise KeyboardInterrupt from None  # Ctrl-C ends the search (the best trial so far is kept)
             raise
         row.update(macro_f1=result.metrics["macro_f1"], accuracy=result.metrics["accuracy"])

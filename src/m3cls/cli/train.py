@@ -64,7 +64,24 @@ def config_file_argv(argv: list[str], parser) -> tuple[list[str], dict]:
     if values.get("search_space") is not None:
         logger.info("%s: search_space is read by 'm3cls tune'; train ignores it", known.config)
     tokens, direct = to_argv(values, actions)
+    parser.error = _config_value_error(known.config, set(values), rest)
     return tokens + rest, direct
+
+
+def _config_value_error(path: str, keys: set[str], typed: list[str]):
+    """argparse's error for a bad value, as one line naming the config file when the value came from it."""
+    import re
+
+    typed_flags = {a[2:].split("=")[0].replace("-", "_") for a in typed if a.startswith("--")}
+
+    def error(message: str):
+        found = re.match(r"argument --(\w+)", message)
+        name = found.group(1) if found else None
+        if name in keys and name not in typed_flags:
+            raise ConfigError(f"{path}: {name}: {message.split(': ', 1)[-1]}")
+        raise ConfigError(f"{message} (with --config {path})")
+
+    return error
 
 
 def cmd_train(argv: list[str]) -> int:
