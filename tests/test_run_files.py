@@ -145,3 +145,16 @@ def test_report_to_tensorboard_writes_events(tiny_xlmr, messages_file, tmp_path)
     events.Reload()
     assert {"train/loss", "eval/macro_f1", "eval/accuracy"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("eval/macro_f1")] == [2, 4]
+
+
+def test_calibrate_refreshes_an_m3cls_card_and_leaves_another_readme_alone(tmp_path):
+    from m3cls.contract import ModelContract
+    from m3cls.modelcard import refresh_model_card, write_model_card
+
+    contract = ModelContract(labels=("a", "b"), max_length=128)
+    write_model_card(str(tmp_path), contract)
+    assert refresh_model_card(str(tmp_path), contract.replace(temperature=0.625))
+    assert "logits / 0.625" in (tmp_path / "README.md").read_text()
+    (tmp_path / "README.md").write_text("# my own notes\n")
+    assert refresh_model_card(str(tmp_path), contract) is None
+    assert (tmp_path / "README.md").read_text() == "# my own notes\n"

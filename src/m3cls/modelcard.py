@@ -42,6 +42,19 @@ def write_model_card(folder: str, contract: ModelContract, name: str | None = No
     return path
 
 
+def refresh_model_card(folder: str, contract: ModelContract) -> str | None:
+    """Rewrite the card after the contract changed (``m3cls calibrate``), if m3cls wrote the folder's README.md."""
+    path = os.path.join(folder, CARD_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if not head.startswith("---") or "- m3cls\n" not in head.split("\n---", 1)[0]:
+        return None  # a card someone else wrote: left alone
+    return write_model_card(folder, contract)
+
+
 def model_card(contract: ModelContract, name: str) -> str:
     """The card's text: YAML metadata between ``---`` lines, then Markdown."""
     from huggingface_hub import ModelCardData

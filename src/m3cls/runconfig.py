@@ -95,7 +95,7 @@ def to_argv(values: dict, actions: dict) -> tuple[list[str], dict]:
             continue
         nargs = getattr(actions.get(key), "nargs", None)
         if isinstance(value, (list, tuple)):
-            if nargs in ("+", "*"):
+            if nargs in ("+", "*") and value:
                 tokens += [f"--{key}", *(_token(v) for v in value)]
             else:
                 direct[key] = list(value)
