@@ -79,7 +79,7 @@ def _setup_logging() -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    logging.getLogger("datasets").setLevel(logging.ERROR)  # "using the latest cached version" on every offline load
+    os.environ.setdefault("DATASETS_VERBOSITY", "error")  # not "using the latest cached version" at every load
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
