@@ -27,11 +27,15 @@ def tune_parser() -> argparse.ArgumentParser:
 
 
 def cmd_tune(argv: list[str]) -> int:
+    from .. import distributed
+    from ..errors import ConfigError
     from ..runconfig import load_config_file
     from ..tuning import parse_space, tune
     from .train import parse_train_args, train_parser
 
     a, rest = tune_parser().parse_known_args(argv)
+    if distributed.world()[1] > 1:
+        raise ConfigError("m3cls tune runs its trials one after another in one process; start it without torchrun")
     train_argv = (["--config", a.config] if a.config else []) + rest
     config, values, explicit = parse_train_args(train_argv)
     spec = load_config_file(a.config).get("search_space") if a.config else None
