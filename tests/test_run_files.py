@@ -20,6 +20,7 @@ def test_config_file_runs_and_train_config_yaml_reruns_it(tiny_xlmr, messages_fi
     run = tmp_path / "run.yaml"
     run.write_text(yaml.safe_dump({"model_name_or_path": tiny_xlmr, "data_path": messages_file, "max_length": 64,
                                    "learning_rate": "3e-3", "seed": 1, "report_to": ["none"], "max_steps": 4,
+                                   "per_device_train_batch_size": 8,  # transformers' default, not m3cls' (16)
                                    "baseline": False, "report": False, "precision": "fp32",
                                    "search_space": {"seed": {"choices": [1, 2]}}}))
     out = str(tmp_path / "a")
@@ -28,6 +29,7 @@ def test_config_file_runs_and_train_config_yaml_reruns_it(tiny_xlmr, messages_fi
     saved = os.path.join(out, "train_config.yaml")
     settings = yaml.safe_load(open(saved))
     assert settings["seed"] == 7 and settings["learning_rate"] == 3e-3 and settings["data_path"] == messages_file
+    assert settings["per_device_train_batch_size"] == 8
     assert "hub_token" not in settings and "use_cpu" not in settings and "config" not in settings
     assert json.load(open(os.path.join(out, "m3cls.json")))["settings"] == settings
 
