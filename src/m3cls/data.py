@@ -25,70 +25,17 @@ import os
 import random
 import sys
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, fields
 from typing import IO, Iterator
 
 from .errors import ConfigError, DataError
 from .jsonstream import JsonSyntaxError, NotAnArray, iter_array
-from .records import check_label, check_text, fields_of, schema_of
+from .records import Item, ReadOptions, TextData, check_label, check_text, fields_of, schema_of
 
 #: ``--data_format`` values; ``auto`` detects from the extension and the content.
-FORMATS = ("auto", "messages", "messages_jsonl", "json", "jsonl", "csv", "tsv", "txt")
+FORMATS = ("auto", "messages", "messages_jsonl", "json", "jsonl", "csv", "tsv", "txt", "parquet", "datasets")
 _EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",
                ".txt": "txt"}
 csv.field_size_limit(2**31 - 1)
-
-
-@dataclass
-class ReadOptions:
-    """Where the text and the label sit in a record: the read flags of every command, declared once here."""
-
-    data_format: str = field(default="auto", metadata={
-        "help": "auto (from the extension and content), messages, messages_jsonl, json, jsonl, csv, tsv or txt."})
-    text_column: str = field(default="text", metadata={"help": "Text field in flat records."})
-    label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
-    text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
-    label_message_index: int = field(default=-1, metadata={"help": "messages[i] holding the label."})
-
-    @classmethod
-    def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
-        """Flags the user gave (None = not given), else the ones saved with a model, else the defaults."""
-        names = [f.name for f in fields(cls)]
-        saved = {k: v for k, v in (saved or {}).items() if k in names}
-        return cls(**{**saved, **{k: v for k, v in given.items() if k in names and v is not None}})
-
-
-@dataclass
-class TextData:
-    """Texts read from one file, with their labels when the file has them."""
-
-    texts: list[str]
-    labels: list[str] | None
-    path: str
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def subset(self, indices: list[int], path: str | None = None) -> "TextData":
-        labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return TextData([self.texts[i] for i in indices], labels, path or self.path)
-
-
-@dataclass(frozen=True)
-class Item:
-    """One record as read: where it is, its position in the input, its text and label, or why it is bad.
-
-    ``position`` counts records from 0 in input order: the line for ``.txt`` and JSONL (line number - 1), the
-    element of a JSON array, the data row after the header in CSV/TSV. Every line or row is a record, blank ones
-    included, so ``position`` is the same whether or not earlier records were bad. ``error`` is set (and
-    ``text`` is None) only for a bad record read with ``iter_items(..., keep_bad=True)``.
-    """
-
-    where: str
-    text: str | None
-    label: str | None
-    position: int = 0
-    error: str | None = None
 
 
 def read_labeled(path: str, options: ReadOptions = ReadOptions()) -> TextData:
@@ -113,6 +60,11 @@ def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: boo
     """
     if options.data_format not in FORMATS:
         raise ConfigError(f"--data_format {options.data_format!r} is not one of: {', '.join(FORMATS)}")
+    from . import sources  # Parquet, datasets folders and files: m3cls.sources
+
+    if sources.handles(path, options.data_format):
+        yield from sources.iter_items(path, options, need_labels, keep_bad)
+        return
     name = "stdin" if path == "-" else path
     stream = _open(path)
     try:

@@ -30,10 +30,16 @@ PARTIAL_SUFFIX = ".partial"
 @contextlib.contextmanager
 def atomic_open(path: str, what: str = "--output") -> Iterator[IO[str]]:
     """Write ``path`` through ``path.partial``; renamed into place only when the block ends without error."""
+    with atomic_path(path, what) as partial, open(partial, "w", encoding="utf-8") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, what: str = "--output") -> Iterator[str]:
+    """The ``path.partial`` name for a writer that opens files itself (Parquet); renamed into place on success."""
     partial = path + PARTIAL_SUFFIX
     try:
-        with open(partial, "w", encoding="utf-8") as f:
-            yield f
+        yield partial
         os.replace(partial, path)
     except OSError as e:
         raise OutputError(f"{path}: cannot write ({e.strerror or e}); choose another {what}") from None

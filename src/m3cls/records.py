@@ -1,4 +1,6 @@
-"""From one parsed record to its text and label: the messages schema, flat records, and the checks.
+"""Records: the read options (the read flags, declared once), one record as read, and the per-record checks.
+
+From one parsed record to its text and label: the messages schema, flat records, and the checks.
 
 The reference's chat records hold the text in ``messages[1].content`` and the label in
 ``messages[-1].content``; flat records hold them in named fields. Every check raises
@@ -14,12 +16,63 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields
 
 from .errors import DataError
 
-if TYPE_CHECKING:
-    from .data import ReadOptions
+
+@dataclass
+class ReadOptions:
+    """Where the text and the label sit in a record: the read flags of every command, declared once here."""
+
+    data_format: str = field(default="auto", metadata={
+        "help": "auto (from the extension and content), messages, messages_jsonl, json, jsonl, csv, tsv, txt, "
+                "parquet, or datasets (any file type the datasets library reads)."})
+    text_column: str = field(default="text", metadata={"help": "Text field in flat records."})
+    label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
+    text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
+    label_message_index: int = field(default=-1, metadata={"help": "messages[i] holding the label."})
+
+    @classmethod
+    def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
+        """Flags the user gave (None = not given), else the ones saved with a model, else the defaults."""
+        names = [f.name for f in fields(cls)]
+        saved = {k: v for k, v in (saved or {}).items() if k in names}
+        return cls(**{**saved, **{k: v for k, v in given.items() if k in names and v is not None}})
+
+
+@dataclass
+class TextData:
+    """Texts read from one file, with their labels when the file has them."""
+
+    texts: list[str]
+    labels: list[str] | None
+    path: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: list[int], path: str | None = None) -> "TextData":
+        labels = None if self.labels is None else [self.labels[i] for i in indices]
+        return TextData([self.texts[i] for i in indices], labels, path or self.path)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One record as read: where it is, its position in the input, its text and label, or why it is bad.
+
+    ``position`` counts records from 0 in input order: the line for ``.txt`` and JSONL (line number - 1), the
+    element of a JSON array, the data row after the header in CSV/TSV. Every line or row is a record, blank ones
+    included, so ``position`` is the same whether or not earlier records were bad. ``error`` is set (and
+    ``text`` is None) only for a bad record read with ``iter_items(..., keep_bad=True)``.
+    """
+
+    where: str
+    text: str | None
+    label: str | None
+    position: int = 0
+    error: str | None = None
+
 
 
 def schema_of(record: object, schema: str) -> str:

@@ -2,7 +2,7 @@
 
 Results go to stdout; logs and progress bars to stderr. A problem the user can fix (an ``M3clsError``) ends
 the command with one line on stderr and exit code 2. One module per command group:
-``train`` (train, demo), ``predict``, ``trust`` (evaluate, calibrate, inspect), ``deploy`` (serve, export);
+``train`` (train, demo), ``tune``, ``predict``, ``trust`` (evaluate, calibrate, inspect), ``deploy`` (serve, export);
 ``common`` holds what they share.
 """
 
@@ -25,10 +25,11 @@ COMMANDS = {
     "inspect": "look at a data set: balance, duplicates, train/validation leakage, lengths, unknown tokens",
     "serve": "serve a model over HTTP (micro-batched /predict, /labels, /health, a web page at /)",
     "export": "export a model to a standalone ONNX folder, optionally int8-quantized",
+    "tune": "search learning rate, epochs, batch size and warmup with Optuna; the best trial is the model",
     "demo": "fine-tune the bundled MiniLM on BBC News (in the messages format), then predict a sample",
 }
 #: the module of each command; imported only when its command runs, so --help and inspect stay light
-_MODULES = {"train": "train", "demo": "train", "predict": "predict", "evaluate": "trust", "calibrate": "trust",
+_MODULES = {"train": "train", "demo": "train", "tune": "tune", "predict": "predict", "evaluate": "trust", "calibrate": "trust",
             "inspect": "trust", "serve": "deploy", "export": "deploy"}
 
 
@@ -78,6 +79,7 @@ def _setup_logging() -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    os.environ.setdefault("DATASETS_VERBOSITY", "error")  # not "using the latest cached version" at every load
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

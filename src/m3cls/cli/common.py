@@ -106,6 +106,15 @@ def write_jsonl(path: str, rows: Iterable[dict]) -> int:
     return count
 
 
+def write_rows(path: str, rows: Iterable[dict]) -> int:
+    """Write result rows as Parquet when ``path`` ends in .parquet/.pq, else as JSONL (``-``: stdout)."""
+    from ..sources import PARQUET_EXTENSIONS, write_parquet
+
+    if path != "-" and path.lower().endswith(PARQUET_EXTENSIONS):
+        return write_parquet(path, rows)
+    return write_jsonl(path, rows)
+
+
 def check_writable(path: str | None) -> None:
     """Fail before any work when an output file's folder does not exist."""
     if path and path != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(path))):

@@ -26,6 +26,7 @@ from .common import (
     parse_temperature,
     read_options,
     write_jsonl,
+    write_rows,
 )
 from .onerror import BadRecords, add_error_flags
 
@@ -41,7 +42,8 @@ def predict_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="one text to classify")
     src.add_argument("--input", help="file of texts (any m3cls format, or .txt one per line); - for stdin")
-    p.add_argument("--output", default="-", help="JSONL output for --input; - for stdout (default)")
+    p.add_argument("--output", default="-", help="output for --input: JSONL, or Parquet when it ends in .parquet; "
+                                                 "- for stdout (default)")
     p.add_argument("--temperature", default="auto",
                    help="softmax temperature above 0, or 'auto' for the one saved with the model (default)")
     p.add_argument("--json", action="store_true", help="with --text: print one JSON object")
@@ -70,7 +72,7 @@ def cmd_predict(argv: list[str]) -> int:
     if size > 1:
         return _predict_distributed(a, clf, items, temperature, rank, size, policy, training_share)
     tally = UnknownTally()
-    count = write_jsonl(a.output, prediction_rows(clf, items, temperature, tally))
+    count = write_rows(a.output, prediction_rows(clf, items, temperature, tally))
     logger.info("wrote %d lines to %s", count, "stdout" if a.output == "-" else a.output)
     _report(policy, tally, training_share)
     return 0
@@ -141,8 +143,8 @@ def _predict_distributed(a, clf, items, temperature, rank: int, size: int, polic
 
     Every rank reads every record, so each applies --on_error to the whole input and stops at the same record.
     """
-    if a.output == "-" or a.input == "-":
-        raise ConfigError("with torchrun, --input and --output must be files (not -)")
+    if a.output == "-" or a.input == "-" or a.output.lower().endswith((".parquet", ".pq")):
+        raise ConfigError("with torchrun, --input and --output must be files (not -), and --output JSONL")
     distributed.init_process_group()
     mine = distributed.shard(items, rank, size)
     tally = UnknownTally()

@@ -108,6 +108,7 @@ def cmd_evaluate(argv: list[str]) -> int:
 def cmd_calibrate(argv: list[str]) -> int:
     from ..calibration import choose_temperature, evaluate_logits
     from ..contract import write_contract
+    from ..modelcard import refresh_model_card
 
     p = argparse.ArgumentParser(prog="m3cls calibrate",
                                 description="Refit the model's temperature on a labelled file and save it.")
@@ -123,6 +124,7 @@ def cmd_calibrate(argv: list[str]) -> int:
         "ece_before": evaluation["before"]["ece"], "ece_after": evaluation["after"]["ece"],
         "log_loss_before": evaluation["before"]["log_loss"], "log_loss_after": evaluation["after"]["log_loss"]})
     write_contract(a.model_path, contract)
+    refresh_model_card(a.model_path, contract)
     print(f"temperature {temperature:.4f} fitted on {len(y_true)} texts of {a.data_path}")
     print(f"ECE      {evaluation['before']['ece']:.4f} -> {evaluation['after']['ece']:.4f}")
     print(f"log-loss {evaluation['before']['log_loss']:.4f} -> {evaluation['after']['log_loss']:.4f}")

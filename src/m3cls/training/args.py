@@ -59,6 +59,7 @@ def build_training_args(args, precision: str, explicit: frozenset[str] = frozens
     from transformers import TrainingArguments
 
     values = as_values(args)
+    check_trackers(values.get("report_to"))
     for key, value in cpu_defaults().items():  # no accelerator: the CPU, and gloo between processes
         if not values.get(key):
             values[key] = value
@@ -76,6 +77,20 @@ def build_training_args(args, precision: str, explicit: frozenset[str] = frozens
         return TrainingArguments(**values), resolved
     except ValueError as e:  # transformers' own consistency checks
         raise ConfigError(" ".join(str(e).split())) from None
+
+
+def check_trackers(report_to) -> None:
+    """``--report_to``: fail before training, with the install line, when a tracker's package is missing."""
+    from ..files import require
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    for name in names:
+        if name in TRACKER_EXTRAS:
+            require(name, TRACKER_EXTRAS[name], f"--report_to {name}")
+
+
+#: trackers with an m3cls extra that installs them (others: see transformers' report_to)
+TRACKER_EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
 
 
 def _on_gpu(values: dict) -> bool:

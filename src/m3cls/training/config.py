@@ -13,13 +13,24 @@ from ..errors import ConfigError
 class TrainConfig(ReadOptions):
     """m3cls' own training options; transformers' ``TrainingArguments`` carry the rest."""
 
-    data_path: str = field(default=None, metadata={"help": "Training data: messages JSON/JSONL, or "
-                                                           "JSON/JSONL/CSV/TSV with text and label fields."})
+    data_path: str = field(default=None, metadata={
+        "help": "Training data: messages JSON/JSONL, JSON/JSONL/CSV/TSV/Parquet with text and label fields, a "
+                "datasets save_to_disk folder, or any file the datasets library reads."})
     model_name_or_path: str = field(default="BAAI/bge-m3", metadata={
         "help": "Base model: a Hub name, a local folder, or 'bundled' for the packaged MiniLM."})
     validation_path: str | None = field(default=None, metadata={"help": "Labelled validation file."})
     validation_split: float = field(default=0.1, metadata={
         "help": "Share of the training data held out (stratified, seeded) when no --validation_path."})
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "A datasets name (namespace/name) instead of --data_path, read from the local datasets cache "
+                "(offline once cached)."})
+    dataset_config: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
+    train_split: str = field(default="train", metadata={
+        "help": "Split to train on (--dataset_name, or a DatasetDict save_to_disk folder)."})
+    validation_split_name: str | None = field(default=None, metadata={
+        "help": "Split to validate on; default: 'validation' when the dataset has it, else --validation_split."})
+    language: str | None = field(default=None, metadata={
+        "help": "Language codes of the data for the model card, comma-separated, e.g. 'zh,en'."})
     labels: str | None = field(default=None, metadata={
         "help": "Fix the label set and order, comma-separated, e.g. 'Human,GPT'. Default: sorted from data."})
     max_length: int = field(default=512, metadata={"help": "Tokens per text; longer texts are truncated."})
@@ -55,6 +66,10 @@ class TrainConfig(ReadOptions):
 
     def check(self) -> None:
         """Refuse settings that cannot work, before any data or model is loaded."""
+        if self.dataset_name and self.data_path:
+            raise ConfigError("give either --data_path or --dataset_name, not both")
+        if not self.dataset_name and not self.data_path:
+            raise ConfigError("--data_path (a data file or folder) or --dataset_name (a cached dataset) is required")
         if self.truncation not in TRUNCATION_MODES:
             raise ConfigError(f"--truncation {self.truncation!r} is not one of: {', '.join(TRUNCATION_MODES)}")
         if self.class_weights not in ("none", "balanced"):

@@ -25,18 +25,31 @@ class PreparedData:
 
 def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
     """Read and check all data before anything is loaded or written."""
-    if not config.data_path:
-        raise ConfigError("--data_path is required: the training data file")
     options = config.read_options()
-    data = read_labeled(config.data_path, options)
+    data, given = _read_training(config, options)
     fixed = config.labels.split(",") if config.labels else None
-    labels = LabelSet.discover(data.labels, config.data_path, fixed)  # the split keeps every class in train
+    labels = LabelSet.discover(data.labels, data.path, fixed)  # the split keeps every class in train
     if config.validation_path:
         train_data, validation = data, read_labeled(config.validation_path, options)
+    elif given is not None:
+        train_data, validation = data, given
     else:
         train_data, validation = stratified_split(data, config.validation_split, seed)
-    labels.encode(validation.labels, validation.path, config.data_path)
+    labels.encode(validation.labels, validation.path, data.path)
     return PreparedData(train_data, validation, labels)
+
+
+def _read_training(config: TrainConfig, options) -> tuple[TextData, TextData | None]:
+    """The training data, and a validation split when the dataset brings one (--dataset_name, DatasetDict)."""
+    from .. import sources
+
+    if config.dataset_name or sources.is_dataset_dict(config.data_path):
+        return sources.read_splits(config.dataset_name or config.data_path, options, config.train_split,
+                                   config.validation_split_name, config.dataset_config, bool(config.dataset_name))
+    if config.validation_split_name:
+        raise ConfigError(f"--validation_split_name needs --dataset_name or a DatasetDict folder; "
+                          f"{config.data_path} has no splits (use --validation_path FILE)")
+    return read_labeled(config.data_path, options), None
 
 
 class EncodedDataset:

@@ -27,8 +27,10 @@ from ..metrics import softmax
 from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig
+from .hub import HubTarget, push_folder, take_hub_target
 from .inputs import EncodedDataset, PreparedData, class_weights, prepare_data
 from .save import check_output_dir, clear_earlier_checkpoints, save_final
+from .settings import run_settings
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +44,12 @@ class TrainResult:
     contract: ModelContract
 
 
-def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> TrainResult:
+def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(), callbacks: tuple = ()) -> TrainResult:
     """Fine-tune ``config.model_name_or_path`` on ``config.data_path``.
 
     ``args`` are transformers TrainingArguments, or their values as a dict (what the CLI passes, so they are
-    constructed only once, with m3cls' final settings). ``explicit`` names the flags a user typed.
+    constructed only once, with m3cls' final settings). ``explicit`` names the flags a user typed; ``callbacks``
+    are extra TrainerCallbacks (``m3cls tune`` reports each evaluation to Optuna through one).
     """
     import transformers
 
@@ -57,12 +60,14 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
     config.check()
     prepared = prepare_data(config, values.get("seed", 42))
+    settings = run_settings(config, values, explicit)  # train_config.yaml: the run as given, resolved
+    hub = take_hub_target(values)
     args, precision = build_training_args(values, config.precision, explicit)
     transformers.set_seed(args.seed)
     tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
     model = load_model(config.model_name_or_path, len(prepared.labels), prepared.labels.id2label,
                        config.model_overrides(), config.trust_remote_code, config.allow_pickle)
-    contract = _contract(config, prepared, precision)
+    contract = _contract(config, prepared, precision).with_info(settings=settings)
     if config.lora_r:
         from .. import lora
 
@@ -77,12 +82,12 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))
     if config.overwrite_output_dir and not resuming and args.should_save:
         clear_earlier_checkpoints(args.output_dir)
-    trainer = _fit(config, args, model, tokenizer, train_set, val_set, prepared, contract)
-    return _finish(config, args, trainer, val_set, prepared, contract)
+    trainer = _fit(config, args, model, tokenizer, train_set, val_set, prepared, contract, callbacks)
+    return _finish(config, args, trainer, val_set, prepared, contract, hub)
 
 
 def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepared: PreparedData,
-         contract: ModelContract):
+         contract: ModelContract, callbacks: tuple = ()):
     """Build the Trainer and train, resuming and stopping on Ctrl-C as asked."""
     from .checkpoints import resume_path, stop_on_sigint
     from .trainer import build_trainer
@@ -94,7 +99,8 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
     logger.info("training %s on %d texts (%d validation), labels: %s, precision %s", config.model_name_or_path,
                 len(train_set), len(val_set), ", ".join(labels.names), contract.info["precision"])
     with stop_on_sigint() as interrupt:
-        trainer.add_callback(interrupt)
+        for callback in (interrupt, *callbacks):
+            trainer.add_callback(callback)
         output = trainer.train(resume_from_checkpoint=resume_path(args))
     if interrupt.requested:
         raise TrainingInterrupted(f"interrupted at step {trainer.state.global_step}; a checkpoint was saved in "
@@ -105,7 +111,7 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
 
 
 def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
-            contract: ModelContract) -> TrainResult:
+            contract: ModelContract, hub: HubTarget | None = None) -> TrainResult:
     """Score the best model on validation, calibrate it, fit the baseline, and save everything (rank 0)."""
     evaluation, logits, y_true = _evaluate_and_calibrate(trainer, val_set, prepared)
     after = evaluation["after"]
@@ -124,6 +130,8 @@ def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
                 prepared.labels))
         save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
                    validation=(softmax(logits, temperature), y_true))
+        if hub is not None:
+            push_folder(args.output_dir, hub)
     return TrainResult(args.output_dir, contract.info["metrics"], contract)
 
 
@@ -162,13 +170,14 @@ def _contract(config: TrainConfig, prepared: PreparedData, precision: str) -> Mo
     """The decision settings this run fixes, and the facts about it known before training."""
     from .. import __version__
 
+    validation = prepared.validation.path
+    if validation == f"{prepared.train.path} (validation split)":
+        validation = f"{config.validation_split:g} of train (stratified)"
     return ModelContract(
         labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation,
         read_options=asdict(config.read_options()),
         info={"m3cls_version": __version__, "base_model": config.model_name_or_path, "precision": precision,
               "attention_dropout": config.attention_dropout,
-              "data": {"train_path": config.data_path,
-                       "validation_path": config.validation_path
-                       or f"{config.validation_split:g} of train (stratified)",
+              "data": {"train_path": prepared.train.path, "validation_path": validation,
                        "train_counts": class_counts(prepared.train.labels),
                        "validation_counts": class_counts(prepared.validation.labels)}})

@@ -13,6 +13,8 @@ import numpy as np
 from ..contract import ModelContract, write_contract
 from ..errors import ConfigError, OutputError
 from ..files import atomic_open
+from ..modelcard import write_model_card
+from ..runconfig import write_train_config
 
 logger = logging.getLogger(__name__)
 VALIDATION_PREDICTIONS = "validation_predictions.jsonl"
@@ -115,6 +117,8 @@ def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: di
                      title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}")
     if validation is not None:
         write_validation_predictions(staging, *validation, contract.labels)
+    write_model_card(staging, contract, os.path.basename(os.path.abspath(output_dir)))
+    write_train_config(staging, contract.info.get("settings"))
     write_contract(staging, contract)
     # weights after everything else, m3cls.json last: each move is atomic, and a reader never finds new
     # weights without their config and tokenizer, nor m3cls.json without the weights
