@@ -183,3 +183,16 @@ def test_dataset_not_cached_and_no_hub_fails_fast_in_one_line(datasets_cache, tm
     assert main([*base, "m3cls-test/tiny_topics", "--train_split", "tarin"]) == 2
     assert "no split 'tarin' (splits: train, validation)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_parquet_output_keeps_prediction_columns_when_the_first_record_is_bad(trained_xlmr, tmp_path):
+    # a marked bad record has only index and error; the columns must still hold every field of the rows
+    texts = tmp_path / "t.jsonl"
+    texts.write_text('{"text": ""}\n{"text": "delve tapestry"}\n{"text": "lol yeah"}\n', encoding="utf-8")
+    out = str(tmp_path / "p.parquet")
+    assert main(["predict", "--model_path", trained_xlmr, "--input", str(texts), "--output", out,
+                 "--on_error", "skip"]) == 0
+    rows = pq.read_table(out).to_pylist()
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert rows[0]["error"] and rows[0]["label"] is None
+    assert rows[1]["label"] in ("GPT", "Human") and rows[2]["probabilities"] and rows[1]["error"] is None

@@ -294,7 +294,8 @@ def _hub_reachable() -> bool:
 def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> int:
     """Write dict rows to Parquet as they come, in row groups, under ``path`` only once complete.
 
-    The columns are those of the first rows (nested dicts such as ``probabilities`` become struct columns).
+    The columns are every field of the first rows, in order of appearance (a marked bad record of
+    ``--on_error skip`` has only ``index`` and ``error``); nested dicts such as ``probabilities`` become structs.
     """
     pa = require("pyarrow", "parquet", f"writing {path}")
     pq = require("pyarrow.parquet", "parquet", f"writing {path}")
@@ -303,7 +304,8 @@ def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> in
         try:
             for batch in _chunks(rows, 4 * _BATCH_ROWS):
                 if writer is None:
-                    table = pa.Table.from_pylist(batch)
+                    names = list(dict.fromkeys(key for row in batch for key in row))
+                    table = pa.Table.from_pylist([{k: row.get(k) for k in names} for row in batch])
                     writer = pq.ParquetWriter(partial, table.schema)
                 else:
                     new = {key for row in batch for key in row} - set(writer.schema.names) - unknown
