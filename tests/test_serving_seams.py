@@ -72,33 +72,42 @@ def test_close_answers_queued_requests_at_once_and_does_not_hang_on_a_full_queue
     assert running.result(timeout=1).shape == (1, 2)   # the batch already running still finishes
 
 
-def _slow_server(trained_xlmr, delay: list, **limits):
+def _blocked_server(trained_xlmr, release: threading.Event, **limits):
+    """A server whose model blocks every batch until ``release`` is set."""
     from m3cls import Classifier
     from m3cls.serving import ServeLimits, create_app
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
     inner = clf.logits_from_ids
 
-    def slow(ids):
-        time.sleep(delay[0])
+    def blocked(ids):
+        release.wait(timeout=30)
         return inner(ids)
 
-    clf.logits_from_ids = slow
-    return LiveServer(create_app(clf, ServeLimits(**limits)))
+    clf.logits_from_ids = blocked
+    app = create_app(clf, ServeLimits(**limits))
+    release.set()      # let the warm-up batch through (it runs when the server starts) ...
+    live = LiveServer(app).__enter__()
+    release.clear()    # ... then block
+    return live
 
 
 def test_timed_out_requests_get_504_and_the_server_keeps_answering(trained_xlmr):
-    delay = [0.4]
-    with _slow_server(trained_xlmr, delay, request_timeout=0.1, max_batch_size=1) as live:
-        with ThreadPoolExecutor(8) as pool:
+    release = threading.Event()
+    live = _blocked_server(trained_xlmr, release, request_timeout=1.0, max_batch_size=1)
+    try:
+        with ThreadPoolExecutor(8) as pool:   # the first is cancelled in the model, the rest in the queue
             replies = list(pool.map(lambda i: httpx.post(f"{live.url}/predict", json={"texts": [f"text {i}"]},
                                                          timeout=30), range(12)))
         assert {r.status_code for r in replies} == {504}
-        assert "0.1 s" in replies[0].json()["error"]
-        delay[0] = 0.0
+        assert "1 s" in replies[0].json()["error"]
+        release.set()
         r = httpx.post(f"{live.url}/predict", json={"texts": ["still alive"]}, timeout=10)
         assert r.status_code == 200 and r.json()["predictions"][0]["label"] in ("GPT", "Human")
         assert httpx.get(f"{live.url}/health").status_code == 200
+    finally:
+        release.set()
+        live.__exit__(None, None, None)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

@@ -239,6 +239,12 @@ class MicroBatcher:
             self._cond.notify()
         return request.future
 
+    def stop_waiting(self) -> None:
+        """Run what is queued without waiting to fill batches (``max_wait_ms`` becomes 0), e.g. when draining."""
+        with self._cond:
+            self.max_wait = 0.0
+            self._cond.notify_all()
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop: requests still waiting are answered with BatcherClosed at once (this never blocks on a full
         queue); the batch already running may finish within ``timeout`` seconds."""

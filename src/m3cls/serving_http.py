@@ -139,6 +139,7 @@ def run(app, host: str, port: int, shutdown_timeout: float) -> None:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     server = _graceful(uvicorn.Server)(config, app.state.serve_state, app.state.batcher, shutdown_timeout)
     server.run()
+    logger.info("stopped")
 
 
 def _graceful(base):
@@ -148,17 +149,21 @@ def _graceful(base):
         def __init__(self, config, state: ServeState, batcher, shutdown_timeout: float):
             super().__init__(config)
             self.state, self.batcher, self.shutdown_timeout = state, batcher, shutdown_timeout
+            self.signals = 0
 
         def handle_exit(self, sig, frame) -> None:
+            # A signal handler only sets flags; on_tick (on the event loop, every 0.1 s) does the work.
             # uvicorn's own handler re-raises the signal after shutdown, which would end the process with it
-            # instead of exit code 0; this one drains first and never re-raises.
-            if self.state.draining:
+            # instead of exit code 0; this one does not.
+            self.signals += 1
+            if self.signals > 1:
                 self.should_exit = True   # a second signal: stop now
-            else:
-                self.state.begin_draining(self.shutdown_timeout)
 
         async def on_tick(self, counter: int) -> bool:
             state = self.state
+            if self.signals and not state.draining:
+                state.begin_draining(self.shutdown_timeout)
+                self.batcher.stop_waiting()
             if state.draining and not self.should_exit:
                 if state.in_flight == 0:
                     logger.info("shutdown: every accepted request was answered")
