@@ -20,9 +20,9 @@ def test_padded_size_stays_within_the_token_budget():
 
 def test_the_padded_size_counts_the_longest_text():
     packer = TokenPacker(max_tokens=100, max_texts=32)
-    packer.add(_request(18, 18, 18, 32, 18))   # one bucket (17-32): 4 x 32 = 128 > 100 once the 32 joins
-    assert _lengths(packer.take()) == [18, 18, 18]
-    assert _lengths(packer.take()) == [32, 18]
+    packer.add(_request(32, 18, 18, 18, 18))   # one bucket (17-32): a fourth text makes 4 x 32 = 128 > 100
+    assert _lengths(packer.take()) == [32, 18, 18]
+    assert _lengths(packer.take()) == [18, 18]
 
 
 def test_text_cap_applies_when_the_budget_would_allow_more():
@@ -66,11 +66,12 @@ def test_per_request_mode_never_mixes_requests():
 
 def test_answered_requests_are_dropped_and_counted():
     packer = TokenPacker(max_tokens=4096, max_texts=32)
-    gone, kept = _request(5, 6), _request(7)
-    packer.add(gone)
-    packer.add(kept)
-    assert packer.requests == 2 and len(packer) == 3
-    gone.future.cancel()
+    gone_long, kept, gone_short = _request(300), _request(7), _request(5, 6)
+    for request in (gone_long, kept, gone_short):
+        packer.add(request)
+    assert packer.requests == 3 and len(packer) == 4
+    gone_long.future.cancel()    # the oldest text: its bucket must not be chosen for an empty batch
+    gone_short.future.cancel()   # behind a live text in the same bucket: skipped, not run
     assert _lengths(packer.take()) == [7]
     assert packer.requests == 0 and len(packer) == 0
 

@@ -37,12 +37,13 @@ def test_mixed_lengths_run_in_fewer_shape_homogeneous_batches(trained_xlmr):
     batches: list[list[int]] = []
     live, clf = _server(trained_xlmr, batches, max_batch_tokens=256, max_wait_ms=400)
     texts = [SHORT + f" {i}" if i % 3 else LONG for i in range(21)]   # 14 short, 7 long, interleaved
+    split = [LONG, SHORT, LONG, "kinda weird"]   # then one request whose texts run in two batches
     with live:
         batches.clear()   # forget the warm-up batch
         with ThreadPoolExecutor(21) as pool:
             replies = list(pool.map(lambda t: httpx.post(f"{live.url}/predict", json={"texts": [t]}, timeout=30),
                                     texts))
-        mixed = httpx.post(f"{live.url}/predict", json={"texts": [LONG, SHORT, LONG, "kinda weird"]}, timeout=30)
+        mixed = httpx.post(f"{live.url}/predict", json={"texts": split}, timeout=30)
     batches = list(batches)   # before local predictions below add their own
     assert [r.status_code for r in replies] == [200] * 21 and mixed.status_code == 200
     local = clf.predict(texts)
@@ -50,15 +51,14 @@ def test_mixed_lengths_run_in_fewer_shape_homogeneous_batches(trained_xlmr):
         got = reply.json()["predictions"][0]
         assert got["label"] == expected.label
         assert got["probabilities"] == pytest.approx(expected.probabilities, abs=1e-4)
-    split = [LONG, SHORT, LONG, "kinda weird"]   # one request whose texts run in two batches
     for got, expected in zip(mixed.json()["predictions"], clf.predict(split)):
         assert got["probabilities"] == pytest.approx(expected.probabilities, abs=1e-4)
-    concurrent = batches[:-2]   # the last request ran alone: its short texts and its long texts in two batches
-    assert sum(len(b) for b in concurrent) == 21
-    assert len(concurrent) < 21 and max(len(b) for b in concurrent) > 1   # requests shared batches
     for lengths in batches:
         assert len({bucket_of(n) for n in lengths}) == 1            # never a long text padding short ones
         assert len(lengths) * max(lengths) <= 256                  # within the token budget
+    concurrent = batches[:-2]   # the last request ran alone: its short texts and its long texts in two batches
+    assert sum(len(b) for b in concurrent) == 21
+    assert len(concurrent) < 21 and max(len(b) for b in concurrent) > 1   # requests shared batches
     assert batches[-2:] == [[64, 64], [len(ids) for ids in clf.encode(split[1::2])]]   # oldest bucket first
 
 
@@ -154,9 +154,17 @@ def test_an_oversized_body_always_gets_a_readable_413(trained_xlmr):
 def test_max_batch_tokens_below_max_length_is_a_one_line_error(trained_xlmr, capsys):
     from m3cls.cli import main
 
-    assert main(["serve", "--model_path", trained_xlmr, "--max_length", "64", "--max_batch_tokens", "32"]) == 2
+    # an address that cannot be bound: a missed check fails the test instead of starting a server that never returns
+    serve = ["serve", "--model_path", trained_xlmr, "--host", "256.0.0.1"]
+    assert main([*serve, "--max_length", "64", "--max_batch_tokens", "32"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--max_batch_tokens 32 is below max_length 64" in err[0]
+    for flags, message in ((["--max_batch_tokens", "-1"], "--max_batch_tokens must be 0"),
+                           (["--request_timeout", "0"], "--request_timeout must be a number of seconds above 0"),
+                           (["--shutdown_timeout", "-5"], "--shutdown_timeout must be a number of seconds")):
+        assert main([*serve, *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
     from m3cls import Classifier
     from m3cls.errors import ConfigError
     from m3cls.serving import ServeLimits, create_app

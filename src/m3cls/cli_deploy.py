@@ -66,12 +66,12 @@ def cmd_serve(argv: list[str]) -> int:
     for name in ("batch_size", "max_texts", "max_chars", "max_body_bytes", "max_queue"):
         if getattr(a, name) < 1:
             raise ConfigError(f"--{name} must be at least 1")
-    if a.max_batch_tokens is not None and a.max_batch_tokens < 0:
-        raise ConfigError(f"--max_batch_tokens must be 0 (no token budget) or more, got {a.max_batch_tokens}")
-    for name in ("request_timeout", "shutdown_timeout"):
-        value = getattr(a, name)
-        if value is not None and not value > 0:
-            raise ConfigError(f"--{name} must be a number of seconds above 0, got {value}")
+    if not a.shutdown_timeout > 0:
+        raise ConfigError(f"--shutdown_timeout must be a number of seconds above 0, got {a.shutdown_timeout}")
+    limits = ServeLimits(max_texts=a.max_texts, max_chars=a.max_chars, max_body_bytes=a.max_body_bytes,
+                         max_batch_size=a.batch_size, max_wait_ms=a.max_wait_ms, max_queue=a.max_queue,
+                         micro_batching=not a.no_micro_batching, max_batch_tokens=a.max_batch_tokens,
+                         request_timeout=a.request_timeout)
     if a.max_length is not None:
         batch_token_budget(a.max_batch_tokens, a.max_length)   # fail before the model loads
     try:
@@ -82,10 +82,6 @@ def cmd_serve(argv: list[str]) -> int:
     a.long_text, a.stride = "truncate", 0
     started = time.perf_counter()
     clf = _load_classifier(a)
-    limits = ServeLimits(max_texts=a.max_texts, max_chars=a.max_chars, max_body_bytes=a.max_body_bytes,
-                         max_batch_size=a.batch_size, max_wait_ms=a.max_wait_ms, max_queue=a.max_queue,
-                         micro_batching=not a.no_micro_batching, max_batch_tokens=a.max_batch_tokens,
-                         request_timeout=a.request_timeout)
     app = create_app(clf, limits, a.api_key, load_seconds=time.perf_counter() - started)
     logger.info("serving %s on http://%s:%d/ (docs at /docs)%s", a.model_path, a.host, a.port,
                 ", API key required" if a.api_key else "")

@@ -53,6 +53,13 @@ class ServeLimits:
     max_batch_tokens: int | None = None
     request_timeout: float | None = None
 
+    def __post_init__(self):
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 0:
+            raise ConfigError(f"--max_batch_tokens must be 0 (no token budget) or more, got {self.max_batch_tokens}")
+        t = self.request_timeout
+        if t is not None and not (math.isfinite(t) and t > 0):
+            raise ConfigError(f"--request_timeout must be a number of seconds above 0, got {t}")
+
 
 def batch_token_budget(requested: int | None, max_length: int) -> int:
     """The padded-token budget per batch; a budget below max_length could never hold a full-length text."""
