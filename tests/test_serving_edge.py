@@ -96,6 +96,7 @@ def test_metrics_names_and_values_after_known_traffic(trained_xlmr):
     assert m[("m3cls_padded_tokens_total", ())] >= m[("m3cls_tokens_total", ())]
     assert m[("m3cls_queue_wait_seconds_count", ())] == 6
     assert m[("m3cls_queue_depth", ())] == 0 and m[("m3cls_queue_texts", ())] == 0
+    assert m[("m3cls_requests_in_flight", ())] == 1                # the scrape itself
 
 
 def test_metrics_and_probes_with_an_api_key(trained_xlmr):

@@ -1,7 +1,9 @@
 """Graceful shutdown: a real `m3cls serve` process gets SIGTERM/SIGINT with requests in flight."""
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,11 +29,23 @@ def _wait_ready(url: str, process: subprocess.Popen | None = None, seconds: floa
     raise AssertionError("the server did not become ready")
 
 
-def _queue_depth(url: str) -> float:
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith("m3cls_queue_depth "):
-            return float(line.split()[1])
-    raise AssertionError("no m3cls_queue_depth in /metrics")
+def _gauges(url: str) -> dict:
+    wanted = ("m3cls_queue_depth", "m3cls_requests_in_flight")
+    lines = [line.split() for line in httpx.get(f"{url}/metrics").text.splitlines()]
+    return {name: float(value) for name, value, *_ in (x for x in lines if len(x) >= 2) if name in wanted}
+
+
+def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed before the whole answer came"
+        body += chunk
+    return int(head.split()[1]), body
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -47,38 +61,39 @@ def test_signal_mid_stream_answers_every_accepted_request_then_exits_0(trained_x
     try:
         _wait_ready(url, process)
         texts = [f"furthermore delve tapestry {i}" if i % 2 else f"lol yeah kinda {i}" for i in range(8)]
+        # one more client is still sending its body when the signal comes: accepted, so it must be answered
+        body = json.dumps({"texts": ["a slow upload delve"]}).encode()
+        uploading = socket.create_connection(("127.0.0.1", port), timeout=60)
+        uploading.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
         with ThreadPoolExecutor(8) as pool:
             accepted = [pool.submit(httpx.post, f"{url}/predict", json={"texts": [t]}, timeout=60) for t in texts]
             deadline = time.monotonic() + 30
-            while _queue_depth(url) < 8:
-                assert time.monotonic() < deadline, "the requests did not reach the queue"
+            while _gauges(url) != {"m3cls_queue_depth": 8, "m3cls_requests_in_flight": 10}:   # 8 + upload + scrape
+                assert time.monotonic() < deadline, "the requests did not reach the server"
                 time.sleep(0.05)
             process.send_signal(sig)
-            late = _late_request(url)
+            time.sleep(0.5)   # the server notices the signal within 0.1 s; the upload keeps it draining
+            late = httpx.post(f"{url}/predict", json={"texts": ["too late"]}, timeout=30)
             replies = [f.result() for f in accepted]
+        uploading.sendall(body[10:])
+        upload_status, upload_answer = _read_response(uploading)
+        uploading.close()
         code = process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
     _, err = process.communicate()
     assert code == 0, err
-    assert late is None or (late.status_code == 503 and late.headers["retry-after"] == "1"), late
-    for reply in replies:   # every accepted request got a full answer
-        assert reply.status_code == 200
-        (prediction,) = reply.json()["predictions"]
+    assert late.status_code == 503 and late.headers["retry-after"] == "1"
+    assert "shutting down" in late.json()["error"]
+    for status, answer in [(r.status_code, r.content) for r in replies] + [(upload_status, upload_answer)]:
+        assert status == 200   # every accepted request got a full answer
+        (prediction,) = json.loads(answer)["predictions"]
         assert prediction["label"] in ("GPT", "Human")
         assert np.isclose(sum(prediction["probabilities"].values()), 1.0)
     assert "ready: model loaded in" in err and "warm-up batch in" in err
     assert "every accepted request was answered" in err and "Traceback" not in err
-
-
-def _late_request(url: str):
-    """A request sent just after the signal: 503 with Retry-After, or None if the port already closed."""
-    time.sleep(0.3)   # the server notices the signal within 0.1 s
-    try:
-        return httpx.post(f"{url}/predict", json={"texts": ["too late"]}, timeout=30)
-    except httpx.TransportError:
-        return None
 
 
 def test_drain_deadline_answers_the_waiting_requests_with_503(trained_xlmr):

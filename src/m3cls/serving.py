@@ -93,9 +93,9 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     budget = batch_token_budget(limits.max_batch_tokens, classifier.max_length)
     batcher = MicroBatcher(classifier.logits_from_ids, limits.max_batch_size, limits.max_wait_ms,
                            limits.max_queue, enabled=limits.micro_batching, max_batch_tokens=budget)
-    metrics = ServeMetrics(lambda: batcher.queue_depth, lambda: batcher.queued_texts)
-    batcher.observer = metrics.on_batch
     state = ServeState()
+    metrics = ServeMetrics(lambda: batcher.queue_depth, lambda: batcher.queued_texts, lambda: state.in_flight)
+    batcher.observer = metrics.on_batch
     tokenizer = ThreadPoolExecutor(1, thread_name_prefix="m3cls-tokenize")  # one thread: tokenizers are not
                                                                             # safe to call concurrently
     @contextlib.asynccontextmanager

@@ -80,7 +80,7 @@ class RequestGate:
         try:
             refusal = self._refusal(scope)
             if refusal is not None:
-                await self._refuse(receive, send_and_note, *refusal)
+                await self._refuse(scope, receive, send_and_note, *refusal)
                 return
             self.state.in_flight += 1
             try:
@@ -103,8 +103,11 @@ class RequestGate:
             return 413, f"request body over {self.max_body_bytes} bytes", {}
         return None
 
-    async def _refuse(self, receive, send, status: int, message: str, headers: dict) -> None:
-        if not await _drain(receive, drain_limit(self.max_body_bytes)):
+    async def _refuse(self, scope, receive, send, status: int, message: str, headers: dict) -> None:
+        limit = drain_limit(self.max_body_bytes)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        too_big = declared.isdigit() and int(declared) > limit   # not worth reading: answer and close
+        if too_big or not await _drain(receive, limit):
             headers = {**headers, "connection": "close"}
         body = json.dumps({"error": message}).encode()
         raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -10,7 +10,8 @@ Names (all prefixed ``m3cls_``):
 - ``batch_size_texts`` and ``batch_size_tokens``: histograms of each model batch, in texts and in padded tokens
   (texts x longest);
 - ``queue_wait_seconds``: histogram of each text's wait from its request's arrival to its batch's start;
-- ``queue_depth`` and ``queue_texts``: gauges, requests and texts waiting for the model now.
+- ``queue_depth`` and ``queue_texts``: gauges, requests and texts waiting for the model now;
+- ``requests_in_flight``: gauge, HTTP requests being handled now (the scrape that reads it included).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def route_of(path: str) -> str:
 class ServeMetrics:
     """The counters, histograms and gauges of one app; ``on_batch`` is the batcher's observer."""
 
-    def __init__(self, queue_depth: Callable[[], float], queue_texts: Callable[[], float]):
+    def __init__(self, queue_depth: Callable[[], float], queue_texts: Callable[[], float],
+                 in_flight: Callable[[], float]):
         try:
             from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         except ImportError:
@@ -54,6 +56,7 @@ class ServeMetrics:
                                     buckets=LATENCY_BUCKETS, registry=r)
         Gauge("m3cls_queue_depth", "Requests waiting for the model", registry=r).set_function(queue_depth)
         Gauge("m3cls_queue_texts", "Texts waiting for the model", registry=r).set_function(queue_texts)
+        Gauge("m3cls_requests_in_flight", "HTTP requests being handled", registry=r).set_function(in_flight)
 
     def on_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""
