@@ -1,8 +1,13 @@
-"""The HTTP service: FastAPI app factory with micro-batching, limits, optional API key, and a web page.
+"""The HTTP service: FastAPI app factory with token-budget micro-batching, limits, metrics and a web page.
 
-The only module that imports fastapi. Routes: ``POST /predict``, ``GET /labels``, ``GET /health``, ``GET /``
-(the page), and the OpenAPI docs at ``/docs``. With an API key, every route except ``/health`` and the static
-page at ``/`` needs ``Authorization: Bearer KEY`` (the page asks for the key and sends it).
+The only module that imports fastapi. Routes: ``POST /predict``, ``GET /labels``, ``GET /health`` (liveness),
+``GET /ready`` (readiness), ``GET /metrics`` (Prometheus), ``GET /`` (the page), and the OpenAPI docs at
+``/docs``. With an API key, every route except ``/health``, ``/ready`` and the static page at ``/`` needs
+``Authorization: Bearer KEY`` (the page asks for the key and sends it).
+
+Each request's texts are tokenized once (``Classifier.encode``, on one tokenizer thread off the event loop),
+then packed with other requests' texts into batches by ``m3cls.batching`` and run with
+``Classifier.logits_from_ids`` on the batching worker. The app warms the model up with one batch at startup.
 
 Example::
 
@@ -17,17 +22,27 @@ import contextlib
 import hmac
 import logging
 import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .batching import MicroBatcher, QueueFull
+from .batching import BatcherClosed, MicroBatcher, QueueFull
 from .errors import ConfigError
+from .files import require
 
 logger = logging.getLogger(__name__)
+# Chosen by benchmarks/load.py (README, "Serving load"); never below the model's max_length.
+DEFAULT_MAX_BATCH_TOKENS = 8192
+WARM_UP_TEXT = "This sentence warms the model up before the first request."
 
 
 @dataclass(frozen=True)
 class ServeLimits:
-    """Bounds that keep the service alive under bad or heavy input."""
+    """Bounds that keep the service alive under bad or heavy input, and how batches are packed.
+
+    ``max_batch_tokens`` None means ``max(DEFAULT_MAX_BATCH_TOKENS, max_length)``, and 0 turns the token budget
+    off (batches of ``max_batch_size`` texts in arrival order). ``request_timeout`` None means no limit.
+    """
 
     max_texts: int = 64
     max_chars: int = 20_000
@@ -36,78 +51,98 @@ class ServeLimits:
     max_wait_ms: float = 0.0
     max_queue: int = 256
     micro_batching: bool = True
+    max_batch_tokens: int | None = None
+    request_timeout: float | None = None
+
+    def __post_init__(self):
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 0:
+            raise ConfigError(f"--max_batch_tokens must be 0 (no token budget) or more, got {self.max_batch_tokens}")
+        t = self.request_timeout
+        if t is not None and not (math.isfinite(t) and t > 0):
+            raise ConfigError(f"--request_timeout must be a number of seconds above 0, got {t}")
+
+
+def batch_token_budget(requested: int | None, max_length: int) -> int:
+    """The padded-token budget per batch; a budget below max_length could never hold a full-length text."""
+    if requested is None:
+        return max(DEFAULT_MAX_BATCH_TOKENS, max_length)
+    if requested != 0 and requested < max_length:
+        raise ConfigError(f"--max_batch_tokens {requested} is below max_length {max_length}: a text of "
+                          f"max_length tokens would not fit in a batch; give at least {max_length}, or 0 for "
+                          f"no token budget")
+    return requested
 
 
 def _fastapi():
-    try:
-        import fastapi
-        import pydantic
-    except ImportError:
-        raise ConfigError('serving needs FastAPI and uvicorn; run: pip install "m3cls[serve]"') from None
-    return fastapi, pydantic
+    return require("fastapi", "serve", "serving"), require("pydantic", "serve", "serving")
 
 
-def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | None = None):
+def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | None = None,
+               load_seconds: float | None = None):
     """Build the FastAPI app around a loaded Classifier (torch or ONNX backend)."""
+    _fastapi()
+    from fastapi import Depends, FastAPI
+
+    from .serving_http import RequestGate, ServeState
+    from .serving_metrics import ServeMetrics
+
+    budget = batch_token_budget(limits.max_batch_tokens, classifier.max_length)
+    batcher = MicroBatcher(classifier.logits_from_ids, limits.max_batch_size, limits.max_wait_ms,
+                           limits.max_queue, enabled=limits.micro_batching, max_batch_tokens=budget)
+    state = ServeState()
+    metrics = ServeMetrics(lambda: batcher.queue_depth, lambda: batcher.queued_texts, lambda: state.in_flight)
+    batcher.observer = metrics.on_batch
+    tokenizer = ThreadPoolExecutor(1, thread_name_prefix="m3cls-tokenize")  # one thread: tokenizers are not
+                                                                            # safe to call concurrently
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        warm = _warm_up(classifier)
+        state.ready = True
+        logger.info("ready: %swarm-up batch in %.2f s; batches of at most %d texts and %s padded tokens",
+                    "" if load_seconds is None else f"model loaded in {load_seconds:.2f} s, ", warm,
+                    limits.max_batch_size, budget or "unlimited")
+        yield
+        batcher.close()
+        tokenizer.shutdown(wait=False)
+
+    app = FastAPI(title="m3cls", description="Text classification with a fine-tuned transformer.",
+                  version=_version(), lifespan=lifespan)
+    app.state.batcher, app.state.serve_state, app.state.metrics = batcher, state, metrics
+
+    async def classify(texts: list[str]):
+        ids = await asyncio.get_running_loop().run_in_executor(tokenizer, classifier.encode, texts)
+        try:
+            future = batcher.submit(ids)
+        except QueueFull:
+            raise _HTTPError(503, "the server is busy; retry shortly", {"Retry-After": "1"}) from None
+        return await asyncio.wrap_future(future)
+
+    authorize = _authorizer(api_key)
+    _add_error_handlers(app)
+    _add_routes(app, classifier, limits, classify, [Depends(authorize)])
+    _add_probes(app, classifier, batcher, state, metrics, [Depends(authorize)])
+    if api_key is not None:
+        _guard_docs(app, authorize)
+    app.add_middleware(RequestGate, state=state, metrics=metrics, max_body_bytes=limits.max_body_bytes)
+    return app
+
+
+def _warm_up(classifier) -> float:
+    """Run one small batch so the first request does not pay for lazy initialisation; returns seconds."""
+    start = time.perf_counter()
+    classifier.logits_from_ids(classifier.encode([WARM_UP_TEXT]))
+    return time.perf_counter() - start
+
+
+def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list) -> None:
     _, pydantic = _fastapi()
-    from fastapi import Depends, FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse
 
     from .webpage import PAGE
 
     class PredictRequest(pydantic.BaseModel):
         texts: list[str]
         temperature: float | None = None
-
-    batcher = MicroBatcher(classifier.logits, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
-                           enabled=limits.micro_batching)
-    @contextlib.asynccontextmanager
-    async def lifespan(_):
-        yield
-        batcher.close()
-
-    app = FastAPI(title="m3cls", description="Text classification with a fine-tuned transformer.",
-                  version=_version(), lifespan=lifespan)
-    app.state.batcher = batcher
-
-    def error(status: int, message: str, headers: dict | None = None):
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_, exc):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
-        return error(422, f"invalid request{' at ' + where if where else ''}: {first.get('msg', 'malformed')}; "
-                          f"expected {{\"texts\": [\"...\"], \"temperature\": optional number > 0}}")
-
-    @app.exception_handler(_HTTPError)
-    async def http_error(_, exc):
-        return error(exc.status, exc.message, exc.headers)
-
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        if request.method == "POST":
-            length = request.headers.get("content-length")
-            if length is None:
-                return error(411, "a Content-Length header is required")
-            if not length.isdigit() or int(length) > limits.max_body_bytes:
-                return error(413, f"request body over {limits.max_body_bytes} bytes")
-        return await call_next(request)
-
-    def authorize(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            raise _HTTPError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
-                             {"WWW-Authenticate": "Bearer"})
-
-    secured = [Depends(authorize)]
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "labels": len(classifier.labels), **batcher.stats.as_dict()}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -122,19 +157,78 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     async def predict(body: PredictRequest):
         _check(body, limits)
         try:
-            future = batcher.submit(body.texts)
-        except QueueFull:
-            raise _HTTPError(503, "the server is busy; retry shortly", {"Retry-After": "1"}) from None
-        logits = await asyncio.wrap_future(future)
+            logits = await asyncio.wait_for(classify(body.texts), limits.request_timeout)
+        except asyncio.TimeoutError:
+            raise _HTTPError(504, f"no answer within the request timeout of {limits.request_timeout:g} s; "
+                                  f"retry, or send fewer or shorter texts") from None
+        except BatcherClosed as e:
+            raise _HTTPError(503, f"{e}; retry shortly", {"Retry-After": "1"}) from None
         predictions = classifier.predictions_from_logits(logits, body.temperature)
         shares = classifier.unknown_token_shares(body.texts)  # issue 17: share of unknown tokens per text
         return {"predictions": [dict(p.to_dict(i), unknown_token_share=round(share, 4))
                                 for i, (p, share) in enumerate(zip(predictions, shares))]}
 
-    if api_key is not None:
-        _guard_docs(app, authorize)
 
-    return app
+def _add_probes(app, classifier, batcher: MicroBatcher, state, metrics, secured: list) -> None:
+    from fastapi import Response
+    from fastapi.responses import JSONResponse
+
+    @app.get("/health")
+    async def health():
+        """Liveness: 503 when the batching worker thread has stopped (the process then cannot answer)."""
+        alive = batcher.alive
+        body = {"status": "ok" if alive else "the batching worker has stopped", "labels": len(classifier.labels),
+                **batcher.stats.as_dict()}
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    @app.get("/ready")
+    async def ready():
+        """Readiness: 200 once the model is loaded and warmed up, 503 while shutting down or broken."""
+        problem = ("shutting down" if state.draining else "warming up" if not state.ready
+                   else "the batching worker has stopped" if not batcher.alive else None)
+        if problem:
+            return JSONResponse({"status": problem}, status_code=503, headers={"Retry-After": "1"})
+        return {"status": "ready"}
+
+    @app.get("/metrics", dependencies=secured, include_in_schema=False)
+    async def prometheus():
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+
+def _add_error_handlers(app) -> None:
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_, exc):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
+        return _error(422, f"invalid request{' at ' + where if where else ''}: {first.get('msg', 'malformed')}; "
+                           f"expected {{\"texts\": [\"...\"], \"temperature\": optional number > 0}}")
+
+    @app.exception_handler(_HTTPError)
+    async def http_error(_, exc):
+        return _error(exc.status, exc.message, exc.headers)
+
+
+def _error(status: int, message: str, headers: dict | None = None):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _authorizer(api_key: str | None):
+    from fastapi import Request
+
+    def authorize(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            raise _HTTPError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                             {"WWW-Authenticate": "Bearer"})
+
+    return authorize
 
 
 class _HTTPError(Exception):
@@ -167,10 +261,15 @@ def _guard_docs(app, authorize) -> None:
             try:
                 authorize(request)
             except _HTTPError as e:
-                from fastapi.responses import JSONResponse
-
-                return JSONResponse({"error": e.message}, status_code=e.status, headers=e.headers)
+                return _error(e.status, e.message, e.headers)
         return await call_next(request)
+
+
+def serve(app, host: str, port: int, shutdown_timeout: float) -> None:
+    """Run the app with uvicorn until SIGTERM/SIGINT, then drain gracefully (see ``m3cls.serving_http``)."""
+    from .serving_http import run
+
+    run(app, host, port, shutdown_timeout)
 
 
 def _version() -> str:

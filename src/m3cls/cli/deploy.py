@@ -33,7 +33,9 @@ def cmd_export(argv: list[str]) -> int:
 
 
 def cmd_serve(argv: list[str]) -> int:
-    from ..serving import ServeLimits, create_app
+    import time
+
+    from ..serving import ServeLimits, batch_token_budget, create_app, serve
 
     d = ServeLimits()
     p = argparse.ArgumentParser(prog="m3cls serve", description="Serve a model over HTTP with a web page at /.")
@@ -44,12 +46,19 @@ def cmd_serve(argv: list[str]) -> int:
                    help="require 'Authorization: Bearer KEY' (default: $M3CLS_API_KEY)")
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
     p.add_argument("--batch_size", type=int, default=d.max_batch_size, help="most texts in one model batch")
+    p.add_argument("--max_batch_tokens", type=int, default=None,
+                   help="most padded tokens (texts x longest) in one model batch; 0: no token budget "
+                        "(default: 8192, or max_length if larger)")
     p.add_argument("--max_wait_ms", type=float, default=d.max_wait_ms, help="longest wait to fill a batch")
     p.add_argument("--no_micro_batching", action="store_true", help="one request, one batch")
     p.add_argument("--max_texts", type=int, default=d.max_texts, help="most texts per request")
     p.add_argument("--max_chars", type=int, default=d.max_chars, help="most characters per text")
     p.add_argument("--max_body_bytes", type=int, default=d.max_body_bytes)
     p.add_argument("--max_queue", type=int, default=d.max_queue, help="most requests waiting")
+    p.add_argument("--request_timeout", type=float, default=None,
+                   help="seconds a /predict may take before it gets 504 (default: no limit)")
+    p.add_argument("--shutdown_timeout", type=float, default=30.0,
+                   help="on SIGTERM/SIGINT, seconds to finish accepted requests before exiting (default: 30)")
     p.add_argument("--max_length", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
@@ -57,14 +66,21 @@ def cmd_serve(argv: list[str]) -> int:
     for name in ("batch_size", "max_texts", "max_chars", "max_body_bytes", "max_queue"):
         if getattr(a, name) < 1:
             raise ConfigError(f"--{name} must be at least 1")
-    uvicorn = require("uvicorn", "serve", "serving")
+    if not a.shutdown_timeout > 0:
+        raise ConfigError(f"--shutdown_timeout must be a number of seconds above 0, got {a.shutdown_timeout}")
+    limits = ServeLimits(max_texts=a.max_texts, max_chars=a.max_chars, max_body_bytes=a.max_body_bytes,
+                         max_batch_size=a.batch_size, max_wait_ms=a.max_wait_ms, max_queue=a.max_queue,
+                         micro_batching=not a.no_micro_batching, max_batch_tokens=a.max_batch_tokens,
+                         request_timeout=a.request_timeout)
+    if a.max_length is not None:
+        batch_token_budget(a.max_batch_tokens, a.max_length)   # fail before the model loads
+    require("uvicorn", "serve", "serving")
     a.trust_remote_code = a.allow_pickle = False
     a.long_text, a.stride = "truncate", None
+    started = time.perf_counter()
     clf = load_classifier(a)
-    limits = ServeLimits(a.max_texts, a.max_chars, a.max_body_bytes, a.batch_size, a.max_wait_ms, a.max_queue,
-                         not a.no_micro_batching)
-    app = create_app(clf, limits, a.api_key)
+    app = create_app(clf, limits, a.api_key, load_seconds=time.perf_counter() - started)
     logger.info("serving %s on http://%s:%d/ (docs at /docs)%s", a.model_path, a.host, a.port,
                 ", API key required" if a.api_key else "")
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    serve(app, a.host, a.port, a.shutdown_timeout)
     return 0
