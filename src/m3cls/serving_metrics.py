@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import ConfigError
+from .files import require
 
 ROUTES = ("/predict", "/labels", "/health", "/ready", "/metrics", "/", "/docs", "/openapi.json")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -36,10 +36,9 @@ class ServeMetrics:
 
     def __init__(self, queue_depth: Callable[[], float], queue_texts: Callable[[], float],
                  in_flight: Callable[[], float]):
-        try:
-            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-        except ImportError:
-            raise ConfigError('serving metrics need prometheus_client; run: pip install "m3cls[serve]"') from None
+        prom = require("prometheus_client", "serve", "serving metrics")
+        CollectorRegistry, Counter, Gauge, Histogram = (prom.CollectorRegistry, prom.Counter, prom.Gauge,
+                                                         prom.Histogram)
         self.registry = r = CollectorRegistry()
         self.requests = Counter("m3cls_requests", "HTTP requests by route and status code",
                                 ["route", "status"], registry=r)
