@@ -46,6 +46,9 @@ class ReadOptions:
     label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
     text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
     label_message_index: int = field(default=-1, metadata={"help": "messages[i] holding the label."})
+    group_column: str | None = field(default=None, metadata={
+        "help": "Record field (top-level, also in messages records) naming its group, e.g. a source document; "
+                "records of one group stay on one side of every split."})
 
     @classmethod
     def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
@@ -62,13 +65,15 @@ class TextData:
     texts: list[str]
     labels: list[str] | None
     path: str
+    groups: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: list[int], path: str | None = None) -> "TextData":
         labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return TextData([self.texts[i] for i in indices], labels, path or self.path)
+        groups = None if self.groups is None else [self.groups[i] for i in indices]
+        return TextData([self.texts[i] for i in indices], labels, path or self.path, groups)
 
 
 @dataclass(frozen=True)
@@ -78,17 +83,19 @@ class Item:
     where: str
     text: str
     label: str | None
+    group: str | None = None
 
 
 def read_labeled(path: str, options: ReadOptions = ReadOptions()) -> TextData:
     """Read a whole file whose every record must carry a label."""
-    texts, labels = [], []
+    texts, labels, groups = [], [], []
     for item in iter_items(path, options, need_labels=True):
         texts.append(item.text)
         labels.append(item.label)
+        groups.append(item.group)
     if not texts:
         raise DataError(f"{path}: no records found; expected at least one text with a label")
-    return TextData(texts, labels, path)
+    return TextData(texts, labels, path, groups if options.group_column else None)
 
 
 def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: bool = False) -> Iterator[Item]:
@@ -225,7 +232,7 @@ def _iter_table(stream: IO[str], path: str, options: ReadOptions, delimiter: str
         text = _check_text(row.get(options.text_column), where, f"column {options.text_column!r}")
         label = _check_label(row.get(options.label_column), where, f"column {options.label_column!r}") \
             if has_label else None
-        yield Item(where, text, label)
+        yield Item(where, text, label, _group(row, options, where) if need else None)
 
 
 def _iter_txt(stream: IO[str], path: str, options: ReadOptions, schema: str, need: bool) -> Iterator[Item]:
@@ -253,9 +260,19 @@ def _schema(record: object, schema: str) -> str:
 def _item(record: object, where: str, options: ReadOptions, schema: str, need: bool) -> Item:
     if not isinstance(record, dict):
         raise DataError(f"{where} is a JSON {_kind(record)}, expected an object")
-    if schema == "messages":
-        return _from_messages(record, where, options, need)
-    return _from_columns(record, where, options, need)
+    item = (_from_messages if schema == "messages" else _from_columns)(record, where, options, need)
+    return Item(item.where, item.text, item.label, _group(record, options, where) if need else None)
+
+
+def _group(record: dict, options: ReadOptions, where: str) -> str | None:
+    """The record's group (``--group_column``) as text; a record without one is an error."""
+    if not options.group_column:
+        return None
+    value = record.get(options.group_column)
+    if value is None or isinstance(value, (dict, list)) or not str(value).strip():
+        raise DataError(f"{where} has no usable {options.group_column!r} field ({_describe(value)}); give every "
+                        f"record a group, or drop --group_column")
+    return str(value)
 
 
 def _from_messages(record: dict, where: str, options: ReadOptions, need: bool) -> Item:

@@ -36,7 +36,7 @@ def add_read_flags(p: argparse.ArgumentParser, saved_defaults: bool = True) -> N
     """The read flags, from ``ReadOptions``; with ``saved_defaults`` an unset flag takes the model's saved value."""
     for f in fields(ReadOptions):
         default = None if saved_defaults else f.default
-        extra = {"choices": FORMATS} if f.name == "data_format" else {"type": type(f.default)}
+        extra = {"choices": FORMATS} if f.name == "data_format" else {"type": type(f.default or "")}
         note = " (default: as at training, else %r)" % f.default if saved_defaults else ""
         p.add_argument(f"--{f.name}", default=default, help=f.metadata["help"] + note, **extra)
 
@@ -109,3 +109,38 @@ def check_writable(path: str | None) -> None:
         from ..errors import OutputError
 
         raise OutputError(f"{path}: its folder does not exist; create it or choose another --output")
+
+
+def train_parser(extra: tuple = (), prog: str = "m3cls train", description: str | None = None):
+    """m3cls' flags (TrainConfig, then the ``extra`` dataclasses) and every transformers TrainingArguments flag,
+    with m3cls' defaults."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from ..training import TrainConfig
+    from ..training.args import TRAIN_DEFAULTS, cpu_defaults
+
+    parser = HfArgumentParser((TrainConfig, *extra, TrainingArguments), prog=prog, description=description or (
+        "Fine-tune a sequence classifier (or fit a probe on a frozen encoder: --method probe). m3cls flags first, "
+        "then every transformers TrainingArguments flag."))
+    parser.set_defaults(**cpu_defaults(), **TRAIN_DEFAULTS)
+    return parser
+
+
+def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls train", description: str | None = None):
+    """(TrainConfig, TrainingArguments values, the flags typed, the ``extra`` dataclasses filled in).
+
+    The TrainingArguments are built later, once, from the values.
+    """
+    from transformers import TrainingArguments
+
+    from ..training import TrainConfig
+
+    explicit = frozenset(a[2:].split("=")[0] for a in argv if a.startswith("--"))
+    namespace = vars(train_parser(extra, prog, description).parse_args(argv))
+    config = TrainConfig(**{f.name: namespace[f.name] for f in fields(TrainConfig)})
+    others = [cls(**{f.name: namespace[f.name] for f in fields(cls)}) for cls in extra]
+    values = {f.name: namespace[f.name] for f in fields(TrainingArguments) if f.init and f.name in namespace}
+    if not values.get("output_dir") or "output_dir" not in explicit:
+        what = "trained model" if prog == "m3cls train" else "results"
+        raise ConfigError(f"--output_dir is required: the folder for the {what}")
+    return config, values, explicit, others

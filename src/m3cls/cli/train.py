@@ -7,47 +7,16 @@ import json
 import logging
 import os
 
-from ..errors import ConfigError
+from .common import parse_train_args
 
 logger = logging.getLogger("m3cls")
-
-
-def train_parser():
-    """m3cls' flags (TrainConfig) and every transformers TrainingArguments flag, with m3cls' defaults."""
-    from transformers import HfArgumentParser, TrainingArguments
-
-    from ..training import TrainConfig
-    from ..training.args import TRAIN_DEFAULTS, cpu_defaults
-
-    parser = HfArgumentParser((TrainConfig, TrainingArguments), prog="m3cls train",
-                              description="Fine-tune a sequence classifier. m3cls flags first, then every "
-                                          "transformers TrainingArguments flag.")
-    parser.set_defaults(**cpu_defaults(), **TRAIN_DEFAULTS)
-    return parser
-
-
-def parse_train_args(argv: list[str]):
-    """(TrainConfig, TrainingArguments values, the flags typed): the arguments are built later, once."""
-    from dataclasses import fields
-
-    from transformers import TrainingArguments
-
-    from ..training import TrainConfig
-
-    explicit = frozenset(a[2:].split("=")[0] for a in argv if a.startswith("--"))
-    namespace = vars(train_parser().parse_args(argv))
-    config = TrainConfig(**{f.name: namespace[f.name] for f in fields(TrainConfig)})
-    values = {f.name: namespace[f.name] for f in fields(TrainingArguments) if f.init and f.name in namespace}
-    if not values.get("output_dir") or "output_dir" not in explicit:
-        raise ConfigError("--output_dir is required: the folder for the trained model")
-    return config, values, explicit
 
 
 def cmd_train(argv: list[str]) -> int:
     from .. import distributed
     from ..training import train
 
-    config, values, explicit = parse_train_args(argv)
+    config, values, explicit, _ = parse_train_args(argv)
     result = train(config, values, explicit)
     distributed.finish()
     print(json.dumps({"output_dir": result.output_dir, "accuracy": round(result.metrics["accuracy"], 4),
