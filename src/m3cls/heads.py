@@ -50,8 +50,11 @@ def _read_json(path_or_name: str, filename: str) -> object | None:
 
 def detect_pooling(path_or_name: str, requested: str = "auto") -> tuple[str, bool, str]:
     """(pooling, normalize, where it came from) for an encoder; ``requested`` other than auto wins."""
+    from .modeling import resolve_model_name
+
     if requested not in ("auto", *POOLINGS):
         raise ConfigError(f"--pooling {requested!r} is not one of: auto, {', '.join(POOLINGS)}")
+    path_or_name = resolve_model_name(path_or_name)
     modules = _read_json(path_or_name, "modules.json")
     modules = modules if isinstance(modules, list) else []
     normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules if isinstance(m, dict))

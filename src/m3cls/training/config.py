@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..contract import TRUNCATION_MODES
+from ..contract import POOLINGS, TRUNCATION_MODES
 from ..data import ReadOptions
 from ..embedcache import default_cache_dir
 from ..errors import ConfigError
@@ -104,6 +104,8 @@ class TrainConfig(ReadOptions):
 
     def _check_probe(self) -> None:
         self.head_settings(0).check()
+        if self.pooling not in ("auto", *POOLINGS):
+            raise ConfigError(f"--pooling {self.pooling!r} is not one of: auto, {', '.join(POOLINGS)}")
         if self.lora_r or self.merge_lora:
             raise ConfigError("--lora_r/--merge_lora train adapters inside the encoder; --method probe keeps the "
                               "encoder frozen -- drop them or use --method finetune")
