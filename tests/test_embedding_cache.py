@@ -41,17 +41,28 @@ def test_any_settings_change_is_a_miss(tiny_xlmr, tmp_path, change):
     assert not np.allclose(base, vectors, atol=1e-6)  # the setting matters, so reusing would have been wrong
 
 
-def test_another_model_is_a_miss(tiny_xlmr, tmp_path):
+def test_changed_weights_are_a_miss(tiny_xlmr, tmp_path):
     import shutil
 
-    embedder(tiny_xlmr, tmp_path).embed(TEXTS)
-    copy = tmp_path / "retrained"
-    shutil.copytree(tiny_xlmr, copy)
-    weights = copy / "model.safetensors"
-    os.utime(weights, ns=(1, 1))  # same bytes, other file: weights are identified by size and time
-    other = embedder(str(copy), tmp_path)
-    other.embed(TEXTS)
-    assert other.stats["computed"] == 30
+    model = tmp_path / "model"
+    shutil.copytree(tiny_xlmr, model)
+    embedder(str(model), tmp_path).embed(TEXTS)
+    os.utime(model / "model.safetensors", ns=(1, 1))  # retrained in place: weights are known by size and time
+    again = embedder(str(model), tmp_path)
+    again.embed(TEXTS)
+    assert again.stats["computed"] == 30
+
+
+def test_settings_sharing_a_folder_never_share_vectors(tmp_path, monkeypatch):
+    # the folder is named by a hash of the settings; settings.json in it is compared too, so even two settings
+    # whose hashes collided would not read each other's vectors
+    from m3cls import embedcache
+
+    monkeypatch.setattr(embedcache, "settings_key", lambda settings: "same")
+    one = EmbeddingCache(str(tmp_path), {"model": "m", "max_length": 8})
+    one.put(["a"], np.ones((1, 3), dtype=np.float32))
+    assert EmbeddingCache(str(tmp_path), {"model": "m", "max_length": 8}).get(["a"])[1] == []
+    assert EmbeddingCache(str(tmp_path), {"model": "m", "max_length": 16}).get(["a"])[1] == [0]
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])

@@ -34,18 +34,21 @@ def test_probe_folder_holds_encoder_head_and_contract(probe_xlmr):
     assert "Ladder" in open(os.path.join(probe_xlmr, "report", "index.html")).read()
 
 
-def test_saved_model_reproduces_the_validation_probabilities(probe_xlmr, messages_file):
-    # the head fitted on cached embeddings and the saved encoder+pooling+head module compute the same thing
+def assert_reproduces_validation(folder: str, data_path: str, seed: int) -> None:
+    """The head fitted on cached embeddings (numpy) and the saved encoder+pooling+head module (torch) agree."""
     from m3cls import Classifier
     from m3cls.data import ReadOptions, read_labeled, stratified_split
 
-    _, validation = stratified_split(read_labeled(messages_file, ReadOptions()), 0.1, 7)
-    rows = [json.loads(line) for line in open(os.path.join(probe_xlmr, "validation_predictions.jsonl"))]
-    clf = Classifier.from_pretrained(probe_xlmr, precision="fp32")
-    predicted = clf.predict(validation.texts)
+    _, validation = stratified_split(read_labeled(data_path, ReadOptions()), 0.1, seed)
+    rows = [json.loads(line) for line in open(os.path.join(folder, "validation_predictions.jsonl"))]
+    predicted = Classifier.from_pretrained(folder, precision="fp32").predict(validation.texts)
     assert [r["label"] for r in rows] == validation.labels
     for row, p in zip(rows, predicted):
         assert p.probabilities == pytest.approx(row["probabilities"], abs=1e-4)
+
+
+def test_saved_model_reproduces_the_validation_probabilities(probe_xlmr, messages_file):
+    assert_reproduces_validation(probe_xlmr, messages_file, 7)
 
 
 def test_predict_evaluate_calibrate_on_a_probe(probe_xlmr, tmp_path, capsys):
@@ -123,6 +126,7 @@ def test_python_api_probe_with_mlp_head_and_class_weights(tiny_bert, tmp_path):
                                baseline=False, report=False), {"output_dir": str(tmp_path / "m"), "seed": 3})
     assert result.contract.head == "probe" and result.contract.info["probe"]["kind"] == "mlp"
     assert result.metrics["macro_f1"] >= 0.8
+    assert_reproduces_validation(result.output_dir, data, 3)
     clf = Classifier.from_pretrained(result.output_dir, precision="fp32")
     assert [p.label for p in clf.predict(["delve tapestry robust", "lol dunno honestly"])] == ["GPT", "Human"]
 

@@ -19,6 +19,7 @@ import numpy as np
 UNK_WARN_SHARE = 0.03
 #: cosine over hashed character 3-4-gram counts above which two texts count as near-identical
 NEAR_DUPLICATE_COSINE = 0.9
+NEAR_DUPLICATE_CHARS = 1000
 
 
 def text_key(text: str) -> str:
@@ -53,7 +54,9 @@ def near_duplicates(train_texts: list[str], val_texts: list[str], threshold: flo
     """Validation texts with a near-identical (not identical) training text: character 3-4-gram cosine.
 
     Catches copies that differ in spacing, punctuation or a few words, which the exact overlap misses; works
-    for any script (Chinese has no spaces). Checks at most ``sample`` validation texts.
+    for any script (Chinese has no spaces). Compares the first ``NEAR_DUPLICATE_CHARS`` characters of each text
+    (near-copies agree there too; it keeps the check to about a second on 2,000 news articles) and checks at
+    most ``sample`` validation texts.
     """
     from sklearn.feature_extraction.text import HashingVectorizer
 
@@ -64,7 +67,8 @@ def near_duplicates(train_texts: list[str], val_texts: list[str], threshold: flo
         val_texts = [val_texts[i] for i in sorted(rng.choice(len(val_texts), sample, replace=False))]
     vectorizer = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 4), n_features=2**20, alternate_sign=False,
                                    norm="l2", lowercase=True)
-    train, val = vectorizer.transform(train_texts), vectorizer.transform(val_texts)
+    train, val = (vectorizer.transform([t[:NEAR_DUPLICATE_CHARS] for t in texts])
+                  for texts in (train_texts, val_texts))
     train_keys = {text_key(t) for t in train_texts}
     found = []
     for start in range(0, val.shape[0], 512):

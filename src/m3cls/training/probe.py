@@ -108,13 +108,14 @@ def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = fr
     seed = values.get("seed", 42)
     prepared = prepared or prepare_data(config, seed)
     embedder = make_embedder(config, values)
+    inspection = inspect_data(prepared, embedder.tokenizer, config)  # its warnings before the long part
     fit = fit_probe(embedder, prepared, config.head_settings(seed))
     evaluation = score_and_calibrate(fit.val_logits, fit.y_val, prepared.labels.names)
     temperature = evaluation["after"]["temperature"]
     contract = base_contract(config, prepared, embedder.precision)
     contract = embedder.contract(contract.labels).replace(
         read_options=contract.read_options, temperature=temperature, info=contract.info).with_info(
-        inspection=inspect_data(prepared, embedder.tokenizer, config), metrics=metrics_of(evaluation),
+        inspection=inspection, metrics=metrics_of(evaluation),
         calibration=evaluation["calibration"], probe={**fit.head.info, **fit.embedding})
     ladder = [probe_rung(fit, prepared.labels.names)]
     if config.baseline:
