@@ -12,10 +12,13 @@ split (10% stratified validation, seed 42), so their scores are on the same vali
 5. ``audit`` on a copy of the data with 5% of the labels flipped to another topic (seeded): the share of the
    flipped records among the top 10% of suspects.
 
+``--part int8`` runs only step 1 with ``--embed_backend onnx`` (the encoder exported once to a fused dynamic-int8
+graph, each text run alone) on its own empty cache: the export is part of the time.
+
 Runs 1-3 leave the TF-IDF baseline, the report and (for fine-tuning) the ladder's probe rung off, so each side
 is timed doing its own work only.
 
-    python benchmarks/probe.py --workdir runs/probe-bench [--epochs 2] [--flip_share 0.05]
+    python benchmarks/probe.py --workdir runs/probe-bench [--epochs 2] [--flip_share 0.05] [--part all|int8]
 """
 
 from __future__ import annotations
@@ -81,9 +84,12 @@ def main() -> None:
     p.add_argument("--lr", default="1e-4")
     p.add_argument("--flip_share", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--part", choices=("all", "int8"), default="all")
     a = p.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     data, noisy, flipped = write_data(a.workdir, a.flip_share, a.seed)
+    if a.part == "int8":
+        return int8(a.workdir, data)
     cache = os.path.join(a.workdir, "cache")
     shutil.rmtree(cache, ignore_errors=True)
     out = {name: os.path.join(a.workdir, name) for name in ("probe", "probe_warm", "finetune", "ladder", "audit")}
@@ -101,6 +107,17 @@ def main() -> None:
     print(f"load average after: {load()}", flush=True)
     report(a, out, flipped, {"cold": t_cold, "warm": t_warm, "finetune": t_fine, "ladder": t_ladder,
                              "audit": t_audit})
+
+
+def int8(workdir: str, data: str) -> None:
+    cache, out = os.path.join(workdir, "cache_int8"), os.path.join(workdir, "probe_int8")
+    shutil.rmtree(cache, ignore_errors=True)
+    wall, cpu = m3cls("train", "--method", "probe", "--embed_backend", "onnx", "--data_path", data, "--cache_dir",
+                      cache, *COMMON, "--output_dir", out, "--no_baseline", "--no_report")
+    m, e = meta(out)["metrics"], meta(out)["probe"]
+    print(f"probe, int8 ONNX embedding, cold cache (export included): wall {wall:.1f} s, CPU {cpu:.1f} s, "
+          f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (embedding {e['embedding_seconds']:.1f} s, "
+          f"head {e['head_seconds']:.1f} s)")
 
 
 def report(a, out: dict, flipped: set[int], seconds: dict) -> None:

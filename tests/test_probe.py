@@ -155,6 +155,36 @@ def test_chunks_train_on_averaged_windows_and_predict_with_them(tiny_xlmr, tmp_p
     np.testing.assert_allclose(logits, expected, atol=1e-4)
 
 
+def test_int8_onnx_embedding_backend_is_exported_once(tiny_xlmr, messages_file, tmp_path, caplog):
+    import logging
+
+    cache = tmp_path / "cache"
+    args = ["train", "--model_name_or_path", tiny_xlmr, "--data_path", messages_file, *PROBE_FLAGS,
+            "--embed_backend", "onnx", "--cache_dir", str(cache), "--no_baseline", "--no_report"]
+    with caplog.at_level(logging.INFO):
+        assert main([*args, "--output_dir", str(tmp_path / "a")]) == 0
+        assert main([*args, "--output_dir", str(tmp_path / "b"), "--probe_c", "0.3", "--max_length", "32"]) == 0
+    assert sum("exporting the encoder" in r.getMessage() for r in caplog.records) == 1
+    graphs = [f for _, _, files in os.walk(cache / "onnx") for f in files if f.endswith(".onnx")]
+    assert graphs == ["model.int8.onnx"]
+    meta = json.load(open(tmp_path / "a" / "m3cls.json"))
+    assert meta["probe"]["backend"] == "onnx" and meta["metrics"]["macro_f1"] >= 0.9
+    assert_reproduces_validation_labels(str(tmp_path / "a"), messages_file, 7)
+
+
+def assert_reproduces_validation_labels(folder: str, data_path: str, seed: int) -> None:
+    """int8 embeddings at training, torch at prediction: the same labels, probabilities close."""
+    from m3cls import Classifier
+    from m3cls.data import ReadOptions, read_labeled, stratified_split
+
+    _, validation = stratified_split(read_labeled(data_path, ReadOptions()), 0.1, seed)
+    rows = [json.loads(line) for line in open(os.path.join(folder, "validation_predictions.jsonl"))]
+    predicted = Classifier.from_pretrained(folder, precision="fp32").predict(validation.texts)
+    for row, p in zip(rows, predicted):
+        assert p.label == max(row["probabilities"], key=row["probabilities"].get)
+        assert p.probabilities == pytest.approx(row["probabilities"], abs=0.05)
+
+
 def test_sentence_transformers_pooling_config_is_followed(tiny_bert, tmp_path):
     import shutil
 

@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: texts per cache shard: what an interrupted run can lose at most
 BLOCK_TEXTS = 512
+#: torch (bf16/fp16 where it pays), or onnx: a fused dynamic-int8 graph of the encoder run on the CPU, each text
+#: alone (int8 quantizes activations over the whole input, so in a batch a vector would depend on its neighbours)
+EMBED_BACKENDS = ("torch", "onnx")
 _SMALL_FILE = 64 * 2**20
 
 
@@ -70,7 +73,7 @@ class Embedder:
     def __init__(self, model_name: str, *, max_length: int = 512, truncation: str = "head",
                  long_text: str = "truncate", stride: int = 0, pooling: str = "auto", device: str = "auto",
                  precision: str = "auto", batch_size: int = 32, cache_dir: str | None = None,
-                 trust_remote_code: bool = False, allow_pickle: bool = False):
+                 backend: str = "torch", trust_remote_code: bool = False, allow_pickle: bool = False):
         from .heads import detect_pooling
         from .modeling import choose_device, choose_precision, load_tokenizer, resolve_model_name
 
@@ -78,13 +81,16 @@ class Embedder:
             raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        if backend not in EMBED_BACKENDS:
+            raise ConfigError(f"--embed_backend {backend!r} is not one of: {', '.join(EMBED_BACKENDS)}")
         self.model_name, self.path = model_name, resolve_model_name(model_name)
         self.tokenizer = load_tokenizer(model_name, trust_remote_code)
         self.pooling, self.normalize, source = detect_pooling(self.path, pooling)
         logger.info("pooling: %s%s (from %s)", self.pooling, " + L2 normalisation" if self.normalize else "",
                     source)
-        self.device = choose_device(device)
-        self.precision = choose_precision(precision, self.device)
+        self.backend_kind, self.cache_dir = backend, cache_dir
+        self.device = choose_device(device) if backend == "torch" else choose_device("cpu")
+        self.precision = choose_precision(precision, self.device) if backend == "torch" else "int8"
         self.contract_settings = dict(max_length=max_length, truncation=truncation, long_text=long_text,
                                       stride=stride if long_text == "chunks" else 0)
         from .tokens import TextEncoder
@@ -179,6 +185,10 @@ class Embedder:
 
     def _load_backend(self):
         """The encoder with pooling behind the torch backend (precision and device handling), loaded once."""
+        if self._backend is None and self.backend_kind == "onnx":
+            from .backends import OnnxBackend
+
+            self._backend = OnnxBackend(self._onnx_graph(), per_text=True)
         if self._backend is None:
             from .backends import TorchBackend
             from .modeling import load_encoder
@@ -189,9 +199,29 @@ class Embedder:
                                          self.precision)
         return self._backend
 
+    def _onnx_graph(self) -> str:
+        """The encoder+pooling int8 graph, exported once per model and pooling into the cache folder."""
+        import tempfile
+
+        from .embedcache import settings_key
+        from .export import export_pooled_encoder
+        from .modeling import load_encoder
+
+        key = settings_key({"model": model_fingerprint(self.path), "pooling": self.pooling,
+                            "normalize": self.normalize})
+        folder = os.path.join(self.cache_dir or tempfile.mkdtemp(prefix="m3cls-onnx-"), "onnx", key)
+        path = os.path.join(folder, "model.int8.onnx")
+        if os.path.isfile(path):
+            return path
+        logger.info("exporting the encoder to an int8 ONNX graph in %s (once per model)", folder)
+        encoder = load_encoder(self.model_name, {"_attn_implementation": "eager"}, self.trust_remote_code,
+                               self.allow_pickle).eval()
+        return export_pooled_encoder(_Pooled(encoder, self.pooling, self.normalize), self.tokenizer, folder)
+
     def load_encoder(self):
         """The encoder in its own precision on the CPU (to save it beside a probe head)."""
-        if self._backend is not None and self.device.type == "cpu":  # CPU autocast leaves the weights as they are
+        if self.backend_kind == "torch" and self._backend is not None and self.device.type == "cpu":
+            # CPU autocast leaves the weights as they are
             return self._backend.model.encoder
         from .modeling import load_encoder
 
@@ -214,4 +244,6 @@ def _Pooled(encoder, pooling: str, normalize: bool):
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             return SimpleNamespace(logits=pool(hidden, attention_mask, pooling, normalize))
 
-    return Pooled()
+    module = Pooled()
+    module.config = encoder.config
+    return module

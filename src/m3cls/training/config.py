@@ -64,6 +64,9 @@ class TrainConfig(ReadOptions):
         "help": "probe only: truncate, or chunks (embed max_length windows overlapping by --stride tokens and "
                 "average them; prediction then averages the windows' logits, which is the same for logreg)."})
     stride: int = field(default=0, metadata={"help": "tokens shared by neighbouring windows (--long_text chunks)."})
+    embed_backend: str = field(default="torch", metadata={
+        "help": "probe embedding: torch (bf16/fp16 where the hardware pays for it), or onnx: the encoder exported "
+                "once to a fused dynamic-int8 ONNX graph (cached), each text run alone on the CPU."})
     cache_dir: str = field(default_factory=default_cache_dir, metadata={
         "help": "embedding cache folder (default: $M3CLS_CACHE or ~/.cache/m3cls); 'none' turns it off."})
     ladder: bool = field(default=True, metadata={
@@ -104,6 +107,8 @@ class TrainConfig(ReadOptions):
 
     def _check_probe(self) -> None:
         self.head_settings(0).check()
+        if self.embed_backend not in ("torch", "onnx"):
+            raise ConfigError(f"--embed_backend {self.embed_backend!r} is not one of: torch, onnx")
         if self.pooling not in ("auto", *POOLINGS):
             raise ConfigError(f"--pooling {self.pooling!r} is not one of: auto, {', '.join(POOLINGS)}")
         if self.lora_r or self.merge_lora:

@@ -56,6 +56,7 @@ def make_embedder(config: TrainConfig, values: dict):
                     long_text=config.long_text, stride=config.stride, pooling=config.pooling, device=device,
                     precision=resolve_precision(values, config.precision),
                     batch_size=values.get("per_device_eval_batch_size") or 32, cache_dir=config.embedding_cache(),
+                    backend=config.embed_backend,
                     trust_remote_code=config.trust_remote_code, allow_pickle=config.allow_pickle)
 
 
@@ -73,7 +74,7 @@ def fit_probe(embedder, prepared: PreparedData, settings) -> ProbeFit:
                     settings)
     seconds = time.perf_counter() - start
     texts = len(prepared.train) + len(prepared.validation)
-    stats = {"texts": texts, "cached": cached + embedder.stats["cached"], "embedding_seconds": round(embed_seconds, 2),
+    stats = {"texts": texts, "cached": cached + embedder.stats["cached"], "backend": embedder.backend_kind, "embedding_seconds": round(embed_seconds, 2),
              "head_seconds": round(seconds - embed_seconds, 2), "dimension": int(x_train.shape[1])}
     logger.info("probe: %s head fitted on %d embeddings of width %d in %.1f s (embedding %.1f s, %d of %d texts "
                 "from the cache)", settings.kind, len(x_train), x_train.shape[1], seconds - embed_seconds,
