@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["M3CLS_CACHE"] = tempfile.mkdtemp(prefix="m3cls-cache-")  # embeddings never go to ~/.cache in tests
 
 TOPICS = {
     "GPT": ["furthermore", "delve", "tapestry", "moreover", "crucial", "landscape", "seamless", "robust",

@@ -35,7 +35,9 @@ from .files import write_json
 CONTRACT_FILE = "m3cls.json"
 FORMAT_VERSION = 2
 TASKS = ("single_label",)
-HEADS = ("sequence_classification",)
+HEADS = ("sequence_classification", "probe")
+#: how a frozen encoder's token vectors become one text vector (head "probe"); see m3cls.heads
+POOLINGS = ("cls", "mean", "max")
 TRUNCATION_MODES = ("head", "tail", "head_tail")
 LONG_TEXT_MODES = ("truncate", "chunks")
 
@@ -53,6 +55,8 @@ class ModelContract:
     temperature: float = 1.0
     thresholds: dict[str, float] | None = None
     head: str = "sequence_classification"
+    pooling: str | None = None
+    normalize: bool = False
     read_options: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict, compare=False)
     format_version: int = FORMAT_VERSION
@@ -100,6 +104,10 @@ class ModelContract:
             problems.append(f"task {self.task!r} (known: {', '.join(TASKS)})")
         if self.head not in HEADS:
             problems.append(f"head {self.head!r} (known: {', '.join(HEADS)})")
+        if self.head == "probe" and self.pooling not in POOLINGS:
+            problems.append(f"pooling {self.pooling!r} for head probe (known: {', '.join(POOLINGS)})")
+        if not isinstance(self.normalize, bool):
+            problems.append(f"normalize {self.normalize!r}")
         if self.truncation not in TRUNCATION_MODES:
             problems.append(f"truncation {self.truncation!r} (known: {', '.join(TRUNCATION_MODES)})")
         if self.long_text not in LONG_TEXT_MODES:

@@ -29,7 +29,7 @@ from typing import IO, Iterator
 
 from .errors import ConfigError, DataError
 from .jsonstream import JsonSyntaxError, NotAnArray, iter_array
-from .records import Item, ReadOptions, TextData, check_label, check_text, fields_of, schema_of
+from .records import Item, ReadOptions, TextData, check_label, check_text, fields_of, group_of, schema_of
 
 #: ``--data_format`` values; ``auto`` detects from the extension and the content.
 FORMATS = ("auto", "messages", "messages_jsonl", "json", "jsonl", "csv", "tsv", "txt", "parquet", "datasets")
@@ -40,13 +40,14 @@ csv.field_size_limit(2**31 - 1)
 
 def read_labeled(path: str, options: ReadOptions = ReadOptions()) -> TextData:
     """Read a whole file whose every record must carry a label; the first bad record raises ``DataError``."""
-    texts, labels = [], []
+    texts, labels, groups = [], [], []
     for item in iter_items(path, options, need_labels=True):
         texts.append(item.text)
         labels.append(item.label)
+        groups.append(item.group)
     if not texts:
         raise DataError(f"{path}: no records found; expected at least one text with a label")
-    return TextData(texts, labels, path)
+    return TextData(texts, labels, path, groups if options.group_column else None)
 
 
 def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: bool = False,
@@ -197,10 +198,11 @@ def _iter_json(stream: _Chain, path: str, options: ReadOptions, schema: str, nee
             schema = schema_of(record, schema)
             try:
                 text, label = fields_of(record, where, options, schema, need)
+                group = group_of(record, options, where) if need else None
             except DataError as e:
                 yield _bad(e, where, position, keep_bad)
                 continue
-            yield Item(where, text, label, position)
+            yield Item(where, text, label, position, group=group)
     except JsonSyntaxError as e:
         raise DataError(f"{path}: not valid JSON at line {e.lineno} column {e.colno} ({e.msg}); the file may be "
                         f"truncated or damaged") from None
@@ -217,10 +219,11 @@ def _iter_jsonl(stream: _Chain, path: str, options: ReadOptions, schema: str, ne
             record = _json_line(line, where)
             schema = schema_of(record, schema)
             text, label = fields_of(record, where, options, schema, need)
+            group = group_of(record, options, where) if need else None
         except DataError as e:
             yield _bad(e, where, position, keep_bad)
             continue
-        yield Item(where, text, label, position)
+        yield Item(where, text, label, position, group=group)
 
 
 def _json_line(line: str, where: str) -> object:
@@ -250,10 +253,11 @@ def _iter_table(stream: _Chain, path: str, options: ReadOptions, delimiter: str,
         where = f"{path}: line {reader.line_num}"
         try:
             text, label = _row_fields(row, header, columns, where, options)
+            group = group_of(dict(zip(header, row)), options, where) if need and options.group_column else None
         except DataError as e:
             yield _bad(e, where, position, keep_bad)
             continue
-        yield Item(where, text, label, position)
+        yield Item(where, text, label, position, group=group)
 
 
 def _table_rows(reader, path: str) -> Iterator[list[str]]:

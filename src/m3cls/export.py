@@ -57,6 +57,17 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
     return onnx_info
 
 
+def export_pooled_encoder(module, tokenizer, folder: str, opset: int = 17) -> str:
+    """Write an encoder-with-pooling module (its output's ``.logits`` are the text vectors, its ``.config`` the
+    encoder's) as a fused, dynamic int8 ONNX folder; returns the int8 graph's path. The probe's ``--embed_backend
+    onnx`` embeds with it."""
+    _need("onnx")
+    with staged_folder(folder) as staging:
+        _write_onnx(module, tokenizer, staging, "int8", opset, True)
+        os.remove(os.path.join(staging, FP32_FILE))  # only the int8 graph runs
+    return os.path.join(folder, INT8_FILE)
+
+
 def _write_onnx(model, tokenizer, staging: str, quantize: str | None, opset: int, optimize: bool) -> dict:
     """The graph (fused if asked), its int8 twin if asked, the tokenizer and config, in ``staging``."""
     import torch

@@ -108,6 +108,8 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
     kwargs = {"trust_remote_code": trust_remote_code}
     from . import lora
 
+    if id2label is None and _is_probe_folder(path):
+        return _load_probe(path, config_overrides, trust_remote_code, allow_pickle)
     if lora.is_adapter_folder(path):
         return _load_adapter(path, allow_pickle, kwargs, (config_overrides or {}).get("_attn_implementation", "sdpa"))
     try:
@@ -125,6 +127,45 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
                                 ignore_mismatched_sizes=id2label is not None, **kwargs)
     except (OSError, ValueError, KeyError, EnvironmentError) as e:
         raise _load_error(name, e) from None
+
+
+def load_encoder(name: str, config_overrides: dict | None = None, trust_remote_code: bool = False,
+                 allow_pickle: bool = False):
+    """The base encoder (``AutoModel``, no classification head) of a model name or folder, for embeddings."""
+    from transformers import AutoConfig, AutoModel
+
+    path = resolve_model_name(name)
+    _check_reachable(path)
+    _check_pickle(path, allow_pickle)
+    overrides = dict(config_overrides or {})
+    attention = overrides.pop("_attn_implementation", "sdpa")
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return _from_pretrained(AutoModel, path, config, allow_pickle, attention, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, EnvironmentError) as e:
+        raise _load_error(name, e) from None
+
+
+def _is_probe_folder(path: str) -> bool:
+    from .contract import read_contract
+
+    if not os.path.isdir(path):
+        return False
+    contract = read_contract(path)
+    return contract is not None and contract.head == "probe"
+
+
+def _load_probe(path: str, config_overrides: dict | None, trust_remote_code: bool, allow_pickle: bool):
+    """A probe folder: its encoder, pooling and head as one module whose output has ``.logits``."""
+    from .contract import read_contract
+    from .heads import build_probe_model, read_head
+
+    contract = read_contract(path)
+    layers = read_head(path)
+    encoder = load_encoder(path, config_overrides, trust_remote_code, allow_pickle)
+    return build_probe_model(encoder, layers, contract.pooling, contract.normalize)
 
 
 def _load_adapter(folder: str, allow_pickle: bool, kwargs: dict, attention: str = "sdpa"):

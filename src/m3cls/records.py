@@ -32,6 +32,9 @@ class ReadOptions:
     label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
     text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
     label_message_index: int = field(default=-1, metadata={"help": "messages[i] holding the label."})
+    group_column: str | None = field(default=None, metadata={
+        "help": "Record field (top-level, also in messages records) naming its group, e.g. a source document; "
+                "records of one group stay on one side of every split."})
 
     @classmethod
     def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
@@ -48,13 +51,15 @@ class TextData:
     texts: list[str]
     labels: list[str] | None
     path: str
+    groups: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: list[int], path: str | None = None) -> "TextData":
         labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return TextData([self.texts[i] for i in indices], labels, path or self.path)
+        groups = None if self.groups is None else [self.groups[i] for i in indices]
+        return TextData([self.texts[i] for i in indices], labels, path or self.path, groups)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Item:
     label: str | None
     position: int = 0
     error: str | None = None
+    group: str | None = None
 
 
 
@@ -165,3 +171,14 @@ def kind_of(value: object) -> str:
 
 def describe(value: object) -> str:
     return "missing (null)" if value is None else f"a JSON {kind_of(value)} ({str(value)[:30]!r})"
+
+
+def group_of(record: dict, options: ReadOptions, where: str) -> str | None:
+    """The record's group (``--group_column``) as text; a record without one is an error."""
+    if not options.group_column:
+        return None
+    value = record.get(options.group_column)
+    if value is None or isinstance(value, (dict, list)) or not str(value).strip():
+        raise DataError(f"{where} has no usable {options.group_column!r} field ({describe(value)}); give every "
+                        f"record a group, or drop --group_column")
+    return str(value)

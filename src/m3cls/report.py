@@ -118,8 +118,12 @@ def _fmt(value) -> str:
 
 
 def write_report(folder: str, evaluation: dict, history: list[dict] | None = None, baseline: dict | None = None,
-                 title: str = "m3cls report") -> str:
-    """Write ``index.html`` and its PNGs into ``folder``; returns the page's path."""
+                 title: str = "m3cls report", sections: list[tuple[str, str]] | None = None) -> str:
+    """Write ``index.html`` and its PNGs into ``folder``; returns the page's path.
+
+    ``sections`` are extra (heading, HTML) parts placed after the summary: the ladder, cross-validation, the
+    label audit (see :func:`ladder_section`, :func:`cv_section`, :func:`audit_section`).
+    """
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
     after = evaluation["after"]
@@ -146,8 +150,41 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}"
             "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p>{evaluation['n']} labelled texts.</p><h2>Summary</h2>{summary}"
+            f"{''.join(f'<h2>{html.escape(h)}</h2>{body}' for h, body in sections or [])}"
             f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}{figures}</body></html>")
     path = os.path.join(folder, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
     return path
+
+
+def ladder_section(ladder: list[dict]) -> tuple[str, str]:
+    """Every approach tried on the same validation split: score and wall time, cheapest first."""
+    rows = [[r["name"], r["accuracy"], r["macro_f1"], f"{r['seconds']:.1f}", r.get("note", "")] for r in ladder]
+    note = ("<p>All rungs are scored on the same validation split. Wall time covers fitting (and, for the "
+            "probe, embedding; cached embeddings cost almost nothing).</p>")
+    return "Ladder: is fine-tuning worth its cost?", note + _table(rows, ["approach", "accuracy", "macro-F1",
+                                                                          "wall time (s)", "note"])
+
+
+def cv_section(summary: dict) -> tuple[str, str]:
+    """Per-fold scores of a cross-validation and their mean and spread."""
+    rows = [[f["fold"], f["records"], f["accuracy"], f["macro_f1"]] for f in summary["folds"]]
+    rows += [["mean ± std", "", f"{summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f}",
+              f"{summary['macro_f1_mean']:.4f} ± {summary['macro_f1_std']:.4f}"]]
+    text = (f"<p>{summary['k']} folds ({summary['split']}), method {html.escape(summary['method'])}; the scores "
+            f"above this section are those of the out-of-fold predictions of every text.</p>")
+    return "Cross-validation", text + _table(rows, ["fold", "held-out records", "accuracy", "macro-F1"])
+
+
+def audit_section(summary: dict, suspects: list[dict], top: int = 25) -> tuple[str, str]:
+    """The label audit: what was checked, how many suspects of each kind, and the most suspect records."""
+    counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary["counts"].items())
+    text = (f"<p>{summary['records']} records; {len(suspects)} suspects ({html.escape(counts)}). Label issues "
+            f"come from out-of-fold probabilities ({html.escape(summary['method'])}); near-duplicates are pairs "
+            f"with embedding cosine &ge; {summary['near_duplicate_cosine']} and different labels. Score: 1 minus "
+            f"the out-of-fold probability of the given label; most suspect first. Index: the record's position "
+            f"in the input, from 0.</p>")
+    rows = [[s["index"], s["given_label"], s["suggested_label"], s["score"], ", ".join(s["reasons"]),
+             s.get("text", "")] for s in suspects[:top]]
+    return "Label audit", text + _table(rows, ["index", "given", "suggested", "score", "why", "text"])

@@ -2,8 +2,8 @@
 
 Results go to stdout; logs and progress bars to stderr. A problem the user can fix (an ``M3clsError``) ends
 the command with one line on stderr and exit code 2. One module per command group:
-``train`` (train, demo), ``tune``, ``predict``, ``trust`` (evaluate, calibrate, inspect), ``deploy`` (serve, export);
-``common`` holds what they share.
+``train`` (train, demo), ``tune``, ``cv``, ``audit``, ``predict``, ``trust`` (evaluate, calibrate, inspect),
+``deploy`` (serve, export); ``common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from .. import __version__
 from ..errors import M3clsError, TrainingInterrupted
 
 COMMANDS = {
-    "train": "fine-tune a model on labelled data (all transformers TrainingArguments flags work too)",
+    "train": "fine-tune a model on labelled data, or fit a probe on a frozen encoder (--method probe)",
+    "cv": "cross-validate, probe or fine-tuning: mean and spread of scores, out-of-fold probabilities",
+    "audit": "rank likely label errors from out-of-fold probabilities, duplicates and near-duplicates",
     "predict": "classify one text (--text) or a file (--input), printing labels and probabilities",
     "evaluate": "score a model on a labelled file: accuracy, macro-F1, per class, log-loss, ECE",
     "calibrate": "refit a model's temperature on a labelled file and save it",
@@ -29,8 +31,8 @@ COMMANDS = {
     "demo": "fine-tune the bundled MiniLM on BBC News (in the messages format), then predict a sample",
 }
 #: the module of each command; imported only when its command runs, so --help and inspect stay light
-_MODULES = {"train": "train", "demo": "train", "tune": "tune", "predict": "predict", "evaluate": "trust", "calibrate": "trust",
-            "inspect": "trust", "serve": "deploy", "export": "deploy"}
+_MODULES = {"train": "train", "demo": "train", "tune": "tune", "cv": "cv", "audit": "audit", "predict": "predict",
+            "evaluate": "trust", "calibrate": "trust", "inspect": "trust", "serve": "deploy", "export": "deploy"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from dataclasses import fields
@@ -12,6 +13,8 @@ from typing import Iterable
 from ..data import FORMATS, ReadOptions
 from ..errors import ConfigError
 from ..files import atomic_open
+
+logger = logging.getLogger("m3cls")
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -36,7 +39,7 @@ def add_read_flags(p: argparse.ArgumentParser, saved_defaults: bool = True) -> N
     """The read flags, from ``ReadOptions``; with ``saved_defaults`` an unset flag takes the model's saved value."""
     for f in fields(ReadOptions):
         default = None if saved_defaults else f.default
-        extra = {"choices": FORMATS} if f.name == "data_format" else {"type": type(f.default)}
+        extra = {"choices": FORMATS} if f.name == "data_format" else {"type": type(f.default or "")}
         note = " (default: as at training, else %r)" % f.default if saved_defaults else ""
         p.add_argument(f"--{f.name}", default=default, help=f.metadata["help"] + note, **extra)
 
@@ -121,3 +124,79 @@ def check_writable(path: str | None) -> None:
         from ..errors import OutputError
 
         raise OutputError(f"{path}: its folder does not exist; create it or choose another --output")
+
+
+def train_parser(extra: tuple = (), prog: str = "m3cls train", description: str | None = None):
+    """m3cls' flags (TrainConfig, then the ``extra`` dataclasses) and every transformers TrainingArguments flag,
+    with m3cls' defaults, and ``--config FILE``."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from ..training import TrainConfig
+    from ..training.args import TRAIN_DEFAULTS, cpu_defaults
+
+    parser = HfArgumentParser((TrainConfig, *extra, TrainingArguments), prog=prog, description=description or (
+        "Fine-tune a sequence classifier (or fit a probe on a frozen encoder: --method probe). m3cls flags first, "
+        "then every transformers TrainingArguments flag."))
+    parser.set_defaults(**cpu_defaults(), **TRAIN_DEFAULTS)
+    parser.add_argument("--config", help="a YAML or JSON file of train flags (flags typed here override it), "
+                                         "e.g. a model folder's train_config.yaml")
+    return parser
+
+
+def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls train", description: str | None = None):
+    """(TrainConfig, TrainingArguments values, the flags typed or in --config, the ``extra`` dataclasses).
+
+    The TrainingArguments are built later, once, from the values. A ``--config`` file's flags go before the
+    typed ones, so typed flags win.
+    """
+    from transformers import TrainingArguments
+
+    from ..training import TrainConfig
+
+    parser = train_parser(extra, prog, description)
+    argv, direct = config_file_argv(argv, parser)
+    explicit = frozenset(a[2:].split("=")[0] for a in argv if a.startswith("--")) | set(direct)
+    parser.set_defaults(**direct)
+    namespace = vars(parser.parse_args(argv))
+    config = TrainConfig(**{f.name: namespace[f.name] for f in fields(TrainConfig)})
+    others = [cls(**{f.name: namespace[f.name] for f in fields(cls)}) for cls in extra]
+    values = {f.name: namespace[f.name] for f in fields(TrainingArguments) if f.init and f.name in namespace}
+    if not values.get("output_dir") or "output_dir" not in explicit:
+        what = "trained model" if prog == "m3cls train" else "results"
+        raise ConfigError(f"--output_dir is required: the folder for the {what}")
+    return config, values, explicit, others
+
+
+def config_file_argv(argv: list[str], parser) -> tuple[list[str], dict]:
+    """``argv`` with a ``--config`` file's flags put first, and the values no token can carry (lists)."""
+    from ..runconfig import check_keys, load_config_file, to_argv
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, rest = pre.parse_known_args(argv)
+    if not known.config:
+        return argv, {}
+    values = load_config_file(known.config)
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    check_keys(values, actions, known.config)
+    if values.get("search_space") is not None:
+        logger.info("%s: search_space is read by 'm3cls tune'; train ignores it", known.config)
+    tokens, direct = to_argv(values, actions)
+    parser.error = _config_value_error(known.config, set(values), rest)
+    return tokens + rest, direct
+
+
+def _config_value_error(path: str, keys: set[str], typed: list[str]):
+    """argparse's error for a bad value, as one line naming the config file when the value came from it."""
+    import re
+
+    typed_flags = {a[2:].split("=")[0].replace("-", "_") for a in typed if a.startswith("--")}
+
+    def error(message: str):
+        found = re.match(r"argument --(\w+)", message)
+        name = found.group(1) if found else None
+        if name in keys and name not in typed_flags:
+            raise ConfigError(f"{path}: {name}: {message.split(': ', 1)[-1]}")
+        raise ConfigError(f"{message} (with --config {path})")
+
+    return error

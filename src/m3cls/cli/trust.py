@@ -133,8 +133,9 @@ def cmd_calibrate(argv: list[str]) -> int:
 
 
 def cmd_inspect(argv: list[str]) -> int:
-    from ..data import read_labeled, stratified_split
+    from ..data import read_labeled
     from ..inspection import inspect_splits, warnings_for
+    from ..splits import group_split
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
     p.add_argument("--data_path", required=True)
@@ -151,13 +152,14 @@ def cmd_inspect(argv: list[str]) -> int:
     if a.validation_path:
         train, validation = data, read_labeled(a.validation_path, options)
     else:
-        train, validation = stratified_split(data, a.validation_split, a.seed)
+        train, validation = group_split(data, a.validation_split, a.seed)  # random without --group_column
     tokenizer = None
     if a.model_name_or_path:
         from ..modeling import load_tokenizer
 
         tokenizer = load_tokenizer(a.model_name_or_path)
-    report = inspect_splits(train, validation, tokenizer, a.max_length)
+    report = inspect_splits(train, validation, tokenizer, a.max_length,
+                            random_split=not a.validation_path and not options.group_column)
     report["warnings"] = warnings_for(report, a.model_name_or_path or "the model")
     print(json.dumps(report, indent=2, ensure_ascii=False) if a.json else format_inspection(report))
     return 0
@@ -191,6 +193,12 @@ def format_inspection(report: dict) -> str:
     leak = report["overlap"]
     lines.append(f"train/validation overlap: {leak['count']} text(s) ({leak['share_of_validation']:.1%} of "
                  f"validation)")
+    near = report.get("near_duplicates")
+    if near:
+        lines.append(f"near-identical across the split (char 3-4-gram cosine >= {near['threshold']}): "
+                     f"{near['count']} validation text(s) of {near['checked']} checked")
+    if report.get("shared_groups"):
+        lines.append(f"groups on both sides of the split: {report['shared_groups']}")
     tokens = report.get("tokens")
     if tokens:
         pct = ", ".join(f"{k} {v}" for k, v in tokens["length_percentiles"].items())

@@ -31,13 +31,13 @@ def cmd_tune(argv: list[str]) -> int:
     from ..errors import ConfigError
     from ..runconfig import load_config_file
     from ..tuning import parse_space, tune
-    from .train import parse_train_args, train_parser
+    from .common import parse_train_args, train_parser
 
     a, rest = tune_parser().parse_known_args(argv)
     if distributed.world()[1] > 1:
         raise ConfigError("m3cls tune runs its trials one after another in one process; start it without torchrun")
     train_argv = (["--config", a.config] if a.config else []) + rest
-    config, values, explicit = parse_train_args(train_argv)
+    config, values, explicit, _ = parse_train_args(train_argv)
     spec = load_config_file(a.config).get("search_space") if a.config else None
     flags = {action.dest for action in train_parser()._actions} - {"help", "config", "output_dir"}
     space = parse_space(spec, flags, a.config or "the default search space")

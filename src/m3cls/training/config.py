@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..contract import TRUNCATION_MODES
+from ..contract import POOLINGS, TRUNCATION_MODES
 from ..data import ReadOptions
+from ..embedcache import default_cache_dir
 from ..errors import ConfigError
+
+METHODS = ("finetune", "probe")
 
 
 @dataclass
@@ -56,6 +59,30 @@ class TrainConfig(ReadOptions):
         "help": "Comma-separated layer names for LoRA (default: PEFT's choice for the model type)."})
     merge_lora: bool = field(default=False, metadata={
         "help": "Save a merged plain model instead of the adapter (LoRA only)."})
+    method: str = field(default="finetune", metadata={
+        "help": "finetune (train every weight, the default) or probe: embed each text once with the frozen encoder "
+                "and fit a small head on the embeddings (minutes on a CPU instead of hours)."})
+    probe_head: str = field(default="logreg", metadata={
+        "help": "probe head: logreg (logistic regression, default) or mlp (one hidden ReLU layer)."})
+    probe_c: float = field(default=1.0, metadata={
+        "help": "probe regularisation: logistic regression's C; the MLP's L2 penalty is 1e-4 / C. Smaller is "
+                "stronger."})
+    probe_hidden: int = field(default=256, metadata={"help": "hidden units of the mlp probe head."})
+    pooling: str = field(default="auto", metadata={
+        "help": "probe pooling: auto (the encoder's own: a sentence-transformers pooling config, else the first "
+                "token), cls, mean or max."})
+    long_text: str = field(default="truncate", metadata={
+        "help": "probe only: truncate, or chunks (embed max_length windows overlapping by --stride tokens and "
+                "average them; prediction then averages the windows' logits, which is the same for logreg)."})
+    stride: int = field(default=0, metadata={"help": "tokens shared by neighbouring windows (--long_text chunks)."})
+    embed_backend: str = field(default="torch", metadata={
+        "help": "probe embedding: torch (bf16/fp16 where the hardware pays for it), or onnx: the encoder exported "
+                "once to a fused dynamic-int8 ONNX graph (cached), each text run alone on the CPU."})
+    cache_dir: str = field(default_factory=default_cache_dir, metadata={
+        "help": "embedding cache folder (default: $M3CLS_CACHE or ~/.cache/m3cls); 'none' turns it off."})
+    ladder: bool = field(default=True, metadata={
+        "help": "with --method finetune, also fit the probe on the same split, so the report's ladder shows "
+                "TF-IDF, probe and fine-tuning side by side (costs one forward pass over the data)."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Allow training into an existing non-empty --output_dir."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub."})
@@ -80,9 +107,42 @@ class TrainConfig(ReadOptions):
             raise ConfigError(f"--lora_r {self.lora_r} must be 0 (off) or a positive rank such as 8")
         if self.merge_lora and not self.lora_r:
             raise ConfigError("--merge_lora needs --lora_r: there is no LoRA adapter to merge")
+        if self.method not in METHODS:
+            raise ConfigError(f"--method {self.method!r} is not one of: {', '.join(METHODS)}")
+        if self.long_text not in ("truncate", "chunks"):
+            raise ConfigError(f"--long_text {self.long_text!r} is not one of: truncate, chunks")
+        if self.method == "probe":
+            self._check_probe()
+        elif self.long_text == "chunks":
+            raise ConfigError("--long_text chunks is for --method probe; a fine-tuned model trains on cut texts and "
+                              "can still predict with 'm3cls predict --long_text chunks'")
         if self.max_length < 8:
             raise ConfigError(f"--max_length {self.max_length} is too small; use at least 8 tokens")
         self.model_overrides()
+
+    def _check_probe(self) -> None:
+        self.head_settings(0).check()
+        if self.embed_backend not in ("torch", "onnx"):
+            raise ConfigError(f"--embed_backend {self.embed_backend!r} is not one of: torch, onnx")
+        if self.pooling not in ("auto", *POOLINGS):
+            raise ConfigError(f"--pooling {self.pooling!r} is not one of: auto, {', '.join(POOLINGS)}")
+        if self.lora_r or self.merge_lora:
+            raise ConfigError("--lora_r/--merge_lora train adapters inside the encoder; --method probe keeps the "
+                              "encoder frozen -- drop them or use --method finetune")
+        if self.long_text == "chunks" and self.probe_head != "logreg":
+            raise ConfigError("--long_text chunks needs --probe_head logreg: prediction averages the windows' "
+                              "logits, which equals averaging their embeddings only for a linear head")
+        if self.stride < 0:
+            raise ConfigError(f"--stride {self.stride} must be 0 or more")
+
+    def head_settings(self, seed: int):
+        """The probe head's settings (``m3cls.probe.HeadSettings``)."""
+        from ..probe import HeadSettings
+
+        return HeadSettings(self.probe_head, self.class_weights, self.probe_c, self.probe_hidden, seed)
+
+    def embedding_cache(self) -> str | None:
+        return None if self.cache_dir in ("", "none", "None") else self.cache_dir
 
     def model_overrides(self) -> dict:
         """Config changes for training: attention dropout (0 keeps the fused attention kernel on CPU)."""

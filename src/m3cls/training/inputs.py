@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import TextData, read_labeled, stratified_split
+from ..data import TextData, read_labeled
 from ..errors import ConfigError
 from ..labels import LabelSet
+from ..splits import group_split
 from ..tokens import TextEncoder
 from .config import TrainConfig
 
@@ -34,7 +35,7 @@ def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
     elif given is not None:
         train_data, validation = data, given
     else:
-        train_data, validation = stratified_split(data, config.validation_split, seed)
+        train_data, validation = group_split(data, config.validation_split, seed)  # random without groups
     labels.encode(validation.labels, validation.path, data.path)
     return PreparedData(train_data, validation, labels)
 

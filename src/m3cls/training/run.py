@@ -16,12 +16,12 @@ Example::
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..contract import ModelContract
-from ..data import class_counts
 from ..errors import TrainingInterrupted
 from ..metrics import softmax
 from ..tokens import TextEncoder
@@ -30,6 +30,7 @@ from .config import TrainConfig
 from .hub import HubTarget, push_folder, take_hub_target
 from .inputs import EncodedDataset, PreparedData, class_weights, prepare_data
 from .save import check_output_dir, clear_earlier_checkpoints, save_final
+from .scoring import base_contract, inspect_data, metrics_of, rung, score_and_calibrate, timed_baseline
 from .settings import run_settings
 
 logger = logging.getLogger(__name__)
@@ -42,24 +43,32 @@ class TrainResult:
     output_dir: str
     metrics: dict
     contract: ModelContract
+    validation_logits: np.ndarray | None = None
 
 
-def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(), callbacks: tuple = ()) -> TrainResult:
-    """Fine-tune ``config.model_name_or_path`` on ``config.data_path``.
+def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
+          prepared: PreparedData | None = None, callbacks: tuple = ()) -> TrainResult:
+    """Fine-tune ``config.model_name_or_path`` on ``config.data_path`` (or fit a probe: ``method="probe"``).
 
     ``args`` are transformers TrainingArguments, or their values as a dict (what the CLI passes, so they are
-    constructed only once, with m3cls' final settings). ``explicit`` names the flags a user typed; ``callbacks``
-    are extra TrainerCallbacks (``m3cls tune`` reports each evaluation to Optuna through one).
+    constructed only once, with m3cls' final settings). ``explicit`` names the flags a user typed.
+    ``prepared`` gives the split directly (cross-validation folds) instead of reading ``data_path``;
+    ``callbacks`` are extra TrainerCallbacks (``m3cls tune`` reports each evaluation to Optuna through one).
     """
     import transformers
 
     from ..modeling import load_model, load_tokenizer
 
     values = as_values(args)
+    if config.method == "probe":
+        from .probe import train_probe
+
+        return train_probe(config, values, explicit, prepared)
+    started = time.perf_counter()
     resuming = values.get("resume_from_checkpoint") not in (None, "", "false", "False")
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
     config.check()
-    prepared = prepare_data(config, values.get("seed", 42))
+    prepared = prepared or prepare_data(config, values.get("seed", 42))
     settings = run_settings(config, values, explicit)  # train_config.yaml: the run as given, resolved
     hub = take_hub_target(values)
     args, precision = build_training_args(values, config.precision, explicit)
@@ -67,7 +76,8 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(), cal
     tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
     model = load_model(config.model_name_or_path, len(prepared.labels), prepared.labels.id2label,
                        config.model_overrides(), config.trust_remote_code, config.allow_pickle)
-    contract = _contract(config, prepared, precision).with_info(settings=settings)
+    contract = base_contract(config, prepared, precision).with_info(attention_dropout=config.attention_dropout,
+                                                                    settings=settings)
     if config.lora_r:
         from .. import lora
 
@@ -77,12 +87,13 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(), cal
     encoder = TextEncoder.from_contract(tokenizer, contract)
     train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.labels.encode(part.labels, part.path))
                           for part in (prepared.train, prepared.validation))
-    contract = contract.with_info(inspection=_inspect(prepared, tokenizer, config),
+    contract = contract.with_info(inspection=inspect_data(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))
     if config.overwrite_output_dir and not resuming and args.should_save:
         clear_earlier_checkpoints(args.output_dir)
     trainer = _fit(config, args, model, tokenizer, train_set, val_set, prepared, contract, callbacks)
+    trainer.m3cls_seconds = time.perf_counter() - started
     return _finish(config, args, trainer, val_set, prepared, contract, hub)
 
 
@@ -113,71 +124,42 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
 def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
             contract: ModelContract, hub: HubTarget | None = None) -> TrainResult:
     """Score the best model on validation, calibrate it, fit the baseline, and save everything (rank 0)."""
-    evaluation, logits, y_true = _evaluate_and_calibrate(trainer, val_set, prepared)
+    output = trainer.predict(val_set)
+    logits, y_true = np.asarray(output.predictions, dtype=np.float64), np.asarray(output.label_ids)
+    evaluation = score_and_calibrate(logits, y_true, prepared.labels.names)
     after = evaluation["after"]
     temperature = after["temperature"]
     contract = contract.replace(temperature=temperature).with_info(
-        training=trainer.m3cls_training,
-        metrics={k: v for k, v in after.items() if k not in ("reliability", "temperature")},
-        calibration=evaluation["calibration"],
+        training=trainer.m3cls_training, metrics=metrics_of(evaluation), calibration=evaluation["calibration"],
         history=[e for e in trainer.state.log_history if "loss" in e or "eval_macro_f1" in e])
     if trainer.is_world_process_zero():
-        if config.baseline:
-            from ..baseline import tfidf_baseline
-
-            contract = contract.with_info(baseline=tfidf_baseline(
-                prepared.train.texts, prepared.train.labels, prepared.validation.texts, prepared.validation.labels,
-                prepared.labels))
+        contract = _ladder(config, args, trainer, prepared, contract)
         save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
                    validation=(softmax(logits, temperature), y_true))
         if hub is not None:
             push_folder(args.output_dir, hub)
-    return TrainResult(args.output_dir, contract.info["metrics"], contract)
+    return TrainResult(args.output_dir, contract.info["metrics"], contract, logits)
 
 
-def _inspect(prepared: PreparedData, tokenizer, config: TrainConfig) -> dict:
-    """The data inspection run at the start of training; its warnings go to the log."""
-    from ..inspection import inspect_splits, warnings_for
+def _ladder(config: TrainConfig, args, trainer, prepared: PreparedData, contract: ModelContract) -> ModelContract:
+    """The baseline and the probe on the same split, beside fine-tuning, each with its score and wall time."""
+    metrics = contract.info["metrics"]
+    ladder = []
+    if config.baseline:
+        baseline, baseline_rung = timed_baseline(prepared)
+        contract = contract.with_info(baseline=baseline)
+        ladder.append(baseline_rung)
+    if config.ladder:
+        from dataclasses import replace
 
-    report = inspect_splits(prepared.train, prepared.validation, tokenizer, config.max_length)
-    for warning in warnings_for(report, config.model_name_or_path):
-        logger.warning("%s", warning)
-    return report
+        from .probe import fit_probe, make_embedder, probe_rung
 
-
-def _evaluate_and_calibrate(trainer, val_set: EncodedDataset, prepared: PreparedData):
-    """Validation logits of the best model (in validation order), its fitted temperature, and the scores."""
-    from ..calibration import choose_temperature, evaluate_logits
-
-    output = trainer.predict(val_set)
-    logits = np.asarray(output.predictions, dtype=np.float64)
-    y_true = np.asarray(output.label_ids)
-    temperature, note = choose_temperature(logits, y_true)
-    if note:
-        logger.warning("calibration: %s", note)
-    evaluation = evaluate_logits(logits, y_true, prepared.labels.names, temperature)
-    before, after = evaluation["before"], evaluation["after"]
-    evaluation["calibration"] = {"temperature": temperature, "fitted_on": "validation", "note": note,
-                                 "ece_before": before["ece"], "ece_after": after["ece"],
-                                 "log_loss_before": before["log_loss"], "log_loss_after": after["log_loss"]}
-    logger.info("validation: accuracy %.4f, macro-F1 %.4f; temperature %.3f: ECE %.4f -> %.4f, log-loss %.4f -> "
-                "%.4f", after["accuracy"], after["macro_f1"], temperature, before["ece"], after["ece"],
-                before["log_loss"], after["log_loss"])
-    return evaluation, logits, y_true
-
-
-def _contract(config: TrainConfig, prepared: PreparedData, precision: str) -> ModelContract:
-    """The decision settings this run fixes, and the facts about it known before training."""
-    from .. import __version__
-
-    validation = prepared.validation.path
-    if validation == f"{prepared.train.path} (validation split)":
-        validation = f"{config.validation_split:g} of train (stratified)"
-    return ModelContract(
-        labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation,
-        read_options=asdict(config.read_options()),
-        info={"m3cls_version": __version__, "base_model": config.model_name_or_path, "precision": precision,
-              "attention_dropout": config.attention_dropout,
-              "data": {"train_path": prepared.train.path, "validation_path": validation,
-                       "train_counts": class_counts(prepared.train.labels),
-                       "validation_counts": class_counts(prepared.validation.labels)}})
+        probe_config = replace(config, method="probe", long_text="truncate", probe_head="logreg", pooling="auto")
+        values = {"use_cpu": args.use_cpu, "per_device_eval_batch_size": args.per_device_eval_batch_size,
+                  "fp16": args.fp16, "bf16": args.bf16}
+        fit = fit_probe(make_embedder(probe_config, values), prepared, probe_config.head_settings(args.seed))
+        ladder.append(probe_rung(fit, prepared.labels.names))
+    steps = contract.info["training"].get("train_runtime")
+    ladder.append(rung("finetune", metrics["accuracy"], metrics["macro_f1"], trainer.m3cls_seconds,
+                       f"of which training {steps:.1f} s" if steps else ""))
+    return contract.with_info(ladder=ladder)

@@ -99,22 +99,35 @@ def write_validation_predictions(folder: str, probabilities: np.ndarray, y_true:
 
 def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: dict | None = None,
                merge_lora: bool = False, validation: tuple | None = None) -> None:
-    """Write weights, tokenizer, config, report and m3cls.json to a staging folder, then move them into place."""
+    """Write the Trainer's model with its tokenizer, config, report and m3cls.json (see :func:`save_folder`)."""
     from .. import lora
 
+    def write_model(staging: str) -> None:
+        if lora.is_peft_model(trainer.model):
+            lora.save(trainer.model, staging, merge_lora)
+            trainer.processing_class.save_pretrained(staging)
+        else:
+            trainer.save_model(staging)
+
+    save_folder(write_model, output_dir, contract, evaluation, validation)
+
+
+def save_folder(write_model, output_dir: str, contract: ModelContract, evaluation: dict | None = None,
+                validation: tuple | None = None) -> None:
+    """Write weights (``write_model(staging)``), report and m3cls.json to a staging folder, then move them into
+    place."""
     staging = os.path.join(output_dir, ".m3cls-final.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    if lora.is_peft_model(trainer.model):
-        lora.save(trainer.model, staging, merge_lora)
-        trainer.processing_class.save_pretrained(staging)
-    else:
-        trainer.save_model(staging)
+    os.makedirs(output_dir, exist_ok=True)
+    write_model(staging)
     if evaluation is not None:
-        from ..report import write_report
+        from ..report import ladder_section, write_report
 
+        ladder = contract.info.get("ladder")
         write_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),
                      contract.info.get("baseline"),
-                     title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}")
+                     title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
+                     sections=[ladder_section(ladder)] if ladder else None)
     if validation is not None:
         write_validation_predictions(staging, *validation, contract.labels)
     write_model_card(staging, contract, os.path.basename(os.path.abspath(output_dir)))

@@ -1,0 +1,173 @@
+"""K-fold cross-validation for the probe and for fine-tuning: scores with their spread, and out-of-fold
+probabilities for every text (what the label audit ranks).
+
+Folds are stratified, and grouped with ``--group_column``. The probe embeds every text once, through the cache
+that all folds share, and fits one head per fold: K folds cost one embedding pass. Fine-tuning trains one model
+per fold with :func:`m3cls.training.train`, evaluating only at the end on the held-out fold (no checkpoint is
+picked on it, so its scores are not optimistic).
+
+Example::
+
+    >>> from m3cls.crossval import CVSettings, run_cv
+    >>> result = run_cv(TrainConfig(model_name_or_path="bundled", data_path="d.json", method="probe"),
+    ...                 {"output_dir": "runs/cv"}, settings=CVSettings(folds=5))          # doctest: +SKIP
+    >>> result.summary["macro_f1_mean"], result.summary["macro_f1_std"]                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .data import TextData, read_labeled
+from .files import atomic_open, write_json
+from .labels import LabelSet
+from .metrics import classification_report, softmax
+from .splits import fold_indices
+from .training.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+OOF_FILE = "oof_predictions.jsonl"
+SUMMARY_FILE = "cv.json"
+
+
+@dataclass
+class CVSettings:
+    """The cross-validation flags (beside the training flags)."""
+
+    folds: int = field(default=5, metadata={"help": "Number of folds (at least 2; stratified, grouped with "
+                                                    "--group_column)."})
+    keep_fold_models: bool = field(default=False, metadata={
+        "help": "--method finetune: keep each fold's model in OUTPUT_DIR/fold-K (default: deleted after scoring)."})
+
+
+@dataclass
+class CVResult:
+    """The data, its labels, the out-of-fold probabilities (T=1) and fold of every text, and the scores."""
+
+    data: TextData
+    labels: LabelSet
+    y: np.ndarray
+    probabilities: np.ndarray
+    fold_of: np.ndarray
+    summary: dict
+    embeddings: np.ndarray | None = None
+
+
+def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozenset(),
+           settings: CVSettings = CVSettings()) -> CVResult:
+    """Cross-validate ``config`` on ``config.data_path``; ``values`` are TrainingArguments values."""
+    from .errors import ConfigError
+
+    config.check()
+    if config.validation_path:
+        raise ConfigError("cross-validation holds out each fold in turn; drop --validation_path")
+    seed = values.get("seed", 42)
+    data = read_labeled(config.data_path, config.read_options())
+    labels = LabelSet.discover(data.labels, config.data_path, config.labels.split(",") if config.labels else None)
+    folds = fold_indices(data.labels, data.groups, settings.folds, seed, config.data_path)
+    y = np.asarray(labels.encode(data.labels, data.path))
+    start = time.perf_counter()
+    if config.method == "probe":
+        probabilities, embeddings = _probe_folds(config, values, data, labels, y, folds, seed)
+    else:
+        probabilities, embeddings = _finetune_folds(config, values, explicit, data, labels, folds, settings), None
+    fold_of = np.empty(len(y), dtype=int)
+    for number, held in enumerate(folds):
+        fold_of[held] = number
+    summary = _summary(config, y, probabilities, folds, labels, time.perf_counter() - start)
+    return CVResult(data, labels, y, probabilities, fold_of, summary, embeddings)
+
+
+def _probe_folds(config, values, data, labels, y, folds, seed):
+    """One embedding pass (cached), one head per fold."""
+    from .probe import fit_head
+    from .training.probe import make_embedder
+
+    embedder = make_embedder(config, values)
+    x = embedder.embed(data.texts)
+    probabilities = np.zeros((len(y), len(labels)))
+    for number, held in enumerate(folds):
+        train = np.setdiff1d(np.arange(len(y)), held)
+        head = fit_head(x[train], y[train], len(labels), config.head_settings(seed))
+        probabilities[held] = softmax(head.logits(x[held]))
+        logger.info("fold %d/%d: probe fitted on %d texts, scored on %d", number + 1, len(folds), len(train),
+                    len(held))
+    return probabilities, x
+
+
+def _finetune_folds(config, values, explicit, data, labels, folds, settings):
+    """One fine-tuned model per fold, trained without looking at its held-out fold, scored on it at the end."""
+    from .training import train
+    from .training.inputs import PreparedData
+
+    probabilities = np.zeros((len(data), len(labels)))
+    fold_config = replace(config, baseline=False, report=False, ladder=False, overwrite_output_dir=True)
+    for number, held in enumerate(folds):
+        train_idx = np.setdiff1d(np.arange(len(data)), held).tolist()
+        prepared = PreparedData(data.subset(train_idx), data.subset(held.tolist(), f"{data.path} (fold {number + 1})"),
+                                labels)
+        out = os.path.join(values["output_dir"], f"fold-{number + 1}")
+        fold_values = dict(values, output_dir=out, eval_strategy="no", save_strategy="no")
+        logger.info("fold %d/%d: fine-tuning on %d texts, scoring %d", number + 1, len(folds), len(train_idx),
+                    len(held))
+        result = train(fold_config, fold_values, explicit | {"eval_strategy", "save_strategy"}, prepared)
+        probabilities[held] = softmax(result.validation_logits)
+        if not settings.keep_fold_models:
+            shutil.rmtree(out, ignore_errors=True)
+    return probabilities
+
+
+def _summary(config, y, probabilities, folds, labels, seconds) -> dict:
+    per_fold = []
+    for number, held in enumerate(folds):
+        report = classification_report(y[held], probabilities[held].argmax(axis=1), labels.names)
+        per_fold.append({"fold": number + 1, "records": int(len(held)), "accuracy": report["accuracy"],
+                         "macro_f1": report["macro_f1"]})
+    pooled = classification_report(y, probabilities.argmax(axis=1), labels.names)
+    out = {"k": len(folds), "method": config.method, "records": int(len(y)), "labels": list(labels.names),
+           "split": f"stratified, grouped by {config.group_column!r}" if config.group_column else "stratified",
+           "model": config.model_name_or_path, "folds": per_fold, "seconds": round(seconds, 2),
+           "out_of_fold": {"accuracy": pooled["accuracy"], "macro_f1": pooled["macro_f1"]}}
+    for key in ("accuracy", "macro_f1"):
+        scores = np.array([f[key] for f in per_fold])
+        out[f"{key}_mean"], out[f"{key}_std"] = float(scores.mean()), float(scores.std(ddof=1))
+    logger.info("cross-validation (%d folds, %s): accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f (mean ± standard "
+                "deviation over folds)", len(folds), config.method, out["accuracy_mean"], out["accuracy_std"],
+                out["macro_f1_mean"], out["macro_f1_std"])
+    return out
+
+
+def write_cv(folder: str, result: CVResult, report: bool = True) -> list[str]:
+    """``oof_predictions.jsonl`` (every text, in input order), ``cv.json`` and ``report/``; returns the paths."""
+    os.makedirs(folder, exist_ok=True)
+    names = result.labels.names
+    oof = os.path.join(folder, OOF_FILE)
+    with atomic_open(oof, "--output_dir") as f:
+        for index, (row, truth, fold) in enumerate(zip(result.probabilities, result.y, result.fold_of)):
+            f.write(json.dumps({"index": index, "label": names[truth], "fold": int(fold) + 1,
+                                "predicted": names[int(row.argmax())],
+                                "probabilities": {n: float(p) for n, p in zip(names, row)}},
+                               ensure_ascii=False) + "\n")
+    paths = [oof, write_json(os.path.join(folder, SUMMARY_FILE), result.summary, "--output_dir")]
+    if report:
+        paths.append(write_cv_report(os.path.join(folder, "report"), result))
+    return paths
+
+
+def write_cv_report(folder: str, result: CVResult, sections: list | None = None) -> str:
+    """The HTML report of the out-of-fold predictions, with the cross-validation section (and any others)."""
+    from .calibration import evaluate_logits
+    from .report import cv_section, write_report
+
+    logits = np.log(np.clip(result.probabilities, 1e-12, 1.0))  # softmax(log p) = p
+    evaluation = evaluate_logits(logits, result.y, result.labels.names, 1.0)
+    title = f"m3cls: {result.summary['k']}-fold cross-validation of {result.summary['model']} on {result.data.path}"
+    return write_report(folder, evaluation, title=title, sections=[cv_section(result.summary), *(sections or [])])

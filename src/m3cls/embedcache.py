@@ -1,0 +1,165 @@
+"""An on-disk cache of text embeddings, so a second run (another head, fold or setting) does not recompute them.
+
+Layout: ``CACHE_DIR/embeddings/KEY/`` per settings, where KEY is a hash of everything that changes a vector
+(the model's fingerprint, max_length, truncation, long-text windows, pooling, normalisation, precision and
+device). ``settings.json`` in that folder spells the settings out, and is compared on every open: a cache made
+with other settings is never used. Vectors sit in shard files, each written atomically as soon as its texts are
+embedded, so an interrupted run keeps what it finished. Each shard carries its settings key and a SHA-256 of
+its contents; a corrupt or truncated shard is reported in one log line, deleted, and its texts embedded again.
+
+This module is numpy only. Example::
+
+    >>> import tempfile, numpy as np
+    >>> cache = EmbeddingCache(tempfile.mkdtemp(), {"model": "m", "max_length": 8})
+    >>> cache.put(["a text"], np.ones((1, 3), dtype=np.float32))
+    >>> cache.get(["a text", "another"])[1]
+    [1]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+
+import numpy as np
+
+from .errors import OutputError
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"M3CLSEMB"
+FORMAT = 1
+SETTINGS_FILE = "settings.json"
+
+
+def default_cache_dir() -> str:
+    """``$M3CLS_CACHE``, else ``$XDG_CACHE_HOME/m3cls``, else ``~/.cache/m3cls``."""
+    if os.environ.get("M3CLS_CACHE"):
+        return os.environ["M3CLS_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "m3cls")
+
+
+def text_key(text: str) -> bytes:
+    """16 bytes of SHA-256 of the exact text: the cache's per-text key."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+def settings_key(settings: dict) -> str:
+    """A hash of the settings (canonical JSON), naming the cache folder."""
+    canonical = json.dumps({"format": FORMAT, **settings}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+
+
+class EmbeddingCache:
+    """Embeddings of texts under one settings key, read from and written to shard files."""
+
+    def __init__(self, root: str, settings: dict):
+        self.settings = {"format": FORMAT, **settings}
+        self.key = settings_key(settings)
+        self.folder = os.path.join(root, "embeddings", self.key)
+        self._rows: dict[bytes, np.ndarray] = {}
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            self._check_settings()
+        except OSError as e:
+            raise OutputError(f"{self.folder}: cannot use the embedding cache ({e.strerror or e}); choose "
+                              f"another --cache_dir") from None
+        self._load()
+
+    def _check_settings(self) -> None:
+        path = os.path.join(self.folder, SETTINGS_FILE)
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    saved = json.load(f)
+            except (OSError, ValueError):
+                saved = None
+            if saved == self.settings:
+                return
+            logger.warning("embedding cache %s was made with other settings; emptying it", self.folder)
+            for name in os.listdir(self.folder):
+                os.remove(os.path.join(self.folder, name))
+        partial = f"{path}.{uuid.uuid4().hex}.partial"
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump(self.settings, f, indent=2, sort_keys=True, ensure_ascii=False)
+        os.replace(partial, path)
+
+    def _load(self) -> None:
+        for name in sorted(os.listdir(self.folder)):
+            if not name.endswith(".emb"):
+                continue
+            path = os.path.join(self.folder, name)
+            try:
+                keys, vectors = read_shard(path, self.key)
+            except ValueError as e:
+                logger.warning("embedding cache: %s is damaged (%s); deleting it, its texts will be embedded "
+                               "again", path, e)
+                os.remove(path)
+                continue
+            self._rows.update(zip(keys, vectors))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, texts: list[str]) -> tuple[dict[int, np.ndarray], list[int]]:
+        """(position -> vector for cached texts, positions of texts not cached)."""
+        found, missing = {}, []
+        for position, text in enumerate(texts):
+            row = self._rows.get(text_key(text))
+            if row is None:
+                missing.append(position)
+            else:
+                found[position] = row
+        return found, missing
+
+    def put(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Write one shard for these texts, atomically; they are cached from now on."""
+        keys = [text_key(t) for t in texts]
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        path = os.path.join(self.folder, f"{uuid.uuid4().hex}.emb")
+        try:
+            write_shard(path, self.key, keys, vectors)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write the embedding cache ({e.strerror or e}); free some space or "
+                              f"choose another --cache_dir") from None
+        self._rows.update(zip(keys, vectors))
+
+
+def write_shard(path: str, key: str, keys: list[bytes], vectors: np.ndarray) -> None:
+    """MAGIC, a header length, a JSON header (settings key, count, width, SHA-256), then keys and vectors."""
+    payload = b"".join(keys) + vectors.tobytes()
+    header = json.dumps({"key": key, "count": len(keys), "dim": int(vectors.shape[1]),
+                         "sha256": hashlib.sha256(payload).hexdigest()}).encode("utf-8")
+    partial = path + ".partial"
+    with open(partial, "wb") as f:
+        f.write(MAGIC + len(header).to_bytes(8, "little") + header + payload)
+    os.replace(partial, path)
+
+
+def read_shard(path: str, key: str) -> tuple[list[bytes], np.ndarray]:
+    """A shard's keys and vectors; ValueError (saying what is wrong) when it is damaged or not this key's."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    if blob[: len(MAGIC)] != MAGIC or len(blob) < len(MAGIC) + 8:
+        raise ValueError("not an m3cls embedding shard")
+    size = int.from_bytes(blob[len(MAGIC): len(MAGIC) + 8], "little")
+    start = len(MAGIC) + 8 + size
+    try:
+        header = json.loads(blob[len(MAGIC) + 8: start].decode("utf-8"))
+        count, dim, digest = int(header["count"]), int(header["dim"]), header["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("unreadable header") from None
+    if header.get("key") != key:
+        raise ValueError("made with other settings")
+    payload = blob[start:]
+    if len(payload) != count * (16 + 4 * dim):
+        raise ValueError(f"truncated: {len(payload)} bytes of {count * (16 + 4 * dim)}")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise ValueError("checksum mismatch")
+    keys = [payload[i * 16: (i + 1) * 16] for i in range(count)]
+    vectors = np.frombuffer(payload[count * 16:], dtype=np.float32).reshape(count, dim)
+    return keys, vectors

@@ -1,0 +1,96 @@
+"""What fine-tuning and the probe share after fitting: scores, calibration, the data facts, and the ladder.
+
+The ladder puts every approach tried on the same validation split side by side, with its score and its wall
+time: the TF-IDF baseline, the frozen-encoder probe, and fine-tuning when it ran. A user can then see whether
+fine-tuning is worth its cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from ..contract import ModelContract
+from ..data import class_counts
+from .config import TrainConfig
+from .inputs import PreparedData
+
+logger = logging.getLogger(__name__)
+
+RUNG_NAMES = {"tfidf": "TF-IDF + logistic regression", "probe": "frozen encoder + probe head",
+              "finetune": "fine-tuned encoder"}
+
+
+def score_and_calibrate(logits: np.ndarray, y_true: np.ndarray, names: tuple[str, ...]) -> dict:
+    """Validation scores before and after a temperature fitted on the same logits (logged on one line)."""
+    from ..calibration import choose_temperature, evaluate_logits
+
+    logits = np.asarray(logits, dtype=np.float64)
+    temperature, note = choose_temperature(logits, y_true)
+    if note:
+        logger.warning("calibration: %s", note)
+    evaluation = evaluate_logits(logits, y_true, names, temperature)
+    before, after = evaluation["before"], evaluation["after"]
+    evaluation["calibration"] = {"temperature": temperature, "fitted_on": "validation", "note": note,
+                                 "ece_before": before["ece"], "ece_after": after["ece"],
+                                 "log_loss_before": before["log_loss"], "log_loss_after": after["log_loss"]}
+    logger.info("validation: accuracy %.4f, macro-F1 %.4f; temperature %.3f: ECE %.4f -> %.4f, log-loss %.4f -> "
+                "%.4f", after["accuracy"], after["macro_f1"], temperature, before["ece"], after["ece"],
+                before["log_loss"], after["log_loss"])
+    return evaluation
+
+
+def metrics_of(evaluation: dict) -> dict:
+    """The scalar and per-class scores saved in ``m3cls.json`` as ``metrics``."""
+    return {k: v for k, v in evaluation["after"].items() if k not in ("reliability", "temperature")}
+
+
+def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig) -> dict:
+    """The data inspection run at the start of training; its warnings go to the log."""
+    from ..inspection import inspect_splits, warnings_for
+
+    report = inspect_splits(prepared.train, prepared.validation, tokenizer, config.max_length,
+                            random_split=not config.validation_path and not config.group_column)
+    for warning in warnings_for(report, config.model_name_or_path):
+        logger.warning("%s", warning)
+    return report
+
+
+def base_contract(config: TrainConfig, prepared: PreparedData, precision: str) -> ModelContract:
+    """The decision settings every method fixes, and the facts about the run known before fitting."""
+    from .. import __version__
+
+    split = "by group" if config.group_column else "stratified"
+    validation = prepared.validation.path
+    if validation == f"{prepared.train.path} (validation split)":
+        validation = f"{config.validation_split:g} of train ({split})"
+    return ModelContract(
+        labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation,
+        read_options=asdict(config.read_options()),
+        info={"m3cls_version": __version__, "base_model": config.model_name_or_path, "precision": precision,
+              "method": config.method,
+              "data": {"train_path": prepared.train.path, "validation_path": validation,
+                       "train_counts": class_counts(prepared.train.labels),
+                       "validation_counts": class_counts(prepared.validation.labels)}})
+
+
+def rung(key: str, accuracy: float, macro_f1: float, seconds: float, note: str = "") -> dict:
+    """One ladder entry, logged as it is made."""
+    logger.info("ladder: %s: accuracy %.4f, macro-F1 %.4f, %.1f s%s", RUNG_NAMES[key], accuracy, macro_f1, seconds,
+                f" ({note})" if note else "")
+    return {"rung": key, "name": RUNG_NAMES[key], "accuracy": float(accuracy), "macro_f1": float(macro_f1),
+            "seconds": round(float(seconds), 2), "note": note}
+
+
+def timed_baseline(prepared: PreparedData) -> tuple[dict, dict]:
+    """The TF-IDF baseline on the run's split, and its ladder rung with its wall time."""
+    from ..baseline import tfidf_baseline
+
+    start = time.perf_counter()
+    result = tfidf_baseline(prepared.train.texts, prepared.train.labels, prepared.validation.texts,
+                            prepared.validation.labels, prepared.labels)
+    seconds = time.perf_counter() - start
+    return result, rung("tfidf", result["accuracy"], result["macro_f1"], seconds, "fit and scored")
