@@ -10,7 +10,7 @@ import yaml
 from conftest import TRAIN_FLAGS
 
 from m3cls.cli import main
-from m3cls.cli.train import parse_train_args
+from m3cls.cli.common import parse_train_args
 
 QUICK = [*TRAIN_FLAGS, "--max_steps", "4", "--no_baseline", "--report", "false"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +58,7 @@ def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path, capsys, text, 
 
 @pytest.mark.parametrize("example", ["train.yaml", "train_bge_m3.yaml"])
 def test_examples_parse(example):
-    config, values, _ = parse_train_args(["--config", os.path.join(ROOT, "examples", example)])
+    config, values, _, _ = parse_train_args(["--config", os.path.join(ROOT, "examples", example)])
     assert config.data_path and values["output_dir"] and values["learning_rate"] > 0
 
 

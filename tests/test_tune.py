@@ -52,12 +52,12 @@ def test_three_trial_search_ends_with_a_model_and_a_trial_table(tiny_xlmr, messa
 
 
 def test_failed_trial_is_recorded_and_the_search_goes_on(tiny_xlmr, messages_file, tmp_path):
-    from m3cls.cli.train import parse_train_args
+    from m3cls.cli.common import parse_train_args
     from m3cls.training import train
     from m3cls.tuning import parse_space, tune
 
     config_path, out = _config(tmp_path, tiny_xlmr, messages_file)
-    config, values, explicit = parse_train_args(["--config", config_path])
+    config, values, explicit, _ = parse_train_args(["--config", config_path])
     calls = []
 
     def flaky(*args, **kwargs):

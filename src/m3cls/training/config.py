@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..contract import POOLINGS, TRUNCATION_MODES
+import numpy as np
+
+from ..contract import POOLINGS, TRUNCATION_MODES, ModelContract
 from ..data import ReadOptions
 from ..embedcache import default_cache_dir
 from ..errors import ConfigError
@@ -156,3 +158,13 @@ class TrainConfig(ReadOptions):
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"--attention_dropout {value} must be from 0 to below 1")
         return {"attention_probs_dropout_prob": value, "attention_dropout": value}
+
+
+@dataclass
+class TrainResult:
+    """Where the model went, how it scored on the validation data, and the contract it was saved with."""
+
+    output_dir: str
+    metrics: dict
+    contract: ModelContract
+    validation_logits: np.ndarray | None = None

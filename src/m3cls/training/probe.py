@@ -96,7 +96,7 @@ def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = fr
                 prepared: PreparedData | None = None):
     """Fit a probe on ``config.data_path`` and save a probe model folder in ``values['output_dir']``."""
     from .. import distributed
-    from .run import TrainResult
+    from .config import TrainResult
 
     output_dir = values.get("output_dir")
     check_output_dir(output_dir, config.overwrite_output_dir)

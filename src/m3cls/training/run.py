@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from ..errors import TrainingInterrupted
 from ..metrics import softmax
 from ..tokens import TextEncoder
 from .args import as_values, build_training_args
-from .config import TrainConfig
+from .config import TrainConfig, TrainResult
 from .hub import HubTarget, push_folder, take_hub_target
 from .inputs import EncodedDataset, PreparedData, class_weights, prepare_data
 from .save import check_output_dir, clear_earlier_checkpoints, save_final
@@ -34,16 +33,6 @@ from .scoring import base_contract, inspect_data, metrics_of, rung, score_and_ca
 from .settings import run_settings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    """Where the model went, how it scored on the validation data, and the contract it was saved with."""
-
-    output_dir: str
-    metrics: dict
-    contract: ModelContract
-    validation_logits: np.ndarray | None = None
 
 
 def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
