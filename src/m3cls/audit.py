@@ -15,9 +15,10 @@ label its twin carries.
 Example::
 
     >>> import numpy as np
-    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]])
-    >>> [s["index"] for s in find_suspects(["a", "b", "c", "c "], np.array([0, 1, 1, 1]), ("x", "y"), p)[0]]
-    [1]
+    >>> p = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.1, 0.9]])
+    >>> suspects, _ = find_suspects(["a", "b", "same", "Same "], np.array([0, 1, 1, 0]), ("x", "y"), p)
+    >>> [(s["index"], s["suggested_label"], s["reasons"]) for s in suspects]
+    [(3, 'y', ['label_issue', 'conflicting_duplicate']), (2, 'x', ['conflicting_duplicate'])]
 """
 
 from __future__ import annotations

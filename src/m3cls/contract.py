@@ -5,6 +5,9 @@ export, distributed predict and the Python API) reads it here and builds model i
 :class:`m3cls.tokens.TextEncoder`. A setting added at training time is added to this class, or it is a silent
 train/predict mismatch.
 
+Head ``probe`` (``m3cls train --method probe``) is a frozen encoder with ``pooling`` (cls, mean or max), optional
+L2 ``normalize``, and dense layers in ``probe_head.safetensors`` (:mod:`m3cls.heads`).
+
 The model folder stays a plain Hugging Face folder; ``m3cls.json`` sits beside it. Facts about the run that
 do not change a decision (metrics, data counts, history, calibration notes) live in ``info``.
 
