@@ -124,7 +124,8 @@ def test_overwriting_a_lora_run_with_a_full_run_loads_the_full_model(lora_run, t
                  str(out), *TRAIN_FLAGS, "--num_train_epochs", "1", "--overwrite_output_dir", "--no_report",
                  "--no_baseline"]) == 0
     names = set(os.listdir(out))
-    assert not {"adapter_config.json", "adapter_model.safetensors", "README.md", "report"} & names
+    assert not {"adapter_config.json", "adapter_model.safetensors", "report"} & names
+    assert "library_name: peft" not in (out / "README.md").read_text()  # the new run's card, not the adapter's
     assert "lora" not in json.load(open(out / "m3cls.json")) and "notes.txt" in names
     steps = {int(n.split("-")[1]) for n in names if n.startswith("checkpoint-")}
     assert steps and max(steps) < max(lora_steps)  # no checkpoint of the earlier run to resume or predict from
