@@ -28,7 +28,7 @@ from flops import bert_shape, forward_flops  # noqa: E402
 GROUPS = [
     ("matrix products", ("addmm", "mm", "bmm", "linear", "matmul", "baddbmm", "_int_mm")),
     ("attention (SDPA)", ("scaled_dot_product", "flash_attention", "_efficient_attention")),
-    ("layer norm", ("layer_norm",)),
+    ("layer norm", ("layer_norm", "native_layer_norm")),
     ("GELU", ("gelu",)),
     ("casts and copies", ("copy_", "_to_copy", "to", "clone", "contiguous", "cat", "index_select", "embedding")),
     ("optimizer", ("_foreach", "adam", "lerp", "addcmul", "addcdiv", "sqrt")),
@@ -161,7 +161,7 @@ def main() -> None:
         what = f"predict, weights {a.weights}, first token only {backend.first_token}"
     else:
         model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # as the Trainer runs it
 
         def step(b):
             ids, mask = (torch.from_numpy(x) for x in pad(b))

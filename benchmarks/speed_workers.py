@@ -137,10 +137,12 @@ def reference_train(a: dict) -> dict:
     import numpy as np
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    names = a["labels"]
-    tokenizer = AutoTokenizer.from_pretrained(a["base"])
+    from m3cls.modeling import resolve_model_name  # "bundled" -> the packaged model's folder
+
+    names, base = a["labels"], resolve_model_name(a["base"])
+    tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
-        a["base"], num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+        base, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     setup = time.perf_counter() - T0
     start = time.perf_counter()
 
