@@ -42,7 +42,9 @@ import speed_report  # noqa: E402
 
 SIZES = {  # timed training texts, validation texts, texts to train the prediction model on, texts to predict
     "quick": {"long": dict(train=48, val=32, prep=320, test=128, det=0),
-              "short": dict(train=48, val=256, prep=1600, test=1024, det=10000)},
+              "short": dict(train=48, val=128, prep=1600, test=1024, det=10000)},
+    "small": {"long": dict(train=16, val=16, prep=64, test=32, det=0),
+              "short": dict(train=16, val=64, prep=800, test=512, det=10000)},
     "tiny": {"long": dict(train=16, val=8, prep=16, test=8, det=0),
              "short": dict(train=16, val=16, prep=64, test=32, det=200)},
     "full": {"long": dict(train=96, val=64, prep=800, test=400, det=0),
@@ -132,31 +134,34 @@ def prepare(name: str, sizes: dict, workdir: str) -> dict:
     return path
 
 
-def bench_case(name: str, sizes: dict, runs: int, train_runs: int, workdir: str) -> dict:
+def bench_case(name: str, sizes: dict, runs: int, train_runs: int, workdir: str, parts: set) -> dict:
     p = prepare(name, sizes, workdir)
     out = os.path.join(workdir, f"{name}_preds.jsonl")
     common = dict(test=p["test"], max_length=512, out=out)
-    print(f"[{name}] prediction on {sizes['test']} texts, {runs} interleaved round(s)", flush=True)
-    predict = interleaved(runs, {
-        "m3cls bf16": ("m3cls_predict", dict(common, model=p["model"], flags=["--precision", "bf16"])),
-        "m3cls int8": ("m3cls_predict", dict(common, model=p["onnx_dir"], flags=["--backend", "onnx"])),
-        "m3cls fp32": ("m3cls_predict", dict(common, model=p["model"], flags=["--precision", "fp32"])),
-        "pipeline fp32": ("pipeline_predict", dict(common, model=p["model"], precision="fp32")),
-        "pipeline bf16": ("pipeline_predict", dict(common, model=p["model"], precision="bf16")),
-        "onnxruntime fp32": ("onnxruntime_predict", dict(common, model=p["model"], onnx=p["hand"])),
-        "CrossEncoder fp32": ("crossencoder_predict", dict(common, model=p["model"])),
-    })
-    print(f"[{name}] training on {sizes['train']} texts (1 epoch, batch 16), validation {sizes['val']}, "
-          f"{train_runs} interleaved round(s)", flush=True)
-    tcommon = dict(base="bundled", train=p["train"], test=p["val"], max_length=512, epochs=1, labels=p["labels"])
-    train = interleaved(train_runs, {
-        "m3cls bf16": ("m3cls_train", dict(tcommon, flags=["--precision", "bf16"])),
-        "m3cls fp32": ("m3cls_train", dict(tcommon, flags=["--precision", "fp32"])),
-        "reference fp32": ("reference_train", dict(tcommon, precision="fp32")),
-        "reference bf16": ("reference_train", dict(tcommon, precision="bf16")),
-    })
-    result = {"sizes": sizes, "predict": predict, "train": train, "tokens": p["flops"]}
-    if sizes["det"]:
+    result = {"sizes": sizes, "tokens": p["flops"]}
+    if "predict" in parts:
+        print(f"[{name}] prediction on {sizes['test']} texts, {runs} interleaved round(s)", flush=True)
+        result["predict"] = interleaved(runs, {
+            "m3cls bf16": ("m3cls_predict", dict(common, model=p["model"], flags=["--precision", "bf16"])),
+            "m3cls int8": ("m3cls_predict", dict(common, model=p["onnx_dir"], flags=["--backend", "onnx"])),
+            "m3cls fp32": ("m3cls_predict", dict(common, model=p["model"], flags=["--precision", "fp32"])),
+            "pipeline fp32": ("pipeline_predict", dict(common, model=p["model"], precision="fp32")),
+            "pipeline bf16": ("pipeline_predict", dict(common, model=p["model"], precision="bf16")),
+            "onnxruntime fp32": ("onnxruntime_predict", dict(common, model=p["model"], onnx=p["hand"])),
+            "CrossEncoder fp32": ("crossencoder_predict", dict(common, model=p["model"])),
+        })
+    if "train" in parts:
+        print(f"[{name}] training on {sizes['train']} texts (1 epoch, batch 16), validation {sizes['val']}, "
+              f"{train_runs} interleaved round(s)", flush=True)
+        tcommon = dict(base="bundled", train=p["train"], test=p["val"], max_length=512, epochs=1,
+                       labels=p["labels"])
+        result["train"] = interleaved(train_runs, {
+            "m3cls bf16": ("m3cls_train", dict(tcommon, flags=["--precision", "bf16"])),
+            "m3cls fp32": ("m3cls_train", dict(tcommon, flags=["--precision", "fp32"])),
+            "reference fp32": ("reference_train", dict(tcommon, precision="fp32")),
+            "reference bf16": ("reference_train", dict(tcommon, precision="bf16")),
+        })
+    if sizes["det"] and "det" in parts:
         result["determinism"] = determinism(p, sizes["det"], workdir)
     return result
 
@@ -194,20 +199,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sets (the README's figures)")
     p.add_argument("--tiny", action="store_true", help="a few texts: checks the script itself, not the speed")
+    p.add_argument("--small", action="store_true", help="fewer texts than --quick (a shared or slow machine)")
+    p.add_argument("--parts", default="predict,train,det", help="what to measure: predict, train, det (int8 "
+                   "batch independence)")
     p.add_argument("--runs", type=int, default=None, help="prediction rounds (default: 3, or 1 with --quick)")
     p.add_argument("--train_runs", type=int, default=None, help="training rounds (default: as --runs)")
     p.add_argument("--cases", default="long,short")
     p.add_argument("--workdir", default=None)
     a = p.parse_args()
-    runs = a.runs or (1 if a.quick or a.tiny else 3)
+    runs = a.runs or (1 if a.quick or a.tiny or a.small else 3)
     workdir = a.workdir or tempfile.mkdtemp(prefix="m3cls-bench-")
     os.makedirs(workdir, exist_ok=True)
-    sizes = SIZES["tiny" if a.tiny else "quick" if a.quick else "full"]
+    sizes = SIZES["tiny" if a.tiny else "small" if a.small else "quick" if a.quick else "full"]
     peak = measure_peak()
     print(f"peak (benchmarks/peak.py): {json.dumps(peak)}; workdir {workdir}", flush=True)
     results = {"peak": peak, "runs": runs, "command": " ".join(sys.argv)}
     for name in a.cases.split(","):
-        results[name] = bench_case(name, sizes[name], runs, a.train_runs or runs, workdir)
+        results[name] = bench_case(name, sizes[name], runs, a.train_runs or runs, workdir, set(a.parts.split(",")))
         with open(os.path.join(workdir, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
     results["peak_after"] = measure_peak()

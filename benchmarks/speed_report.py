@@ -100,11 +100,12 @@ def int8_checks(results: dict) -> None:
     for name in ("long", "short"):
         if name not in results:
             continue
-        pr = results[name]["predict"]
-        i8, b16 = pr["m3cls int8"], pr["m3cls bf16"]
-        print(f"- {name}: int8 {i8['rate']:.2f} texts/s against bf16 torch {b16['rate']:.2f}: "
-              f"{i8['rate'] / b16['rate']:.2f}x (runs {i8['runs']} / {b16['runs']}); macro-F1 {i8['macro_f1']:.4f} "
-              f"against {b16['macro_f1']:.4f} ({100 * (i8['macro_f1'] - b16['macro_f1']):+.2f} points)")
+        pr = results[name].get("predict")
+        if pr:
+            i8, b16 = pr["m3cls int8"], pr["m3cls bf16"]
+            print(f"- {name}: int8 {i8['rate']:.2f} texts/s against bf16 torch {b16['rate']:.2f}: "
+                  f"{i8['rate'] / b16['rate']:.2f}x (runs {i8['runs']} / {b16['runs']}); macro-F1 {i8['macro_f1']:.4f} "
+                  f"against {b16['macro_f1']:.4f} ({100 * (i8['macro_f1'] - b16['macro_f1']):+.2f} points)")
         det = results[name].get("determinism")
         if det:
             print(f"- batch independence: {det['labels_changed']} of {det['texts']} labels changed between the texts in "
@@ -123,8 +124,10 @@ def report(results: dict) -> None:
     for name in ("long", "short"):
         if name in results:
             print(f"\n=== {name} texts ===")
-            prediction_table(results[name], peak, shape)
-            training_table(results[name], peak, shape)
+            if "predict" in results[name]:
+                prediction_table(results[name], peak, shape)
+            if "train" in results[name]:
+                training_table(results[name], peak, shape)
     int8_checks(results)
 
 
