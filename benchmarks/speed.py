@@ -43,8 +43,8 @@ import speed_report  # noqa: E402
 SIZES = {  # timed training texts, validation texts, texts to train the prediction model on, texts to predict
     "quick": {"long": dict(train=48, val=32, prep=320, test=128, det=0),
               "short": dict(train=48, val=128, prep=1600, test=1024, det=10000)},
-    "small": {"long": dict(train=16, val=16, prep=64, test=32, det=0),
-              "short": dict(train=16, val=64, prep=800, test=512, det=10000)},
+    "small": {"long": dict(train=16, val=16, prep=64, test=32, det=10000),
+              "short": dict(train=16, val=64, prep=800, test=512, det=0)},
     "tiny": {"long": dict(train=16, val=8, prep=16, test=8, det=0),
              "short": dict(train=16, val=16, prep=64, test=32, det=200)},
     "full": {"long": dict(train=96, val=64, prep=800, test=400, det=0),
@@ -150,6 +150,10 @@ def bench_case(name: str, sizes: dict, runs: int, train_runs: int, workdir: str,
             "onnxruntime fp32": ("onnxruntime_predict", dict(common, model=p["model"], onnx=p["hand"])),
             "CrossEncoder fp32": ("crossencoder_predict", dict(common, model=p["model"])),
         })
+    save_partial(workdir, name, result)
+    if sizes["det"] and "det" in parts:
+        result["determinism"] = determinism(p, sizes["det"], workdir)
+        save_partial(workdir, name, result)
     if "train" in parts:
         print(f"[{name}] training on {sizes['train']} texts (1 epoch, batch 16), validation {sizes['val']}, "
               f"{train_runs} interleaved round(s)", flush=True)
@@ -161,9 +165,14 @@ def bench_case(name: str, sizes: dict, runs: int, train_runs: int, workdir: str,
             "reference fp32": ("reference_train", dict(tcommon, precision="fp32")),
             "reference bf16": ("reference_train", dict(tcommon, precision="bf16")),
         })
-    if sizes["det"] and "det" in parts:
-        result["determinism"] = determinism(p, sizes["det"], workdir)
+        save_partial(workdir, name, result)
     return result
+
+
+def save_partial(workdir: str, name: str, result: dict) -> None:
+    """What a case has measured so far (WORKDIR/partial_NAME.json), in case the run is stopped."""
+    with open(os.path.join(workdir, f"partial_{name}.json"), "w") as f:
+        json.dump(result, f, indent=2)
 
 
 def determinism(p: dict, n: int, workdir: str) -> dict:
