@@ -1,18 +1,26 @@
-"""Training and prediction speed of m3cls against the anchors, in one run, on the same data and model.
+"""m3cls against its peers, default against default and at equal precision, in one run, on the same data.
 
-Anchors (what issue 3 calls the reference approach):
-- training: the transformers Trainer with every text padded to max_length (``padding="max_length"``), fp32,
-  the model's default dropout, Trainer defaults otherwise;
-- prediction: ``transformers.pipeline("text-classification", batch_size=32)`` (fp32, truncation at max_length).
+Peers, each in a fresh process and timed the same way (``benchmarks/speed_workers.py``: setup = imports and
+model load, reported apart; work = first read of the input file to the last output written):
 
-m3cls is measured through its CLI (``m3cls train`` / ``m3cls predict``) with its defaults. Data: BBC News
-articles at 512 tokens ("long"), and BBC sentences labelled with their article's topic ("short", most under
-64 tokens). Every measurement runs in a fresh process so peak memory (RSS) is its own. Ratios are m3cls over
-the anchor. Run:
+- prediction: ``transformers.pipeline`` in fp32 (its default) and with ``dtype=torch.bfloat16``; a hand
+  ``torch.onnx.export`` run with onnxruntime (fp32); sentence-transformers' ``CrossEncoder`` (fp32);
+- training: the reference approach (every text padded to max_length, the model's dropout, Trainer defaults)
+  in fp32 and with ``bf16=True``, on the same texts, so with as many optimizer steps as m3cls.
 
-    python benchmarks/speed.py --quick            # small sets, one run of each (about 12 minutes on 2 cores)
-    python benchmarks/speed.py --quick --runs 3   # the same sets, medians of 3 runs (the README's figures)
-    python benchmarks/speed.py                    # larger sets, medians of 3 runs (long)
+m3cls runs through its CLI: ``m3cls train`` and ``m3cls predict`` with their defaults (bf16 on CPUs with
+AVX512-BF16 or AMX), with ``--precision fp32`` for the equal-precision rows, and ``--backend onnx`` on a static
+int8 export. Every m3cls figure is also given as model FLOPs per second and as a share of this machine's
+matrix-product peak (``benchmarks/peak.py``, measured at the start of the run; formula in ``benchmarks/flops.py``).
+The int8 checks: speed against bf16 torch from interleaved runs at 512 tokens, macro-F1 lost, and labels that
+must not change when the same texts come in another order and batch size.
+
+Data: BBC News articles cut at 512 tokens ("long") and BBC sentences labelled with their article's topic
+("short"). Models for prediction are trained first by ``m3cls train`` (untimed). Run:
+
+    python benchmarks/speed.py --quick                   # small sets, one run of each
+    python benchmarks/speed.py --quick --runs 3          # medians of 3 (the README's figures)
+    python benchmarks/speed.py --tiny                    # a few texts: checks the script (minutes)
 """
 
 from __future__ import annotations
@@ -22,258 +30,207 @@ import json
 import os
 import random
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-HERE = os.path.abspath(__file__)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import speed_report  # noqa: E402
+
+SIZES = {  # timed training texts, validation texts, texts to train the prediction model on, texts to predict
+    "quick": {"long": dict(train=48, val=32, prep=320, test=128, det=0),
+              "short": dict(train=48, val=128, prep=1600, test=1024, det=10000)},
+    "small": {"long": dict(train=16, val=16, prep=64, test=32, det=10000),
+              "short": dict(train=16, val=64, prep=800, test=512, det=0)},
+    "tiny": {"long": dict(train=16, val=8, prep=16, test=8, det=0),
+             "short": dict(train=16, val=16, prep=64, test=32, det=200)},
+    "full": {"long": dict(train=96, val=64, prep=800, test=400, det=0),
+             "short": dict(train=96, val=512, prep=6000, test=4000, det=10000)},
+}
 
 
-# -- data ----------------------------------------------------------------------------------------------------
-def bbc_sets(n_train: int, n_test: int, short: bool, seed: int = 0) -> tuple[list, list]:
+def bbc_sets(short: bool, seed: int = 0) -> list[tuple[str, str]]:
     from m3cls.demo import bbc_news
 
     pairs = bbc_news()
     if short:
-        sentences = []
-        for text, label in pairs:
-            for s in re.split(r"(?<=[.!?])\s+", text):
-                if 6 <= len(s.split()) <= 40:
-                    sentences.append((s, label))
-        pairs = sentences
-    rng = random.Random(seed)
-    rng.shuffle(pairs)
-    return pairs[:n_train], pairs[n_train: n_train + n_test]
+        pairs = [(s, label) for text, label in pairs for s in re.split(r"(?<=[.!?])\s+", text)
+                 if 6 <= len(s.split()) <= 40]
+    random.Random(seed).shuffle(pairs)
+    return pairs
 
 
-def write_jsonl(path: str, pairs: list) -> str:
+def write_jsonl(path: str, pairs) -> str:
     with open(path, "w", encoding="utf-8") as f:
         for text, label in pairs:
             f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
     return path
 
 
-# -- workers (each in its own process) ------------------------------------------------------------------------
-def worker_reference_train(a) -> dict:
-    """The reference approach: pad to max_length, fp32, default dropout, Trainer defaults."""
-    import numpy as np
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
-
-    from m3cls.modeling import resolve_model_name
-
-    train = [json.loads(line) for line in open(a.train)]
-    test = [json.loads(line) for line in open(a.test)]
-    names = sorted({r["label"] for r in train})
-    path = resolve_model_name("bundled")
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
-
-    def encode(rows):
-        enc = tok([r["text"] for r in rows], padding="max_length", truncation=True, max_length=a.max_length)
-        return [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                 "labels": names.index(r["label"])} for i, r in enumerate(rows)]
-
-    args = TrainingArguments(output_dir=tempfile.mkdtemp(), num_train_epochs=a.epochs, per_device_train_batch_size=16,
-                             learning_rate=1e-4, save_strategy="no", report_to="none", disable_tqdm=True,
-                             logging_strategy="no", seed=42, dataloader_pin_memory=False)
-    trainer = Trainer(model=model, args=args, train_dataset=encode(train))
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    preds = trainer.predict(encode(test)).predictions.argmax(-1)
-    y = np.array([names.index(r["label"]) for r in test])
-    from m3cls.metrics import classification_report
-
-    report = classification_report(y, preds, names)
-    return {"samples_per_s": len(train) * a.epochs / seconds, "macro_f1": report["macro_f1"],
-            "accuracy": report["accuracy"]}
-
-
-def worker_m3cls_train(a) -> dict:
-    """`m3cls train` through its CLI with its defaults (extra flags from --flags)."""
-    from m3cls.cli import main
-
-    out = a.model or tempfile.mkdtemp()
-    flags = ["--model_name_or_path", "bundled", "--data_path", a.train, "--output_dir", out, "--overwrite_output_dir",
-             "--max_length", str(a.max_length), "--num_train_epochs", str(a.epochs), "--learning_rate", "1e-4",
-             "--per_device_train_batch_size", "16", "--save_strategy", "no", "--no_baseline", "--no_report",
-             "--validation_path", a.test, "--eval_strategy", "no", "--load_best_model_at_end", "False",
-             *a.flags.split()]
-    if main(["train", *flags]) != 0:
-        raise SystemExit("m3cls train failed")
-    meta = json.load(open(os.path.join(out, "m3cls.json")))
-    return {"samples_per_s": meta["training"]["train_samples_per_second"], "macro_f1": meta["metrics"]["macro_f1"],
-            "accuracy": meta["metrics"]["accuracy"], "precision": meta["precision"]}
-
-
-def worker_pipeline_predict(a) -> dict:
-    from transformers import pipeline
-
-    texts = [json.loads(line)["text"] for line in open(a.test)]
-    labels = [json.loads(line)["label"] for line in open(a.test)]
-    pipe = pipeline("text-classification", model=a.model, tokenizer=a.model, device="cpu")
-    pipe(texts[:4], batch_size=32, truncation=True, max_length=a.max_length)
-    start = time.perf_counter()
-    out = pipe(texts, batch_size=32, truncation=True, max_length=a.max_length)
-    seconds = time.perf_counter() - start
-    return {"texts_per_s": len(texts) / seconds, "accuracy": sum(o["label"] == y for o, y in zip(out, labels)) / len(texts)}
-
-
-def worker_m3cls_predict(a) -> dict:
-    """m3cls prediction as `m3cls predict --input --output` runs it (streamed blocks, JSONL written), timed
-    after the model is loaded and warmed up, like the pipeline; `cli_texts_per_s` also counts the load."""
-    from m3cls import Classifier
-    from m3cls.cli import main
-
-    rows = [json.loads(line) for line in open(a.test)]
-    flags = dict(f.split("=", 1) for f in a.flags.split()) if a.flags else {}
-    clf = Classifier.from_pretrained(a.model, max_length=a.max_length, precision=flags.get("precision", "auto"),
-                                     backend=flags.get("backend", "torch"))
-    clf.predict([r["text"] for r in rows[:4]])
-    out = os.path.join(tempfile.mkdtemp(), "preds.jsonl")
-    start = time.perf_counter()
-    with open(out, "w") as f:
-        predictions = [p.label for p in clf.predict_stream(r["text"] for r in rows)]
-        f.writelines(json.dumps({"index": i, "label": p}) + "\n" for i, p in enumerate(predictions))
-    seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    cli_flags = [f"--{k}={v}" for k, v in flags.items()]
-    if main(["predict", "--model_path", a.model, "--input", a.test, "--output", out, "--max_length",
-             str(a.max_length), *cli_flags]) != 0:
-        raise SystemExit("m3cls predict failed")
-    cli_seconds = time.perf_counter() - start
-    accuracy = sum(p == r["label"] for p, r in zip(predictions, rows)) / len(rows)
-    return {"texts_per_s": len(rows) / seconds, "cli_texts_per_s": len(rows) / cli_seconds, "accuracy": accuracy}
-
-
-WORKERS = {"reference_train": worker_reference_train, "m3cls_train": worker_m3cls_train,
-           "pipeline_predict": worker_pipeline_predict, "m3cls_predict": worker_m3cls_predict}
-
-
-def run_worker(kind: str, **kwargs) -> dict:
-    cmd = [sys.executable, HERE, "--worker", kind]
-    for key, value in kwargs.items():
-        cmd += [f"--{key}", str(value)]
-    env = dict(os.environ, M3CLS_LOG_LEVEL="WARNING", TRANSFORMERS_VERBOSITY="error")
+def run_worker(kind: str, **args) -> dict:
+    cmd = [sys.executable, os.path.join(HERE, "speed_workers.py"), kind, json.dumps(args)]
+    env = dict(os.environ, M3CLS_LOG_LEVEL="WARNING", TRANSFORMERS_VERBOSITY="error", TOKENIZERS_PARALLELISM="true")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"worker {kind} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"  {kind}: {json.dumps(result)}", flush=True)
+    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items() if k != "probabilities"}
+    print(f"  {kind} {args.get('precision', '')} {' '.join(args.get('flags', []))}: {json.dumps(shown)}", flush=True)
     return result
 
 
-# -- orchestration ---------------------------------------------------------------------------------------------
-def median_of(runs: int, kind: str, **kwargs) -> dict:
-    results = [run_worker(kind, **kwargs) for _ in range(runs)]
+def medians(results: list[dict]) -> dict:
+    """Per-key medians of numbers (rate = n / work_s per run, then the median), and each run's rate."""
+    rates = [r["n"] / r["work_s"] for r in results]
     merged = {k: statistics.median(r[k] for r in results) if isinstance(results[0][k], (int, float)) else results[0][k]
               for k in results[0]}
-    merged["runs"] = [round(r.get("samples_per_s", r.get("texts_per_s", 0)), 2) for r in results]
+    merged.update(rate=statistics.median(rates), runs=[round(x, 2) for x in rates])
     return merged
 
 
-def bench_case(name: str, short: bool, sizes: dict, runs: int, workdir: str, epochs: int,
-               predict_only: bool = False) -> dict:
-    train, test = bbc_sets(sizes["train"], sizes["test"], short)
-    train_path = write_jsonl(os.path.join(workdir, f"{name}_train.jsonl"), train)
-    test_path = write_jsonl(os.path.join(workdir, f"{name}_test.jsonl"), test)
-    ref_train = write_jsonl(os.path.join(workdir, f"{name}_ref_train.jsonl"), train[: sizes["ref_train"]])
-    common = {"test": test_path, "max_length": 512, "epochs": epochs}
-    print(f"[{name}] training: reference approach on {sizes['ref_train']} texts, m3cls on {len(train)}", flush=True)
-    model = os.path.join(workdir, f"{name}_model")  # the last m3cls training run serves prediction
-    ref = ours = ours_fp32 = None
-    if not predict_only or not os.path.isfile(os.path.join(model, "m3cls.json")):
-        ref = median_of(runs, "reference_train", train=ref_train, **common, flags="")
-        ours = median_of(runs, "m3cls_train", train=train_path, **common, flags="", model=model)
-        ours_fp32 = median_of(1, "m3cls_train", train=train_path, **common,
-                              flags="--precision fp32 --attention_dropout model")
-    print(f"[{name}] prediction on {len(test)} texts", flush=True)
-    pipe = median_of(runs, "pipeline_predict", model=model, test=test_path, max_length=512, flags="")
-    pred = median_of(runs, "m3cls_predict", model=model, test=test_path, max_length=512, flags="")
-    variants = {"torch fp32": (model, "precision=fp32")}
+def interleaved(runs: int, measures: dict) -> dict:
+    """Run every measure once per round, round after round, so slow phases of the machine hit all alike."""
+    results: dict[str, list] = {name: [] for name in measures}
+    for _ in range(runs):
+        for name, (kind, args) in measures.items():
+            results[name].append(run_worker(kind, **args))
+    return {name: medians(r) for name, r in results.items()}
+
+
+def token_lengths(texts: list[str], max_length: int) -> list[int]:
+    from m3cls.modeling import load_tokenizer
+
+    return [len(x) for x in load_tokenizer("bundled")(texts, truncation=True, max_length=max_length)["input_ids"]]
+
+
+def prepare(name: str, sizes: dict, workdir: str) -> dict:
+    """Write the case's files, train the prediction model, and export it (static int8) and by hand (peer)."""
+    pairs = bbc_sets(name == "short")
+    n_train, n_val, n_prep, n_test = sizes["train"], sizes["val"], sizes["prep"], sizes["test"]
+    test = pairs[:n_test]
+    val = pairs[n_test: n_test + n_val]
+    prep = pairs[n_test + n_val: n_test + n_val + n_prep]
+    path = {k: write_jsonl(os.path.join(workdir, f"{name}_{k}.jsonl"), v)
+            for k, v in (("test", test), ("val", val), ("prep", prep), ("train", prep[:n_train]))}
+    path["labels"] = sorted({label for _, label in pairs})
+    model = os.path.join(workdir, f"{name}_model")
+    print(f"[{name}] preparing: m3cls trains the prediction model on {n_prep} texts (untimed), then exports it",
+          flush=True)
+    run_worker("m3cls_train", base="bundled", train=path["prep"], test=path["val"], max_length=512, epochs=1,
+               out_model=model)
     onnx_dir = os.path.join(workdir, f"{name}_onnx")
-    if not os.path.isdir(onnx_dir):
-        subprocess.run([sys.executable, "-m", "m3cls", "export", "--model_path", model, "--output", onnx_dir,
-                        "--quantize", "int8"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    variants["onnx int8"] = (onnx_dir, "backend=onnx")
-    for label, (folder, flags) in variants.items():
-        pred[label] = median_of(1, "m3cls_predict", model=folder, test=test_path, max_length=512, flags=flags)
-    return {"reference_train": ref, "m3cls_train": ours, "m3cls_train_fp32_default_dropout": ours_fp32,
-            "pipeline_predict": pipe, "m3cls_predict": pred}
+    subprocess.run([sys.executable, "-m", "m3cls", "export", "--model_path", model, "--output", onnx_dir,
+                    "--overwrite", "--quantize", "int8", "--calibration_data", path["prep"]], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hand = os.path.join(workdir, f"{name}_hand.onnx")
+    run_worker("onnx_hand_export", model=model, onnx=hand)
+    path.update(model=model, onnx_dir=onnx_dir, hand=hand)
+    path["flops"] = {"test": token_lengths([t for t, _ in test], 512),
+                     "train": token_lengths([t for t, _ in prep[:n_train]], 512),
+                     "val": token_lengths([t for t, _ in val], 512)}
+    return path
 
 
-def report(name: str, r: dict) -> None:
-    rt, mt, mf = r["reference_train"], r["m3cls_train"], r["m3cls_train_fp32_default_dropout"]
-    pp, mp = r["pipeline_predict"], r["m3cls_predict"]
-    print(f"\n== {name} texts ==")
-    if rt is None:
-        print("training   (not measured: --predict_only)")
-    else:
-        report_training(rt, mt, mf)
-    report_prediction(pp, mp)
+def bench_case(name: str, sizes: dict, runs: int, train_runs: int, workdir: str, parts: set) -> dict:
+    p = prepare(name, sizes, workdir)
+    out = os.path.join(workdir, f"{name}_preds.jsonl")
+    common = dict(test=p["test"], max_length=512, out=out)
+    result = {"sizes": sizes, "tokens": p["flops"]}
+    if "predict" in parts:
+        print(f"[{name}] prediction on {sizes['test']} texts, {runs} interleaved round(s)", flush=True)
+        result["predict"] = interleaved(runs, {
+            "m3cls bf16": ("m3cls_predict", dict(common, model=p["model"], flags=["--precision", "bf16"])),
+            "m3cls int8": ("m3cls_predict", dict(common, model=p["onnx_dir"], flags=["--backend", "onnx"])),
+            "m3cls fp32": ("m3cls_predict", dict(common, model=p["model"], flags=["--precision", "fp32"])),
+            "pipeline fp32": ("pipeline_predict", dict(common, model=p["model"], precision="fp32")),
+            "pipeline bf16": ("pipeline_predict", dict(common, model=p["model"], precision="bf16")),
+            "onnxruntime fp32": ("onnxruntime_predict", dict(common, model=p["model"], onnx=p["hand"])),
+            "CrossEncoder fp32": ("crossencoder_predict", dict(common, model=p["model"])),
+        })
+    save_partial(workdir, name, result)
+    if sizes["det"] and "det" in parts:
+        result["determinism"] = determinism(p, sizes["det"], workdir)
+        save_partial(workdir, name, result)
+    if "train" in parts:
+        print(f"[{name}] training on {sizes['train']} texts (1 epoch, batch 16), validation {sizes['val']}, "
+              f"{train_runs} interleaved round(s)", flush=True)
+        tcommon = dict(base="bundled", train=p["train"], test=p["val"], max_length=512, epochs=1,
+                       labels=p["labels"])
+        result["train"] = interleaved(train_runs, {
+            "m3cls bf16": ("m3cls_train", dict(tcommon, flags=["--precision", "bf16"])),
+            "m3cls fp32": ("m3cls_train", dict(tcommon, flags=["--precision", "fp32"])),
+            "reference fp32": ("reference_train", dict(tcommon, precision="fp32")),
+            "reference bf16": ("reference_train", dict(tcommon, precision="bf16")),
+        })
+        save_partial(workdir, name, result)
+    return result
 
 
-def report_training(rt: dict, mt: dict, mf: dict) -> None:
-    print(f"training   reference {rt['samples_per_s']:7.2f} samples/s (RSS {rt['rss_mb']:.0f} MB)   m3cls "
-          f"{mt['samples_per_s']:7.2f} samples/s (RSS {mt['rss_mb']:.0f} MB, {mt['precision']})   ratio "
-          f"{mt['samples_per_s'] / rt['samples_per_s']:.2f}x   runs {rt['runs']} / {mt['runs']}")
-    print(f"accuracy   m3cls defaults macro-F1 {mt['macro_f1']:.4f} (acc {mt['accuracy']:.4f}); fp32 + model "
-          f"dropout macro-F1 {mf['macro_f1']:.4f}; difference {100 * (mt['macro_f1'] - mf['macro_f1']):+.2f} points;"
-          f" reference approach (fewer texts) macro-F1 {rt['macro_f1']:.4f}")
+def save_partial(workdir: str, name: str, result: dict) -> None:
+    """What a case has measured so far (WORKDIR/partial_NAME.json), in case the run is stopped."""
+    with open(os.path.join(workdir, f"partial_{name}.json"), "w") as f:
+        json.dump(result, f, indent=2)
 
 
-def report_prediction(pp: dict, mp: dict) -> None:
-    print(f"prediction pipeline  {pp['texts_per_s']:7.2f} texts/s (RSS {pp['rss_mb']:.0f} MB, acc {pp['accuracy']:.4f})"
-          f"   m3cls {mp['texts_per_s']:7.2f} texts/s (RSS {mp['rss_mb']:.0f} MB, acc {mp['accuracy']:.4f})   ratio "
-          f"{mp['texts_per_s'] / pp['texts_per_s']:.2f}x   runs {pp['runs']} / {mp['runs']}")
-    print(f"           m3cls CLI end to end (model load included): {mp['cli_texts_per_s']:.2f} texts/s")
-    for label in ("torch fp32", "onnx int8"):
-        v = mp[label]
-        print(f"           {label:<11} {v['texts_per_s']:7.2f} texts/s (RSS {v['rss_mb']:.0f} MB, acc {v['accuracy']:.4f})"
-              f"   ratio to pipeline {v['texts_per_s'] / pp['texts_per_s']:.2f}x")
+def determinism(p: dict, n: int, workdir: str) -> dict:
+    """The int8 model's labels for n texts, in order in batches of 32 and shuffled in batches of 7."""
+    pairs = bbc_sets(True, seed=1)[:n]
+    order = list(range(len(pairs)))
+    random.Random(2).shuffle(order)
+    first = write_jsonl(os.path.join(workdir, "det_a.jsonl"), pairs)
+    second = write_jsonl(os.path.join(workdir, "det_b.jsonl"), [pairs[i] for i in order])
+    print(f"[determinism] int8 on {len(pairs)} texts: in order (batch 32), then shuffled (batch 7)", flush=True)
+    a = run_worker("m3cls_predict", model=p["onnx_dir"], test=first, max_length=512, keep_labels=True,
+                   keep_probabilities=True, out=os.path.join(workdir, "det_a_out.jsonl"),
+                   flags=["--backend", "onnx", "--batch_size", "32"])
+    b = run_worker("m3cls_predict", model=p["onnx_dir"], test=second, max_length=512, keep_labels=True,
+                   keep_probabilities=True, out=os.path.join(workdir, "det_b_out.jsonl"),
+                   flags=["--backend", "onnx", "--batch_size", "7"])
+    back = [None] * len(order)
+    for position, index in enumerate(order):
+        back[index] = position
+    labels = sum(a["labels"][i] != b["labels"][back[i]] for i in range(len(pairs)))
+    largest = max(abs(a["probabilities"][i][k] - b["probabilities"][back[i]][k])
+                  for i in range(len(pairs)) for k in a["probabilities"][i])
+    return {"texts": len(pairs), "labels_changed": labels, "largest_probability_change": largest}
+
+
+def measure_peak() -> dict:
+    done = subprocess.run([sys.executable, os.path.join(HERE, "peak.py"), "--json", "--repeats", "10"],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--worker")
-    p.add_argument("--train")
-    p.add_argument("--test")
-    p.add_argument("--model")
-    p.add_argument("--max_length", type=int, default=512)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--flags", default="")
-    p.add_argument("--quick", action="store_true", help="small sets, one run each (a few minutes)")
-    p.add_argument("--runs", type=int, default=None, help="runs per measure (default: 3, or 1 with --quick)")
-    p.add_argument("--workdir", default=None)
+    p.add_argument("--quick", action="store_true", help="small sets (the README's figures)")
+    p.add_argument("--tiny", action="store_true", help="a few texts: checks the script itself, not the speed")
+    p.add_argument("--small", action="store_true", help="fewer texts than --quick (a shared or slow machine)")
+    p.add_argument("--parts", default="predict,train,det", help="what to measure: predict, train, det (int8 "
+                   "batch independence)")
+    p.add_argument("--runs", type=int, default=None, help="prediction rounds (default: 3, or 1 with --quick)")
+    p.add_argument("--train_runs", type=int, default=None, help="training rounds (default: as --runs)")
     p.add_argument("--cases", default="long,short")
-    p.add_argument("--predict_only", action="store_true", help="reuse the workdir's models; skip training")
+    p.add_argument("--workdir", default=None)
     a = p.parse_args()
-    if a.worker:
-        result = WORKERS[a.worker](a)
-        result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(result))
-        return
-    runs = a.runs or (1 if a.quick else 3)
-    sizes = {"long": {"train": 160, "ref_train": 48, "test": 128}, "short": {"train": 1600, "ref_train": 48, "test": 1024}}
-    if not a.quick:
-        sizes = {"long": {"train": 800, "ref_train": 96, "test": 400}, "short": {"train": 6000, "ref_train": 96,
-                                                                                 "test": 4000}}
+    runs = a.runs or (1 if a.quick or a.tiny or a.small else 3)
     workdir = a.workdir or tempfile.mkdtemp(prefix="m3cls-bench-")
     os.makedirs(workdir, exist_ok=True)
-    import torch
-
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; workdir {workdir}; runs per measure {runs}")
-    results = {}
+    sizes = SIZES["tiny" if a.tiny else "small" if a.small else "quick" if a.quick else "full"]
+    peak = measure_peak()
+    print(f"peak (benchmarks/peak.py): {json.dumps(peak)}; workdir {workdir}", flush=True)
+    results = {"peak": peak, "runs": runs, "command": " ".join(sys.argv)}
     for name in a.cases.split(","):
-        results[name] = bench_case(name, name == "short", sizes[name], runs, workdir, a.epochs, a.predict_only)
-    for name, r in results.items():
-        report(name, r)
+        results[name] = bench_case(name, sizes[name], runs, a.train_runs or runs, workdir, set(a.parts.split(",")))
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+    results["peak_after"] = measure_peak()
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
+    speed_report.report(results)
 
 
 if __name__ == "__main__":

@@ -42,17 +42,44 @@ def test_fp32_matches_torch_and_int8_agrees(exported, trained_xlmr):
     assert agreement >= 0.99
 
 
-def test_int8_answer_does_not_depend_on_the_batch(exported):
-    # dynamic int8 takes its activation scale over the whole input, so texts run alone, unpadded
+def test_int8_is_static_and_batched_and_its_answer_does_not_depend_on_the_batch(exported):
+    # static int8: activation scales fixed at export, so texts run in padded batches and a text's logits
+    # are the same bits whatever its neighbours, the batch size or the order
+    import onnx
+
     from m3cls import Classifier
 
+    graph = onnx.load(os.path.join(exported, "model.int8.onnx")).graph
+    assert not [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
+    assert sum(n.op_type == "QuantizeLinear" for n in graph.node) >= 4
     texts = [t for t, _ in make_texts(60, seed=22)]
-    together = Classifier.from_pretrained(exported, backend="onnx", batch_size=32).logits(texts)
+    together = Classifier.from_pretrained(exported, backend="onnx", batch_size=32)
+    assert together.backend.per_text is False
+    expected = together.logits(texts)
     clf = Classifier.from_pretrained(exported, backend="onnx", batch_size=5)
     order = np.random.default_rng(0).permutation(len(texts))
-    shuffled = clf.logits([texts[i] for i in order])
-    assert np.array_equal(shuffled, together[order])
-    assert np.array_equal(clf.logits(texts[:1]), together[:1])
+    assert np.array_equal(clf.logits([texts[i] for i in order]), expected[order])
+    assert np.array_equal(clf.logits(texts[:1]), expected[:1])
+    info = json.load(open(os.path.join(exported, "m3cls.json")))["onnx"]["int8"]
+    assert info["calibration_texts"] == 120 and info["calibrated_tensors"] >= 4
+
+
+def test_int8_calibration_data_is_required_and_sampled(trained_xlmr, tmp_path, capsys):
+    from m3cls.contract import read_contract
+    from m3cls.errors import ConfigError
+    from m3cls.export import calibration_texts
+
+    contract = read_contract(trained_xlmr)
+    texts = calibration_texts(contract, None, 16)  # the training data named in m3cls.json
+    assert len(texts) == 16 and len(set(texts)) > 8
+    assert calibration_texts(contract, None, 16) == texts  # a fixed-seed sample
+    missing = contract.with_info(data={"train_path": str(tmp_path / "gone.json")})
+    with pytest.raises(ConfigError, match="--calibration_data FILE"):
+        calibration_texts(missing, None, 16)
+    assert main(["export", "--model_path", trained_xlmr, "--output", str(tmp_path / "o"), "--quantize", "int8",
+                 "--calibration_data", str(tmp_path / "nothing.jsonl")]) == 2
+    assert "nothing.jsonl" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "o")
 
 
 def test_predict_with_the_onnx_backend_through_the_cli(exported, tmp_path, capsys):

@@ -21,26 +21,40 @@ from .files import require
 ONNX_FP32_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
 BACKENDS = ("torch", "onnx")
+WEIGHT_MODES = ("bf16", "autocast")
 
 
 class TorchBackend:
-    """Runs a transformers model; bf16 autocast on CPUs that pay for it, half-precision weights on GPUs."""
+    """Runs a transformers model for inference, as fast as the hardware allows without changing labels.
 
-    def __init__(self, model, device, precision: str):
+    - ``weights``: on a CPU with bf16 precision, ``"bf16"`` casts the weights once (activations stay bf16
+      between layers) and ``"autocast"`` keeps fp32 weights under ``torch.autocast``; on a GPU half-precision
+      weights are always used. README, "Speed", has what each measured.
+    - ``first_token``: the last encoder layer runs for the first token only (:mod:`m3cls.first_token`), the
+      one position a BERT-family classifier reads.
+    """
+
+    def __init__(self, model, device, precision: str, *, weights: str = "bf16", first_token: bool = True):
+        from .first_token import apply_first_token_shortcut
         from .modeling import autocast_dtype
 
+        if weights not in WEIGHT_MODES:
+            raise ConfigError(f"weights {weights!r} is not one of: {', '.join(WEIGHT_MODES)}")
         self.device, self.precision = device, precision
         self.dtype = autocast_dtype(precision)
         self.model = model.to(device).eval()
-        if device.type == "cuda" and self.dtype is not None:
+        self.first_token = first_token and apply_first_token_shortcut(self.model)
+        cast = self.dtype is not None and (device.type == "cuda" or weights == "bf16")
+        if cast:
             self.model = self.model.to(self.dtype)
+        self.weights_cast = cast
+        self.autocast = self.dtype is not None and not cast
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch
 
-        cast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype and self.device.type == "cpu" \
-            else contextlib.nullcontext()
-        with torch.inference_mode(), cast:
+        context = torch.autocast(self.device.type, dtype=self.dtype) if self.autocast else contextlib.nullcontext()
+        with torch.inference_mode(), context:
             out = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
                              attention_mask=torch.from_numpy(attention_mask).to(self.device))
         return out.logits.float().cpu().numpy()
@@ -49,9 +63,10 @@ class TorchBackend:
 class OnnxBackend:
     """Runs an exported model with onnxruntime on the CPU.
 
-    ``per_text`` runs each text alone, unpadded. Dynamic int8 models need it: they quantize activations with a
+    ``per_text`` runs each text alone, unpadded. Only int8 models exported before m3cls calibrated their
+    scales (dynamic int8, ``m3cls.json`` without ``onnx.int8``) need it: they quantize activations with a
     scale taken over the whole batch, so in a batch one text's probabilities would depend on its neighbours.
-    Alone, a text always gets the same answer (README, "Speed", has the measured cost).
+    Static int8 models (:mod:`m3cls.quantize`) and fp32 models run in batches.
     """
 
     def __init__(self, path: str, threads: int | None = None, per_text: bool = False):
@@ -105,4 +120,15 @@ def _load_onnx(folder: str, file: str | None):
     if not os.path.isfile(path):
         raise ModelLoadError(f"{folder}: no {file}; make one with 'm3cls export --model_path MODEL --output "
                              f"{folder}', or use --backend torch")
-    return OnnxBackend(path, per_text=file == ONNX_INT8_FILE), AutoConfig.from_pretrained(folder)
+    return OnnxBackend(path, per_text=_dynamic_int8(folder, file)), AutoConfig.from_pretrained(folder)
+
+
+def _dynamic_int8(folder: str, file: str) -> bool:
+    """True for an int8 file from before static calibration: its answers depend on the batch."""
+    from .contract import read_contract
+
+    if file != ONNX_INT8_FILE:
+        return False
+    contract = read_contract(folder)
+    info = contract.info.get("onnx") if contract else None
+    return not (isinstance(info, dict) and isinstance(info.get("int8"), dict))

@@ -196,7 +196,7 @@ class Embedder:
             encoder = load_encoder(self.model_name, trust_remote_code=self.trust_remote_code,
                                    allow_pickle=self.allow_pickle)
             self._backend = TorchBackend(_Pooled(encoder, self.pooling, self.normalize), self.device,
-                                         self.precision)
+                                         self.precision, weights="bf16", first_token=False)
         return self._backend
 
     def _onnx_graph(self) -> str:
@@ -220,8 +220,9 @@ class Embedder:
 
     def load_encoder(self):
         """The encoder in its own precision on the CPU (to save it beside a probe head)."""
-        if self.backend_kind == "torch" and self._backend is not None and self.device.type == "cpu":
-            # CPU autocast leaves the weights as they are
+        if self.backend_kind == "torch" and self._backend is not None \
+                and not self._backend.weights_cast:
+            # the weights are as loaded (bf16 inference casts them; then it reloads)
             return self._backend.model.encoder
         from .modeling import load_encoder
 

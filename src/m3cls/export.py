@@ -1,6 +1,6 @@
-"""ONNX export (with optional dynamic int8 quantization): this module only writes folders.
+"""ONNX export (with optional static int8 quantization): this module only writes folders.
 
-The onnxruntime runner is ``m3cls.backends.OnnxBackend``.
+The onnxruntime runner is ``m3cls.backends.OnnxBackend``; the int8 calibration is ``m3cls.quantize``.
 
 The exported folder stands alone: ``model.onnx`` (and ``model.int8.onnx`` with ``--quantize int8``), the
 tokenizer, ``config.json`` with the labels, and ``m3cls.json``. Inputs are ``input_ids`` and
@@ -10,20 +10,25 @@ batch and sequence axes; the output is ``logits``.
 Example::
 
     >>> from m3cls.export import export_onnx
-    >>> export_onnx("runs/m3", "runs/m3-onnx", quantize="int8")          # doctest: +SKIP
+    >>> export_onnx("runs/m3", "runs/m3-onnx", quantize="int8",
+    ...             calibration_data="train.json")                          # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 
 from .backends import ONNX_FP32_FILE as FP32_FILE
 from .backends import ONNX_INT8_FILE as INT8_FILE
 from .contract import derive_contract, read_contract, write_contract
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, DataError, OutputError
 from .files import require, staged_folder
 from .labels import LabelSet
+from .tokens import TextEncoder
+
+CALIBRATION_BATCH = 8
 
 logger = logging.getLogger(__name__)
 
@@ -33,25 +38,39 @@ def _need(module: str):
 
 
 def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, opset: int = 17,
-                overwrite: bool = False, optimize: bool = True) -> dict:
+                overwrite: bool = False, optimize: bool = True, calibration_data: str | None = None,
+                calibration_size: int = 128) -> dict:
     """Export a trained model folder to a standalone ONNX folder; returns what was written.
 
     ``optimize`` runs onnxruntime's transformer optimizer, which fuses attention, layer norms and GELU into
     its own kernels (faster on CPU; README, "Speed"); the graph then needs onnxruntime to run.
+    ``quantize="int8"`` also writes a static int8 model whose activation scales are calibrated on
+    ``calibration_size`` texts of ``calibration_data`` (default: the training data named in m3cls.json).
     """
     from .modeling import load_model, load_tokenizer
 
     _need("onnx")
     if quantize not in (None, "int8"):
         raise ConfigError(f"--quantize {quantize!r}: only int8 is supported")
+    if calibration_size < 1:
+        raise ConfigError(f"--calibration_size must be at least 1, got {calibration_size}")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise OutputError(f"{output_dir}: exists and is not empty; choose a new --output or pass --overwrite")
     model = load_model(model_path, config_overrides={"_attn_implementation": "eager"}).eval()
     tokenizer = load_tokenizer(model_path)
     contract = read_contract(model_path) or derive_contract(LabelSet.from_config(model.config.id2label).names,
                                                             tokenizer, model.config)
+    texts = calibration_texts(contract, calibration_data, calibration_size) if quantize == "int8" else None
     with staged_folder(output_dir) as staging:
-        onnx_info = _write_onnx(model, tokenizer, staging, quantize, opset, optimize)
+        onnx_info = _write_onnx(model, tokenizer, staging, opset, optimize)
+        if texts is not None:
+            from .quantize import quantize_static_int8
+
+            feeds = calibration_feeds(TextEncoder.from_contract(tokenizer, contract), texts, tokenizer.pad_token_id)
+            onnx_info["int8"] = quantize_static_int8(os.path.join(staging, FP32_FILE),
+                                                     os.path.join(staging, INT8_FILE), feeds)
+            onnx_info["files"].append(INT8_FILE)
+            onnx_info.update(file=INT8_FILE, quantize="int8")
         write_contract(staging, contract.with_info(onnx=onnx_info))
     logger.info("exported %s to %s (%s)", model_path, output_dir, ", ".join(onnx_info["files"]))
     return onnx_info
@@ -60,16 +79,59 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
 def export_pooled_encoder(module, tokenizer, folder: str, opset: int = 17) -> str:
     """Write an encoder-with-pooling module (its output's ``.logits`` are the text vectors, its ``.config`` the
     encoder's) as a fused, dynamic int8 ONNX folder; returns the int8 graph's path. The probe's ``--embed_backend
-    onnx`` embeds with it."""
+    onnx`` embeds with it, each text alone (dynamic scales: README, "Without a GPU")."""
+    from .quantize import quantize_dynamic_int8
+
     _need("onnx")
     with staged_folder(folder) as staging:
-        _write_onnx(module, tokenizer, staging, "int8", opset, True)
+        _write_onnx(module, tokenizer, staging, opset, True)
+        quantize_dynamic_int8(os.path.join(staging, FP32_FILE), os.path.join(staging, INT8_FILE))
         os.remove(os.path.join(staging, FP32_FILE))  # only the int8 graph runs
     return os.path.join(folder, INT8_FILE)
 
 
-def _write_onnx(model, tokenizer, staging: str, quantize: str | None, opset: int, optimize: bool) -> dict:
-    """The graph (fused if asked), its int8 twin if asked, the tokenizer and config, in ``staging``."""
+def calibration_texts(contract, path: str | None, size: int) -> list[str]:
+    """Up to ``size`` texts sampled evenly (a fixed-seed reservoir) from the calibration file."""
+    from .data import ReadOptions, iter_items
+
+    if path and not os.path.isfile(path):
+        raise ConfigError(f"--calibration_data {path}: file not found; give a file of training texts")
+    recorded = (contract.info.get("data") or {}).get("train_path")
+    path = path or recorded
+    if not path or not os.path.isfile(path):
+        where = f"the training data in m3cls.json ({recorded}) is not there" if recorded else \
+            "m3cls.json names no training data"
+        raise ConfigError(f"--quantize int8 calibrates activation scales on training texts, and {where}; pass "
+                          f"--calibration_data FILE (any m3cls format, a few hundred texts are enough)")
+    options = ReadOptions.resolve({}, contract.read_options)
+    rng, sample = random.Random(0), []
+    for seen, item in enumerate(iter_items(path, options)):
+        if len(sample) < size:
+            sample.append(item.text)
+        elif (slot := rng.randrange(seen + 1)) < size:
+            sample[slot] = item.text
+    if not sample:
+        raise DataError(f"{path}: no texts to calibrate int8 on; pass --calibration_data FILE with training texts")
+    return sample
+
+
+def calibration_feeds(encoder: TextEncoder, texts: list[str], pad_id: int | None):
+    """onnxruntime feeds of the calibration texts, encoded by the contract's encoder, in padded batches."""
+    import numpy as np
+
+    ids = sorted(encoder.encode(texts), key=len)
+    for start in range(0, len(ids), CALIBRATION_BATCH):
+        batch = ids[start: start + CALIBRATION_BATCH]
+        longest = max(len(x) for x in batch)
+        input_ids = np.full((len(batch), longest), pad_id or 0, dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for row, x in enumerate(batch):
+            input_ids[row, : len(x)], mask[row, : len(x)] = x, 1
+        yield {"input_ids": input_ids, "attention_mask": mask}
+
+
+def _write_onnx(model, tokenizer, staging: str, opset: int, optimize: bool) -> dict:
+    """The graph (fused if asked), the tokenizer and config, in ``staging``."""
     import torch
 
     class LogitsOnly(torch.nn.Module):
@@ -88,14 +150,10 @@ def _write_onnx(model, tokenizer, staging: str, quantize: str | None, opset: int
                           output_names=["logits"], dynamic_axes={"input_ids": axes, "attention_mask": axes,
                                                                  "logits": {0: "batch"}},
                           opset_version=opset, dynamo=False, do_constant_folding=True)
-    files = [FP32_FILE]
     fused = optimize_graph(os.path.join(staging, FP32_FILE), model.config) if optimize else None
-    if quantize == "int8":
-        quantize_int8(os.path.join(staging, FP32_FILE), os.path.join(staging, INT8_FILE))
-        files.append(INT8_FILE)
     tokenizer.save_pretrained(staging)
     model.config.save_pretrained(staging)
-    return {"file": files[-1], "files": files, "opset": opset, "quantize": quantize, "fused": fused}
+    return {"file": FP32_FILE, "files": [FP32_FILE], "opset": opset, "quantize": None, "fused": fused}
 
 
 def optimize_graph(path: str, config) -> dict | None:
@@ -118,21 +176,3 @@ def optimize_graph(path: str, config) -> dict | None:
         root.setLevel(level)
     logger.info("ONNX fusion: %s", ", ".join(f"{k} {v}" for k, v in stats.items()) or "none")
     return stats
-
-
-def quantize_int8(source: str, target: str) -> None:
-    """Dynamic int8 quantization of the weights (activations quantized on the fly) through onnxruntime."""
-    _need("onnxruntime")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.WARNING)  # the quantizer logs every tensor on the root logger
-    try:
-        import onnx
-
-        # fused contrib ops defeat shape inference; their outputs are float
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        root.setLevel(level)

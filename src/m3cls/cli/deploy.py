@@ -20,14 +20,23 @@ def cmd_export(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="m3cls export", description="Export a model to a standalone ONNX folder.")
     p.add_argument("--model_path", required=True)
     p.add_argument("--output", required=True, help="folder to write (model.onnx, tokenizer, config, m3cls.json)")
-    p.add_argument("--quantize", choices=("int8",), help="also write a dynamic int8 model (used by default)")
+    p.add_argument("--quantize", choices=("int8",),
+                   help="also write a static int8 model (used by default), calibrated on training texts")
+    p.add_argument("--calibration_data", default=None,
+                   help="with --quantize int8: texts to calibrate on, any m3cls format (default: the training "
+                        "data named in the model's m3cls.json)")
+    p.add_argument("--calibration_size", type=int, default=128,
+                   help="with --quantize int8: texts sampled from --calibration_data (default 128)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
     p.add_argument("--no_optimize", action="store_true",
                    help="skip onnxruntime's attention/LayerNorm fusion (a plainer graph for other runtimes)")
     a = p.parse_args(argv)
     check_model_folder(a.model_path)
-    info = export_onnx(a.model_path, a.output, a.quantize, a.opset, a.overwrite, not a.no_optimize)
+    if a.calibration_data and not a.quantize:
+        raise ConfigError("--calibration_data is for --quantize int8; add --quantize int8 or drop it")
+    info = export_onnx(a.model_path, a.output, a.quantize, a.opset, a.overwrite, not a.no_optimize,
+                       a.calibration_data, a.calibration_size)
     print(json.dumps({"output": a.output, **info}))
     return 0
 
