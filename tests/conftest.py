@@ -6,6 +6,7 @@ import json
 import os
 import random
 import tempfile
+from collections import Counter
 
 import pytest
 
@@ -56,6 +57,11 @@ def build_tiny_xlmr(folder: str) -> str:
     tok.decoder = decoders.Metaspace()
     tok.train_from_iterator(_corpus(), trainers.UnigramTrainer(vocab_size=300, special_tokens=specials,
                                                                unk_token="<unk>"))
+    # the trainer orders pieces of equal score differently from run to run; fix the ids so every session's
+    # tiny model is the same
+    pieces = json.loads(tok.to_str())["model"]["vocab"]
+    rest = sorted(pieces[len(specials):], key=lambda piece: (-round(piece[1], 6), piece[0]))
+    tok.model = models.Unigram([tuple(p) for p in pieces[: len(specials)] + rest], unk_id=specials.index("<unk>"))
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
         special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
@@ -76,7 +82,7 @@ def build_tiny_xlmr(folder: str) -> str:
 
 def build_tiny_bert(folder: str) -> str:
     """A BERT with 2 layers of width 32 and a WordPiece tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -84,7 +90,15 @@ def build_tiny_bert(folder: str) -> str:
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    # WordPiece's trainer picks among equal merges differently from run to run, so the vocabulary is built here:
+    # every character (alone and as "##" continuation) and the most frequent words, the same in every session
+    words = Counter(w for text in _corpus()
+                    for w, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    frequent = [w for w, _ in sorted(words.items(), key=lambda wc: (-wc[1], wc[0])) if len(w) > 1]
+    vocab = specials + chars + ["##" + c for c in chars]
+    vocab += frequent[: 300 - len(vocab)]
+    tok.model = models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
