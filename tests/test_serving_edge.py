@@ -172,3 +172,15 @@ def test_max_batch_tokens_below_max_length_is_a_one_line_error(trained_xlmr, cap
 
     with pytest.raises(ConfigError, match="below max_length 64"):   # the model's saved max_length, too
         create_app(Classifier.from_pretrained(trained_xlmr), ServeLimits(max_batch_tokens=63))
+
+
+def test_a_port_in_use_is_a_one_line_error(trained_xlmr, capsys):
+    from m3cls.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model_path", trained_xlmr, "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--port {port}: cannot listen there" in err[0] and "another --port" in err[0]

@@ -269,7 +269,24 @@ def serve(app, host: str, port: int, shutdown_timeout: float) -> None:
     """Run the app with uvicorn until SIGTERM/SIGINT, then drain gracefully (see ``m3cls.serving_http``)."""
     from .serving_http import run
 
+    check_address(host, port)
     run(app, host, port, shutdown_timeout)
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise ConfigError if ``host:port`` cannot be listened on (uvicorn would log it and exit 1)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: not a port number; give 0 to 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds
+            probe.bind(infos[0][4])
+    except OSError as e:
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); pass another "
+                          f"--port, or stop what uses it") from None
 
 
 def _version() -> str:
