@@ -118,8 +118,10 @@ def _fmt(value) -> str:
 
 
 def write_report(folder: str, evaluation: dict, history: list[dict] | None = None, baseline: dict | None = None,
-                 title: str = "m3cls report") -> str:
-    """Write ``index.html`` and its PNGs into ``folder``; returns the page's path."""
+                 title: str = "m3cls report", extra=None) -> str:
+    """Write ``index.html`` and its PNGs into ``folder``; returns the page's path.
+
+    ``extra(plt, folder)`` may add a section: it returns (figures as (caption, PNG name), HTML)."""
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
     after = evaluation["after"]
@@ -130,6 +132,8 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
               ("Per-class F1", _per_class(plt, folder, after["per_class"]))]
     if baseline:
         images.append(("Fine-tuned model against the baseline", _baseline(plt, folder, after, baseline)))
+    extra_figures, extra_html = extra(plt, folder) if extra else ([], "")
+    images += extra_figures
     plt.close("all")
     summary = _table([[k, evaluation["before"][k], after[k]] for k in ("accuracy", "macro_f1", "log_loss", "ece")]
                      + [["temperature", 1.0, after["temperature"]]], ["metric", "before calibration",
@@ -146,7 +150,8 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}"
             "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p>{evaluation['n']} labelled texts.</p><h2>Summary</h2>{summary}"
-            f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}{figures}</body></html>")
+            f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}"
+            f"{'<h2>Decisions</h2>' + extra_html if extra_html else ''}{figures}</body></html>")
     path = os.path.join(folder, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

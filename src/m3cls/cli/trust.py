@@ -11,7 +11,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..files import write_json
+from . import operating
 from .common import (
+    add_decision_flags,
     add_model_flags,
     add_read_flags,
     check_writable,
@@ -26,19 +28,25 @@ logger = logging.getLogger("m3cls")
 def _model_flags(p: argparse.ArgumentParser) -> None:
     add_model_flags(p)
     p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
+    add_decision_flags(p)
     add_read_flags(p)
 
 
-def _labelled_logits(a: argparse.Namespace):
-    """Load the model once, read the labelled file, and return (classifier, logits, label ids)."""
+def _load_labelled(a: argparse.Namespace):
+    """Read the labelled file, then load the model once: (classifier, texts, label ids)."""
     from ..contract import read_contract
     from ..data import read_labeled
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     data = read_labeled(a.data_path, read_options(a, saved and saved.read_options))  # before the model loads
     clf = load_classifier(a)
-    y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
-    logits, _ = clf.logits_and_chunks(data.texts)
+    return clf, data.texts, np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
+
+
+def _labelled_logits(a: argparse.Namespace):
+    """Load the model once, read the labelled file, and return (classifier, logits, label ids)."""
+    clf, texts, y_true = _load_labelled(a)
+    logits, _ = clf.logits_and_chunks(texts)
     return clf, logits, y_true
 
 
@@ -56,7 +64,11 @@ def cmd_evaluate(argv: list[str]) -> int:
     check_writable(a.predictions)
     clf, logits, y_true = _labelled_logits(a)
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
+    evaluation.update(operating.evaluate_decisions(clf, logits, y_true))
     print(format_evaluation(evaluation))
+    if "decision" in evaluation:
+        print("\n" + operating.format_decision(evaluation["decision"], len(y_true), a.data_path))
+    print("\n" + operating.format_risk_coverage(evaluation["risk_coverage"]))
     if a.output:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
@@ -69,7 +81,8 @@ def cmd_evaluate(argv: list[str]) -> int:
 
         info = clf.contract.info
         page = write_report(a.report, evaluation, history=info.get("history"), baseline=info.get("baseline"),
-                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}")
+                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}",
+                            extra=operating.decision_extra(clf, logits, y_true, evaluation.get("decision")))
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 
@@ -79,9 +92,18 @@ def cmd_calibrate(argv: list[str]) -> int:
     from ..contract import write_contract
 
     p = argparse.ArgumentParser(prog="m3cls calibrate",
-                                description="Refit the model's temperature on a labelled file and save it.")
+                                description="Refit the model's temperature on a labelled file and save it; with "
+                                            "--positive_label and a --target_*, or --abstain_below, choose and "
+                                            "save a decision rule instead.")
     _model_flags(p)
+    operating.add_target_flags(p)
     a = p.parse_args(argv)
+    target = operating.requested_target(a)
+    if target is not None or a.abstain_below is not None:
+        return operating.calibrate_decision(a, target, _load_labelled)
+    if a.aggregate is not None or a.report:
+        raise ConfigError("--aggregate and --report go with --positive_label and a --target_* (or "
+                          "--abstain_below); plain 'm3cls calibrate' refits the temperature only")
     clf, logits, y_true = _labelled_logits(a)
     temperature, note = choose_temperature(logits, y_true)
     if note:
@@ -96,6 +118,9 @@ def cmd_calibrate(argv: list[str]) -> int:
     print(f"ECE      {evaluation['before']['ece']:.4f} -> {evaluation['after']['ece']:.4f}")
     print(f"log-loss {evaluation['before']['log_loss']:.4f} -> {evaluation['after']['log_loss']:.4f}")
     print(f"saved in {os.path.join(a.model_path, 'm3cls.json')}; 'predict --temperature auto' uses it")
+    if clf.contract.decision:
+        print(f"the saved decision rule keeps the temperature it was chosen at "
+              f"({clf.contract.decision['temperature']:.4f}), so its threshold still means what it did")
     return 0
 
 
