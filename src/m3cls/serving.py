@@ -59,6 +59,7 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     class PredictRequest(pydantic.BaseModel):
         texts: list[str]
         temperature: float | None = None
+        explain: bool = False
 
     batcher = MicroBatcher(classifier.logits, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
                            enabled=limits.micro_batching)
@@ -79,7 +80,8 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
         return error(422, f"invalid request{' at ' + where if where else ''}: {first.get('msg', 'malformed')}; "
-                          f"expected {{\"texts\": [\"...\"], \"temperature\": optional number > 0}}")
+                          f"expected {{\"texts\": [\"...\"], \"temperature\": optional number > 0, "
+                          f"\"explain\": optional true/false}}")
 
     @app.exception_handler(_HTTPError)
     async def http_error(_, exc):
@@ -127,6 +129,8 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
             raise _HTTPError(503, "the server is busy; retry shortly", {"Retry-After": "1"}) from None
         logits = await asyncio.wrap_future(future)
         predictions = classifier.predictions_from_logits(logits, body.temperature)
+        if body.explain:  # word occlusion: one model pass per word, off the event loop
+            await asyncio.to_thread(classifier.explain, body.texts, predictions)
         return {"predictions": [p.to_dict(i) for i, p in enumerate(predictions)]}
 
     if api_key is not None:
