@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..contract import TRUNCATION_MODES
+from ..contract import LONG_TEXT_MODES, TRUNCATION_MODES
 from ..data import ReadOptions
 from ..errors import ConfigError
 
@@ -31,6 +31,10 @@ class TrainConfig(ReadOptions):
                 "default) lets CPU attention use the fused SDPA kernel."})
     truncation: str = field(default="head", metadata={
         "help": "Which part of a text longer than max_length to keep: head, tail or head_tail."})
+    long_text: str = field(default="truncate", metadata={
+        "help": "truncate, or chunks: train on every max_length window of a long text with the text's label, "
+                "evaluate per document (mean of window logits); saved as the model's prediction policy."})
+    stride: int = field(default=0, metadata={"help": "Tokens shared by neighbouring windows (chunks)."})
     class_weights: str = field(default="none", metadata={
         "help": "none, or balanced: weight the loss by inverse class frequency (imbalanced data)."})
     early_stopping_patience: int | None = field(default=None, metadata={
@@ -57,6 +61,10 @@ class TrainConfig(ReadOptions):
         """Refuse settings that cannot work, before any data or model is loaded."""
         if self.truncation not in TRUNCATION_MODES:
             raise ConfigError(f"--truncation {self.truncation!r} is not one of: {', '.join(TRUNCATION_MODES)}")
+        if self.long_text not in LONG_TEXT_MODES:
+            raise ConfigError(f"--long_text {self.long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
+        if self.stride < 0 or (self.stride and self.long_text != "chunks"):
+            raise ConfigError(f"--stride {self.stride} needs --long_text chunks and must be 0 or more")
         if self.class_weights not in ("none", "balanced"):
             raise ConfigError(f"--class_weights {self.class_weights!r} is not one of: none, balanced")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:

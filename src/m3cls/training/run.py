@@ -27,7 +27,7 @@ from ..metrics import softmax
 from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig
-from .inputs import EncodedDataset, PreparedData, class_weights, prepare_data
+from .inputs import EncodedDataset, PreparedData, class_weights, document_logits, prepare_data
 from .save import check_output_dir, save_final
 
 logger = logging.getLogger(__name__)
@@ -70,8 +70,11 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
                                    config.lora_target_modules)
         contract = contract.with_info(lora=dict(summary, merged=config.merge_lora))
     encoder = TextEncoder.from_contract(tokenizer, contract)
-    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.labels.encode(part.labels, part.path))
-                          for part in (prepared.train, prepared.validation))
+    windows = contract.long_text == "chunks"
+    if windows:
+        encoder.check_windows()
+    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.labels.encode(part.labels, part.path),
+                                         windows) for part in (prepared.train, prepared.validation))
     contract = contract.with_info(inspection=_inspect(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))
@@ -89,8 +92,10 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
     trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, contract,
                             class_weights=class_weights(config.class_weights, train_set.label_ids, len(labels)),
                             early_stopping_patience=config.early_stopping_patience)
-    logger.info("training %s on %d texts (%d validation), labels: %s, precision %s", config.model_name_or_path,
-                len(train_set), len(val_set), ", ".join(labels.names), contract.info["precision"])
+    logger.info("training %s on %d texts (%d validation)%s, labels: %s, precision %s", config.model_name_or_path,
+                len(train_set.document_label_ids), len(val_set.document_label_ids),
+                f" as {len(train_set)} windows ({len(val_set)} validation)" if train_set.bounds is not None else "",
+                ", ".join(labels.names), contract.info["precision"])
     with stop_on_sigint() as interrupt:
         trainer.add_callback(interrupt)
         output = trainer.train(resume_from_checkpoint=resume_path(args))
@@ -140,8 +145,8 @@ def _evaluate_and_calibrate(trainer, val_set: EncodedDataset, prepared: Prepared
     from ..calibration import choose_temperature, evaluate_logits
 
     output = trainer.predict(val_set)
-    logits = np.asarray(output.predictions, dtype=np.float64)
-    y_true = np.asarray(output.label_ids)
+    logits = document_logits(np.asarray(output.predictions, dtype=np.float64), val_set.bounds)
+    y_true = np.asarray(val_set.document_label_ids)
     temperature, note = choose_temperature(logits, y_true)
     if note:
         logger.warning("calibration: %s", note)
@@ -162,6 +167,7 @@ def _contract(config: TrainConfig, prepared: PreparedData, precision: str) -> Mo
 
     return ModelContract(
         labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation,
+        long_text=config.long_text, stride=config.stride,
         read_options=asdict(config.read_options()),
         info={"m3cls_version": __version__, "base_model": config.model_name_or_path, "precision": precision,
               "attention_dropout": config.attention_dropout,
