@@ -75,7 +75,8 @@ def run_phase(url: str, texts: list[str], concurrency: int, seconds: float, max_
         t.join()
     wall = time.perf_counter() - begin
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
+    def pick(q):
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
     return {"concurrency": concurrency, "requests": len(latencies), "errors": len(errors),
             "requests_per_s": len(latencies) / wall, "p50_ms": pick(0.5), "p99_ms": pick(0.99),
             "first_errors": errors[:3]}
