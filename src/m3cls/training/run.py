@@ -135,7 +135,7 @@ def _inspect(prepared: PreparedData, tokenizer, config: TrainConfig) -> dict:
     from ..inspection import inspect_splits, warnings_for
 
     report = inspect_splits(prepared.train, prepared.validation, tokenizer, config.max_length)
-    for warning in warnings_for(report, config.model_name_or_path):
+    for warning in warnings_for(report, config.model_name_or_path, windows=config.long_text == "chunks"):
         logger.warning("%s", warning)
     return report
 
