@@ -60,6 +60,7 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
     ``load(a)`` returns (classifier, texts, true label ids) with the flags' overrides left out, so the rule
     here is the only one in force while the data is scored."""
     from ..contract import read_contract, write_contract
+    from ..modelcard import refresh_model_card
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     if saved is not None:
@@ -93,6 +94,7 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
     if a.report:
         _write_report(a, clf, logits, y_true, summary)
     write_contract(a.model_path, contract)
+    refresh_model_card(a.model_path, contract)
     print(format_decision(summary, len(y_true), a.data_path))
     print(f"saved in {os.path.join(a.model_path, 'm3cls.json')}; predict, evaluate, serve and export apply it")
     return 0
