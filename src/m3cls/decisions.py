@@ -215,7 +215,15 @@ class DecisionRule:
 
 def rule_for(contract: "ModelContract", long_text: str, aggregate: str | None = None,
              abstain_below: float | None = None, segments: bool = False) -> DecisionRule:
-    """The rule a Classifier applies: the contract's saved one (or none), with this run's overrides."""
+    """The rule a Classifier applies: the contract's saved one (or none), with this run's overrides.
+
+    Decision rules are for single-label models (one softmax over the labels); this is the one place to gate
+    them on the contract's task."""
+    if contract.task != "single_label":
+        if contract.decision or aggregate is not None or abstain_below is not None:
+            raise ConfigError(f"decision rules, --aggregate and --abstain_below apply to single-label models; this "
+                              f"model's task is {contract.task}")
+        return DecisionRule(temperature=contract.temperature)
     if contract.decision:
         base = DecisionRule.from_dict(contract.decision, contract.labels, "m3cls.json")
     else:
