@@ -67,7 +67,8 @@ def train(data: str, out: str, max_length: str, epochs: str, *extra: str) -> flo
         return float("nan")
     return m3cls("train", "--model_name_or_path", "bundled", "--data_path", data, "--output_dir", out,
                  "--max_length", max_length, "--num_train_epochs", epochs, "--learning_rate", "1e-4",
-                 "--overwrite_output_dir", "--save_total_limit", "1", "--no_baseline", "--no_report", *extra)
+                 "--overwrite_output_dir", "--save_total_limit", "1", "--no_baseline", "--no_report", "--no_ladder",
+                 *extra)
 
 
 def fpr_part(a, paths: dict[str, str]) -> None:
