@@ -36,6 +36,23 @@ def make_texts(n: int, seed: int = 0, labels: tuple[str, ...] = ("GPT", "Human")
     return pairs
 
 
+MARKER = "tapestry"
+
+
+def make_marker_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(text, label) pairs of common filler words where one marker word decides the label: GPT texts hold
+    MARKER once, Human texts never do."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        words = [rng.choice(COMMON) for _ in range(rng.randint(5, 12))]
+        label = ("GPT", "Human")[i % 2]
+        if label == "GPT":
+            words.insert(rng.randrange(len(words) + 1), MARKER)
+        pairs.append((" ".join(words), label))
+    return pairs
+
+
 def messages_record(text: str, label: str) -> dict:
     return {"messages": [{"role": "user", "content": "classify"}, {"role": "assistant", "content": text},
                          {"role": "tool", "content": label}]}
@@ -150,5 +167,19 @@ def trained_xlmr(tiny_xlmr, messages_file, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("runs") / "xlmr")
     code = main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", messages_file, "--output_dir", out,
                  *TRAIN_FLAGS])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def marker_xlmr(tiny_xlmr, tmp_path_factory) -> str:
+    """A tiny XLM-R trained on make_marker_texts: the marker word alone decides GPT."""
+    from m3cls.cli import main
+
+    folder = tmp_path_factory.mktemp("marker")
+    data = write_json(folder / "train.json", [{"text": t, "label": y} for t, y in make_marker_texts(160, seed=41)])
+    out = str(folder / "model")
+    code = main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", data, "--output_dir", out,
+                 *TRAIN_FLAGS, "--num_train_epochs", "4", "--no_baseline", "--no_report"])
     assert code == 0
     return out

@@ -128,8 +128,8 @@ def _spy_on_training(monkeypatch) -> dict:
     seen: dict = {"datasets": []}
 
     class Recorded(run_module.EncodedDataset):
-        def __init__(self, encoder, texts, label_ids):
-            super().__init__(encoder, texts, label_ids)
+        def __init__(self, encoder, texts, label_ids, **options):
+            super().__init__(encoder, texts, label_ids, **options)
             self.texts = list(texts)
             seen["datasets"].append(self)
 

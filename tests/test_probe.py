@@ -229,7 +229,7 @@ def test_head_folds_standardisation_into_the_weights():
 
 @pytest.mark.parametrize("extra,message", [
     (["--method", "probe", "--lora_r", "8"], "--method probe keeps the encoder frozen"),
-    (["--long_text", "chunks"], "--long_text chunks is for --method probe"),
+    (["--stride", "16"], "--stride 16 needs --long_text chunks"),
     (["--method", "probe", "--probe_head", "mlp", "--long_text", "chunks"], "--long_text chunks needs --probe_head"),
     (["--method", "probe", "--probe_head", "svm"], "--probe_head 'svm' is not one of: logreg, mlp"),
     (["--method", "probe", "--pooling", "last"], "--pooling 'last' is not one of"),

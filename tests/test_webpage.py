@@ -60,3 +60,34 @@ def test_page_classifies_text_and_draws_bars(trained_xlmr, tmp_path):
             wait.until(lambda d: (bars := read_bars(d)) and abs(bars[0][1] - 0.5) < 0.01)
     finally:
         driver.quit()
+
+
+READ_MARKS = """return [...document.querySelectorAll('#explanation mark')].map(m => [m.textContent,
+    parseFloat(m.dataset.score), getComputedStyle(m).backgroundColor]);"""
+
+
+def test_page_shades_the_words_that_decided(marker_xlmr, tmp_path):
+    from conftest import MARKER
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    text = f"the of and {MARKER} to in it"
+    driver = _driver(tmp_path)
+    try:
+        with start(marker_xlmr) as live:
+            driver.get(f"{live.url}/")
+            wait = WebDriverWait(driver, 20)
+            wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "GPT"))
+            driver.find_element(By.ID, "text").send_keys(text)
+            driver.find_element(By.ID, "explain").click()
+            driver.find_element(By.ID, "classify").click()
+            wait.until(lambda d: len(d.execute_script(READ_MARKS)) == len(text.split()))
+            marks = driver.execute_script(READ_MARKS)
+            assert driver.find_element(By.ID, "explanation").text == text  # the whole text, in order
+            assert [m[0] for m in marks] == text.split()
+            top = max(marks, key=lambda m: m[1])
+            assert top[0] == MARKER and "216, 130, 59" in top[2]  # orange: toward the label
+            assert driver.find_element(By.ID, "result").text == "GPT"
+    finally:
+        driver.quit()

@@ -57,6 +57,7 @@ class ModelContract:
     stride: int = 0
     temperature: float = 1.0
     thresholds: dict[str, float] | None = None
+    decision: dict[str, Any] | None = None
     head: str = "sequence_classification"
     pooling: str | None = None
     normalize: bool = False
@@ -124,6 +125,14 @@ class ModelContract:
             problems.append(f"temperature {t!r}")
         if len(self.labels) < 2 and self.task == "single_label":
             problems.append(f"labels {list(self.labels)!r} (need at least 2)")
+        if self.decision is not None:
+            from .decisions import DecisionRule
+            from .errors import ConfigError
+
+            try:
+                DecisionRule.from_dict(self.decision, self.labels, source)
+            except ConfigError as e:
+                problems.append(str(e).split(": invalid ", 1)[-1])
         if problems:
             raise ModelLoadError(f"{source}: invalid {'; '.join(problems)}; retrain, or fix the file")
 

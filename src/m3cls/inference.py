@@ -24,9 +24,11 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
+from .decisions import rule_for
 from .errors import ConfigError, ModelLoadError
 from .labels import LabelSet
 from .metrics import softmax
+from .segments import aggregate, segment_rows
 from .tokens import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -48,13 +50,17 @@ class Prediction:
     label_id: int
     probabilities: dict[str, float]
     n_chunks: int | None = None
+    decision: str | None = None
+    segments: list[dict] | None = None
+    attributions: list[list] | None = None
 
     def to_dict(self, index: int | None = None) -> dict:
         """The JSON line that ``m3cls predict --output`` writes."""
         out = {} if index is None else {"index": index}
         out.update(label=self.label, label_id=self.label_id, probabilities=self.probabilities)
-        if self.n_chunks is not None:
-            out["n_chunks"] = self.n_chunks
+        for key in ("n_chunks", "decision", "segments", "attributions"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
 
@@ -64,11 +70,13 @@ class Classifier:
     ``backend`` is anything that maps (input_ids, attention_mask) int64 arrays to logits
     (``m3cls.backends.TorchBackend`` or ``OnnxBackend``). Inputs come from the contract's
     :class:`~m3cls.tokens.TextEncoder`, the same function training used. ``max_length``, ``long_text`` and
-    ``stride`` given here override the contract for this process only.
+    ``stride`` given here override the contract for this process only, as do ``aggregate`` (how windows make a
+    document) and ``abstain_below`` over the contract's decision rule; ``segments`` adds each window's scores.
     """
 
     def __init__(self, backend, tokenizer, contract: ModelContract, *, batch_size: int = 32,
-                 max_length: int | None = None, long_text: str | None = None, stride: int | None = None):
+                 max_length: int | None = None, long_text: str | None = None, stride: int | None = None,
+                 aggregate: str | None = None, abstain_below: float | None = None, segments: bool = False):
         long_text = long_text or contract.long_text
         if long_text not in LONG_TEXT_MODES:
             raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
@@ -86,6 +94,8 @@ class Classifier:
         self.long_text = long_text
         if long_text == "chunks":
             self.encoder.check_windows()
+        self.rule = rule_for(contract, long_text, aggregate, abstain_below, segments)
+        self.segments = segments
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         # a private copy for counting unknown tokens: a tokenizer called with other truncation settings from
         # two threads at once fails ("Already borrowed"), and a server counts while its worker encodes
@@ -99,7 +109,7 @@ class Classifier:
     def from_pretrained(cls, path: str, *, device: str = "auto", precision: str = "auto",
                         max_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
                         allow_pickle: bool = False, long_text: str | None = None, stride: int | None = None,
-                        backend: str = "torch", onnx_file: str | None = None) -> "Classifier":
+                        backend: str = "torch", onnx_file: str | None = None, **options) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
         ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text."""
         from .backends import load_backend
@@ -117,7 +127,7 @@ class Classifier:
                                  f"({', '.join(contract.labels)}); the folder mixes two models -- retrain or "
                                  f"re-export it")
         return cls(runner, tokenizer, contract, batch_size=batch_size, max_length=max_length,
-                   long_text=long_text, stride=stride)
+                   long_text=long_text, stride=stride, **options)
 
     # -- tokens --------------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -158,29 +168,60 @@ class Classifier:
         return self.logits_and_chunks(texts)[0]
 
     def logits_and_chunks(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        """Logits per text and the number of windows each used (1 unless ``long_text='chunks'``)."""
+        """Logits per text (per document, windows aggregated) and the number of windows each used."""
+        logits, windows, _ = self._document_logits(texts)
+        return logits, [len(w) for w in windows]
+
+    def _document_logits(self, texts: Sequence[str], spans: bool = False):
+        """(document logits, each document's window logits, each window's character span if asked)."""
         if not texts:
-            return np.empty((0, len(self.labels)), dtype=np.float32), []
+            return np.empty((0, len(self.labels)), dtype=np.float32), [], None
         if self.long_text == "truncate":
-            return self.logits_from_ids(self.encode(texts)), [1] * len(texts)
-        windows = self.encoder.windows(texts)
+            logits = self.logits_from_ids(self.encode(texts))
+            return logits, [row[None] for row in logits], None
+        if spans:
+            laid = self.encoder.windows_with_spans(texts)
+            windows, places = [[ids for ids, _ in doc] for doc in laid], [[s for _, s in doc] for doc in laid]
+        else:
+            windows, places = self.encoder.windows(texts), None
         flat = self.logits_from_ids([w for group in windows for w in group])
         bounds = np.cumsum([0] + [len(group) for group in windows])
-        averaged = np.stack([flat[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
-        return averaged, [len(group) for group in windows]
+        per_doc = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        rule, names = self.rule, self.labels.names
+        positive = names.index(rule.positive_label) if rule.positive_label is not None else None
+        documents = np.stack([aggregate(w, rule.aggregate, rule.temperature, positive) for w in per_doc])
+        return documents.astype(np.float32), per_doc, places
 
     # -- predictions ---------------------------------------------------------------------------------------
-    def predict(self, texts: Sequence[str], temperature: float | None = None) -> list[Prediction]:
-        """Predict labels and probabilities; ``temperature`` None means the model's fitted one."""
-        logits, n_chunks = self.logits_and_chunks(texts)
-        return self.predictions_from_logits(logits, temperature, n_chunks if self.long_text == "chunks" else None)
+    def predict(self, texts: Sequence[str], temperature: float | None = None, explain: bool = False) \
+            -> list[Prediction]:
+        """Predict labels and probabilities; ``temperature`` None means the model's fitted one. ``explain``
+        adds each word's attribution (:mod:`m3cls.explain`)."""
+        logits, per_doc, spans = self._document_logits(texts, spans=self.segments)
+        chunked = self.long_text == "chunks"
+        predictions = self.predictions_from_logits(logits, temperature,
+                                                   [len(w) for w in per_doc] if chunked else None)
+        if spans is not None:
+            t = self.temperature if temperature is None else check_temperature(temperature)
+            for p, places, window_logits in zip(predictions, spans, per_doc):
+                p.segments = segment_rows(places, window_logits, t, self.labels.names)
+        if explain:
+            self.explain(texts, predictions)
+        return predictions
+
+    def explain(self, texts: Sequence[str], predictions: list[Prediction]) -> None:
+        """Fill in each prediction's ``attributions``: words and how much each moved the decided label."""
+        from .explain import explain_texts
+
+        for p, words in zip(predictions, explain_texts(self, texts, [p.decision or p.label for p in predictions])):
+            p.attributions = words
 
     def predict_stream(self, texts: Iterable[str], temperature: float | None = None,
-                       block_size: int = 2048) -> Iterator[Prediction]:
+                       block_size: int = 2048, explain: bool = False) -> Iterator[Prediction]:
         """Predict an iterable of any length block by block, yielding results in input order."""
         iterator = iter(texts)
         while block := list(itertools.islice(iterator, block_size)):
-            yield from self.predict(block, temperature)
+            yield from self.predict(block, temperature, explain)
 
     def predictions_from_logits(self, logits: np.ndarray, temperature: float | None = None,
                                 n_chunks: Sequence[int] | None = None) -> list[Prediction]:
@@ -194,5 +235,8 @@ class Classifier:
             ranked = sorted(range(len(names)), key=lambda i: -p[i])
             results.append(Prediction(names[top], top, {names[i]: float(p[i]) for i in ranked},
                                       n_chunks[row] if n_chunks is not None else None))
+        if self.rule.active:
+            for p, decision in zip(results, self.rule.decide(logits, names)):
+                p.decision = decision
         return results
 

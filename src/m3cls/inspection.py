@@ -207,8 +207,9 @@ def inspect_splits(train, validation, tokenizer=None, max_length: int = 512, ran
     return report
 
 
-def warnings_for(report: dict, model_name: str = "the model") -> list[str]:
-    """Plain-language warnings for what an inspection found."""
+def warnings_for(report: dict, model_name: str = "the model", windows: bool = False) -> list[str]:
+    """Plain-language warnings for what an inspection found (``windows``: long texts are read in windows, so
+    none is cut)."""
     out = []
     leak = report.get("overlap")
     if leak and leak["count"]:
@@ -238,7 +239,7 @@ def warnings_for(report: dict, model_name: str = "the model") -> list[str]:
                    f"{model_name}: its vocabulary most likely does not cover the language of this data (an "
                    f"English-only model given Chinese text, for example); use a multilingual model such as "
                    f"BAAI/bge-m3")
-    if tokens and tokens["truncated_share"] > 0.2:
+    if tokens and tokens["truncated_share"] > 0.2 and not windows:
         out.append(f"{tokens['truncated_share']:.0%} of texts are longer than max_length {tokens['max_length']} "
                    f"tokens and will be cut; consider a larger --max_length, --truncation head_tail, or "
                    f"'predict --long_text chunks'")

@@ -70,7 +70,7 @@ def model_card(contract: ModelContract, name: str) -> str:
                          tags=["m3cls", "text-classification"], datasets=[dataset] if dataset else None,
                          model_name=name, eval_results=_eval_results(info, dataset) or None)
     sections = [f"# {name}", _intro(contract), _labels(contract), _scores(info), _calibration(contract),
-                _baseline(info), _training(contract), _data(info), _usage(contract, name, adapter)]
+                _decision(contract), _baseline(info), _training(contract), _data(info), _usage(contract, name, adapter)]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
 
 
@@ -146,6 +146,34 @@ def _calibration(contract: ModelContract) -> str:
             f"{c.get('fitted_on', 'validation')} data: expected calibration error {c['ece_before']:.4f} -> "
             f"{c['ece_after']:.4f}, log-loss {c['log_loss_before']:.4f} -> {c['log_loss_after']:.4f}.")
     return text + (f" Note: {c['note']}." if c.get("note") else "")
+
+
+def _decision(contract: ModelContract) -> str:
+    """The operating point and abstention saved by ``m3cls calibrate --target_* / --abstain_below``, if any."""
+    rule = contract.decision
+    if not rule or (rule.get("threshold") is None and rule.get("abstain_below") is None):
+        return ""
+    parts = ["## Decision rule\n\nm3cls (`predict`, `evaluate`, `serve`) adds a `decision` to each prediction "
+             "by this saved rule; `label` stays the most probable label."]
+    if rule.get("threshold") is not None:
+        text = (f"`{rule['positive_label']}` when its probability (at temperature {rule['temperature']:.4g}) is at "
+                f"least {rule['threshold']:.6g}, otherwise the most probable other label.")
+        target = rule.get("target") or {}
+        if target:
+            low, high = target["interval"]
+            sign = "at or under" if target["metric"] == "fpr" else "at or over"
+            text += (f" Chosen for {target['metric']} {sign} {target['value']:g} on {target['fitted_on']} "
+                     f"({target['texts']} texts: {target['positives']} {rule['positive_label']}, "
+                     f"{target['negatives']} others), where it achieved {target['achieved']:.4f} (95% interval "
+                     f"{low:.4f} to {high:.4f}, {target.get('interval_method', 'Clopper-Pearson')}).")
+        parts.append(text)
+    if rule.get("abstain_below") is not None:
+        parts.append(f"A text whose chosen label's probability is under {rule['abstain_below']:g} is `uncertain`.")
+    if contract.long_text == "chunks":
+        parts.append(f"Long texts are read in windows (`--long_text chunks`, stride {contract.stride}), and the "
+                     f"windows make the document's score by `{rule.get('aggregate', 'mean')}`.")
+    parts.append("Plain transformers (below) gives the most probable label only; apply the rule yourself.")
+    return parts[0] + "\n\n" + " ".join(parts[1:])
 
 
 def _baseline(info: dict) -> str:

@@ -118,11 +118,13 @@ def _fmt(value) -> str:
 
 
 def write_report(folder: str, evaluation: dict, history: list[dict] | None = None, baseline: dict | None = None,
-                 title: str = "m3cls report", sections: list[tuple[str, str]] | None = None) -> str:
+                 title: str = "m3cls report", sections: list[tuple[str, str]] | None = None, extra=None) -> str:
     """Write ``index.html`` and its PNGs into ``folder``; returns the page's path.
 
     ``sections`` are extra (heading, HTML) parts placed after the summary: the ladder, cross-validation, the
-    label audit (see :func:`ladder_section`, :func:`cv_section`, :func:`audit_section`).
+    label audit (see :func:`ladder_section`, :func:`cv_section`, :func:`audit_section`). ``extra(plt, folder)``
+    may add a section with figures (the decisions of :mod:`m3cls.decision_report`): it returns (figures as
+    (caption, PNG name), HTML).
     """
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
@@ -134,6 +136,8 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
               ("Per-class F1", _per_class(plt, folder, after["per_class"]))]
     if baseline:
         images.append(("Fine-tuned model against the baseline", _baseline(plt, folder, after, baseline)))
+    extra_figures, extra_html = extra(plt, folder) if extra else ([], "")
+    images += extra_figures
     plt.close("all")
     summary = _table([[k, evaluation["before"][k], after[k]] for k in ("accuracy", "macro_f1", "log_loss", "ece")]
                      + [["temperature", 1.0, after["temperature"]]], ["metric", "before calibration",
@@ -151,7 +155,8 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
             "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p>{evaluation['n']} labelled texts.</p><h2>Summary</h2>{summary}"
             f"{''.join(f'<h2>{html.escape(h)}</h2>{body}' for h, body in sections or [])}"
-            f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}{figures}</body></html>")
+            f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}"
+            f"{'<h2>Decisions</h2>' + extra_html if extra_html else ''}{figures}</body></html>")
     path = os.path.join(folder, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

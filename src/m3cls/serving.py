@@ -109,17 +109,30 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
                   version=_version(), lifespan=lifespan)
     app.state.batcher, app.state.serve_state, app.state.metrics = batcher, state, metrics
 
-    async def classify(texts: list[str]):
-        ids = await asyncio.get_running_loop().run_in_executor(tokenizer, classifier.encode, texts)
+    async def run(ids: list[list[int]]):
         try:
             future = batcher.submit(ids)
         except QueueFull:
             raise _HTTPError(503, "the server is busy; retry shortly", {"Retry-After": "1"}) from None
         return await asyncio.wrap_future(future)
 
+    async def classify(texts: list[str]):
+        return await run(await asyncio.get_running_loop().run_in_executor(tokenizer, classifier.encode, texts))
+
+    async def explain(texts: list[str], predictions: list) -> None:
+        """Word occlusion (m3cls.explain): tokenized on the tokenizer thread, each text's variants run through
+        the batcher like any request's texts (so they share its batches, budget and metrics)."""
+        from .explain import occlusion_scores, plan_occlusions
+
+        plans = await asyncio.get_running_loop().run_in_executor(tokenizer, plan_occlusions, classifier, texts)
+        for prediction, plan in zip(predictions, plans):
+            logits = await run(plan.variants)
+            prediction.attributions = occlusion_scores(classifier, plan, logits, prediction.decision or
+                                                       prediction.label)
+
     authorize = _authorizer(api_key)
     _add_error_handlers(app)
-    _add_routes(app, classifier, limits, classify, [Depends(authorize)])
+    _add_routes(app, classifier, limits, classify, [Depends(authorize)], explain)
     _add_probes(app, classifier, batcher, state, metrics, [Depends(authorize)])
     if api_key is not None:
         _guard_docs(app, authorize)
@@ -134,7 +147,7 @@ def _warm_up(classifier) -> float:
     return time.perf_counter() - start
 
 
-def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list) -> None:
+def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, explain) -> None:
     _, pydantic = _fastapi()
     from fastapi.responses import HTMLResponse
 
@@ -143,6 +156,7 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list) -
     class PredictRequest(pydantic.BaseModel):
         texts: list[str]
         temperature: float | None = None
+        explain: bool = False
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -156,14 +170,19 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list) -
     @app.post("/predict", dependencies=secured)
     async def predict(body: PredictRequest):
         _check(body, limits)
+        async def answer():
+            predictions = classifier.predictions_from_logits(await classify(body.texts), body.temperature)
+            if body.explain:  # word occlusion: one model pass per word, through the batcher
+                await explain(body.texts, predictions)
+            return predictions
+
         try:
-            logits = await asyncio.wait_for(classify(body.texts), limits.request_timeout)
+            predictions = await asyncio.wait_for(answer(), limits.request_timeout)
         except asyncio.TimeoutError:
             raise _HTTPError(504, f"no answer within the request timeout of {limits.request_timeout:g} s; "
                                   f"retry, or send fewer or shorter texts") from None
         except BatcherClosed as e:
             raise _HTTPError(503, f"{e}; retry shortly", {"Retry-After": "1"}) from None
-        predictions = classifier.predictions_from_logits(logits, body.temperature)
         shares = classifier.unknown_token_shares(body.texts)  # issue 17: share of unknown tokens per text
         return {"predictions": [dict(p.to_dict(i), unknown_token_share=round(share, 4))
                                 for i, (p, share) in enumerate(zip(predictions, shares))]}
@@ -204,7 +223,8 @@ def _add_error_handlers(app) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
         return _error(422, f"invalid request{' at ' + where if where else ''}: {first.get('msg', 'malformed')}; "
-                           f"expected {{\"texts\": [\"...\"], \"temperature\": optional number > 0}}")
+                           f"expected {{\"texts\": [\"...\"], \"temperature\": optional number > 0, "
+                           f"\"explain\": optional true/false}}")
 
     @app.exception_handler(_HTTPError)
     async def http_error(_, exc):

@@ -57,18 +57,21 @@ class SpecialLayout:
             body = body[:first] + body[len(body) - (keep - first):]
         return head + body + tail
 
+    def window_starts(self, n_body: int, max_length: int, stride: int) -> list[int]:
+        """Where each window starts among a text's ``n_body`` text tokens (the one place windows are laid)."""
+        keep = self.budget(max_length)
+        if not 0 <= stride < keep:
+            raise ConfigError(f"--stride {stride} must be at least 0 and below {keep} (the text tokens in one "
+                              f"window of max_length {max_length})")
+        return list(range(0, max(1, n_body - stride), keep - stride))
+
     def windows(self, ids: list[int], max_length: int, stride: int) -> list[list[int]]:
         """Overlapping windows of at most max_length tokens covering the whole text; ``stride`` tokens overlap."""
         if len(ids) <= max_length:
             return [ids]
         keep = self.budget(max_length)
-        if not 0 <= stride < keep:
-            raise ConfigError(f"--stride {stride} must be at least 0 and below {keep} (the text tokens in one "
-                              f"window of max_length {max_length})")
         head, body, tail = ids[: self.prefix], ids[self.prefix: len(ids) - self.suffix], ids[len(ids) - self.suffix:]
-        step = keep - stride
-        starts = list(range(0, max(1, len(body) - stride), step))
-        return [head + body[s: s + keep] + tail for s in starts]
+        return [head + body[s: s + keep] + tail for s in self.window_starts(len(body), max_length, stride)]
 
 
 class TextEncoder:
@@ -115,3 +118,56 @@ class TextEncoder:
     def windows(self, texts: Sequence[str]) -> list[list[list[int]]]:
         """Per text, overlapping windows of at most max_length tokens that cover all of it."""
         return [self.layout.windows(ids, self.max_length, self.stride) for ids in self.full_ids(texts)]
+
+    # -- the same inputs, with each token's place in the original text ------------------------------------
+    def full_ids_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Every token of every text and its (start, end) character span; special tokens get (0, 0)."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError("segments and explanations need a fast tokenizer (a tokenizer.json in the model "
+                              "folder), which gives each token's place in the text; this one is a slow tokenizer")
+        out = self.tokenizer(list(texts), truncation=False, return_offsets_mapping=True,
+                             return_attention_mask=False, return_token_type_ids=False)
+        return [(ids, [tuple(o) for o in offsets]) for ids, offsets in zip(out["input_ids"], out["offset_mapping"])]
+
+    def index_views(self, n_tokens: int, chunks: bool) -> list[list[int]]:
+        """Which token positions of a full encoding the model reads: one truncated view, or the windows."""
+        positions = list(range(n_tokens))
+        if chunks:
+            return self.layout.windows(positions, self.max_length, self.stride)
+        return [self.layout.truncate(positions, self.max_length, self.truncation)]
+
+    def text_offsets(self, offsets: list[tuple[int, int]]) -> list[tuple[int, int] | None]:
+        """A full encoding's token spans with special tokens as None."""
+        n, prefix, suffix = len(offsets), self.layout.prefix, self.layout.suffix
+        return [None if i < prefix or i >= n - suffix else tuple(o) for i, o in enumerate(offsets)]
+
+    def encode_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int] | None]]]:
+        """What :meth:`encode` gives, with each kept token's character span (None for special tokens)."""
+        out = []
+        for ids, offsets in self.full_ids_with_offsets(texts):
+            spans = self.text_offsets(offsets)
+            kept = self.index_views(len(ids), chunks=False)[0]
+            out.append(([ids[i] for i in kept], [spans[i] for i in kept]))
+        return out
+
+    def windows_with_spans(self, texts: Sequence[str]) -> list[list[tuple[list[int], tuple[int, int]]]]:
+        """What :meth:`windows` gives, with each window's character span (start, end) in its text:
+        ``text[start:end]`` runs from the window's first text token to its last, spaces around trimmed."""
+        out = []
+        for text, (ids, offsets) in zip(texts, self.full_ids_with_offsets(texts)):
+            spans = self.text_offsets(offsets)
+            out.append([([ids[i] for i in view], _window_span(text, [spans[i] for i in view]))
+                        for view in self.index_views(len(ids), chunks=True)])
+        return out
+
+
+def _window_span(text: str, spans: list[tuple[int, int] | None]) -> tuple[int, int]:
+    spans = [s for s in spans if s is not None and s[1] > s[0]]
+    if not spans:
+        return 0, 0
+    start, end = spans[0][0], spans[-1][1]
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end

@@ -1,4 +1,5 @@
-"""The page served at ``/``: a text box, a Classify button, a temperature control and probability bars.
+"""The page served at ``/``: a text box, a Classify button, a temperature control, probability bars, the
+decision of the model's saved rule, and the text shaded by each word's attribution (``explain``).
 
 Self-contained (no CDN, no external fonts or scripts), so it works offline.
 """
@@ -19,6 +20,9 @@ button{font:inherit;padding:.4em 1.4em;cursor:pointer}
 .bar .value{width:4.5em;font-variant-numeric:tabular-nums}
 #error{color:#b00020}
 #notice{background:#fff3cd;border:1px solid #e0b84c;padding:.5em;margin:.5em 0}
+#decision{font-weight:bold}
+#explanation{line-height:1.7;white-space:pre-wrap;border-top:1px solid #ddd;padding-top:.6em}
+#explanation mark{color:inherit;border-radius:3px}
 </style></head>
 <body>
 <h1>m3cls</h1>
@@ -27,12 +31,15 @@ button{font:inherit;padding:.4em 1.4em;cursor:pointer}
 <div class="row">
   <button id="classify">Classify</button>
   <label>Temperature <input id="temperature" type="number" min="0.01" step="0.1" value="" style="width:6em"></label>
+  <label><input id="explain" type="checkbox"> Explain (shade words; one model pass per word)</label>
   <label id="keybox" hidden>API key <input id="apikey" type="password" style="width:14em"></label>
 </div>
 <div id="error"></div>
 <div id="notice" hidden></div>
 <h2 id="result"></h2>
 <div id="bars"></div>
+<p id="decision"></p>
+<div id="explanation"></div>
 <script>
 const $ = id => document.getElementById(id);
 const UNK_WARN = 0.1;  // m3cls.inspection.TEXT_UNK_WARN_SHARE
@@ -72,10 +79,34 @@ function showBars(p) {
   });
   $("result").textContent = p.label;
 }
+function showDecision(p) {
+  $("decision").textContent = p.decision === undefined ? "" : "Decision: " + p.decision;
+}
+function showExplanation(text, attributions) {
+  // the text with each scored word in a <mark>: orange pushed toward the label, blue against it
+  const box = $("explanation");
+  box.innerHTML = "";
+  if (!attributions) return;
+  const peak = Math.max(1e-12, ...attributions.map(a => Math.abs(a[1])));
+  let cursor = 0;
+  for (const [word, score] of attributions) {
+    const at = text.indexOf(word, cursor);
+    if (at < 0) continue;
+    box.appendChild(document.createTextNode(text.slice(cursor, at)));
+    const mark = document.createElement("mark");
+    mark.textContent = word;
+    mark.dataset.score = score;
+    mark.title = (score >= 0 ? "+" : "") + score.toFixed(4);
+    mark.style.background = (score >= 0 ? "rgba(216,130,59," : "rgba(59,125,216,") + (Math.abs(score) / peak).toFixed(3) + ")";
+    box.appendChild(mark);
+    cursor = at + word.length;
+  }
+  box.appendChild(document.createTextNode(text.slice(cursor)));
+}
 async function classify() {
   $("error").textContent = "";
   $("notice").hidden = true;
-  const body = {texts: [$("text").value]};
+  const body = {texts: [$("text").value], explain: $("explain").checked};
   const t = parseFloat($("temperature").value);
   if (!isNaN(t)) body.temperature = t;
   const r = await fetch("predict", {method: "POST", headers: headers(), body: JSON.stringify(body)});
@@ -83,6 +114,8 @@ async function classify() {
   if (!r.ok) { $("error").textContent = data.error || ("HTTP " + r.status); if (r.status === 401) $("keybox").hidden = false; return; }
   showBars(data.predictions[0]);
   showNotice(data.predictions[0]);
+  showDecision(data.predictions[0]);
+  showExplanation(body.texts[0], data.predictions[0].attributions);
 }
 $("classify").addEventListener("click", classify);
 $("apikey").addEventListener("change", loadLabels);

@@ -23,7 +23,7 @@ COMMANDS = {
     "audit": "rank likely label errors from out-of-fold probabilities, duplicates and near-duplicates",
     "predict": "classify one text (--text) or a file (--input), printing labels and probabilities",
     "evaluate": "score a model on a labelled file: accuracy, macro-F1, per class, log-loss, ECE",
-    "calibrate": "refit a model's temperature on a labelled file and save it",
+    "calibrate": "refit a model's temperature, or choose a decision threshold (--target_fpr ...), on labelled data",
     "inspect": "look at a data set: balance, duplicates, train/validation leakage, lengths, unknown tokens",
     "serve": "serve a model over HTTP (micro-batched /predict, /labels, /health, a web page at /)",
     "export": "export a model to a standalone ONNX folder, optionally int8-quantized",

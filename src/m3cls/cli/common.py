@@ -35,6 +35,17 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow_pickle", action="store_true")
 
 
+def add_decision_flags(p: argparse.ArgumentParser) -> None:
+    """How windows make a document, and abstention (predict, evaluate, calibrate)."""
+    p.add_argument("--aggregate", default=None, choices=("mean", "max", "vote"),
+                   help="with --long_text chunks: how window scores make the document's -- mean logits, the "
+                        "window most likely the positive label ('is any part positive?'), or a vote "
+                        "(default: the model's saved rule, else mean)")
+    p.add_argument("--abstain_below", type=float, default=None,
+                   help="mark a text 'uncertain' when its chosen label's probability is under this (0 to 1; "
+                        "default: the model's saved rule, else never)")
+
+
 def add_read_flags(p: argparse.ArgumentParser, saved_defaults: bool = True) -> None:
     """The read flags, from ``ReadOptions``; with ``saved_defaults`` an unset flag takes the model's saved value."""
     for f in fields(ReadOptions):
@@ -78,10 +89,11 @@ def load_classifier(a: argparse.Namespace):
     names = os.listdir(a.model_path)
     if a.backend == "torch" and "model.onnx" in names and not any(n.endswith(".safetensors") for n in names):
         raise ConfigError(f"--model_path {a.model_path} is an ONNX export; add --backend onnx")
+    decisions = {k: getattr(a, k) for k in ("aggregate", "abstain_below", "segments") if getattr(a, k, None)}
     return Classifier.from_pretrained(a.model_path, device=a.device, precision=a.precision,
                                       max_length=a.max_length, batch_size=a.batch_size,
                                       trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
-                                      long_text=a.long_text, stride=a.stride, backend=a.backend)
+                                      long_text=a.long_text, stride=a.stride, backend=a.backend, **decisions)
 
 
 def format_temperature(value: float) -> str:

@@ -88,6 +88,10 @@ def cmd_serve(argv: list[str]) -> int:
     a.long_text, a.stride = "truncate", None
     started = time.perf_counter()
     clf = load_classifier(a)
+    if clf.contract.long_text == "chunks" and clf.rule.threshold is not None:
+        logger.warning("the saved decision threshold was chosen on documents read in windows (--long_text chunks); "
+                       "serve reads the first %d tokens of each text, so its rates may not hold here -- use "
+                       "'m3cls predict --long_text chunks' for long documents", clf.max_length)
     app = create_app(clf, limits, a.api_key, load_seconds=time.perf_counter() - started)
     logger.info("serving %s on http://%s:%d/ (docs at /docs)%s", a.model_path, a.host, a.port,
                 ", API key required" if a.api_key else "")

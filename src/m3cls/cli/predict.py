@@ -2,7 +2,8 @@
 
 Each output line's ``index`` is its record's position in the input; a bad record stops the run or, with
 ``--on_error skip``, gets an ``{"index": i, "error": ...}`` line. Every line carries the text's unknown-token
-share, and texts the model's vocabulary cannot read get a warning on stderr.
+share, and texts the model's vocabulary cannot read get a warning on stderr. The saved decision rule (or
+``--abstain_below``) adds ``decision``; ``--segments`` and ``--explain`` add ``segments`` and ``attributions``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from ..data import Item, iter_items
 from ..errors import ConfigError, DataError
 from ..inspection import UnknownTally, training_unknown_share, unknown_text_warning
 from .common import (
+    add_decision_flags,
     add_model_flags,
     add_read_flags,
+    check_writable,
     format_temperature,
     load_classifier,
     parse_temperature,
@@ -47,6 +50,14 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", default="auto",
                    help="softmax temperature above 0, or 'auto' for the one saved with the model (default)")
     p.add_argument("--json", action="store_true", help="with --text: print one JSON object")
+    p.add_argument("--segments", action="store_true",
+                   help="with --long_text chunks: add each window's character span and probabilities")
+    p.add_argument("--explain", action="store_true",
+                   help="add 'attributions': each word's effect on the decided label (word occlusion; one "
+                        "model pass per word)")
+    p.add_argument("--explain_html", help="write the texts shaded by their attributions to this HTML file "
+                                          "(implies --explain)")
+    add_decision_flags(p)
     add_error_flags(p)
     add_model_flags(p)
     add_read_flags(p)
@@ -63,23 +74,31 @@ def cmd_predict(argv: list[str]) -> int:
     if a.input and a.input != "-" and not os.path.exists(a.input):
         raise ConfigError(f"--input {a.input}: file not found")
     policy = BadRecords.from_args(a, a.input or "-")
+    check_writable(a.explain_html)
+    explain = a.explain or bool(a.explain_html)
+    rank, size = distributed.world()
+    if a.explain_html and size > 1:
+        raise ConfigError("--explain_html is one page written by one process; run without torchrun, or use "
+                          "--explain (each line's attributions)")
     clf = load_classifier(a)
     training_share = training_unknown_share(clf.contract.info)
     if a.text is not None:
-        return _predict_text(a, clf, temperature, training_share)
+        return _predict_text(a, clf, temperature, training_share, explain)
     items = policy.check(iter_items(a.input, read_options(a, clf.contract.read_options), keep_bad=True))
-    rank, size = distributed.world()
     if size > 1:
-        return _predict_distributed(a, clf, items, temperature, rank, size, policy, training_share)
+        return _predict_distributed(a, clf, items, temperature, rank, size, policy, training_share, explain)
     tally = UnknownTally()
-    count = write_rows(a.output, prediction_rows(clf, items, temperature, tally))
+    shown: list | None = [] if a.explain_html else None  # explaining is slow, so such files are small
+    rows = prediction_rows(clf, items, temperature, tally, explain=explain, shown=shown)
+    count = write_rows(a.output, _for_parquet(rows) if is_parquet(a.output) else rows)
     logger.info("wrote %d lines to %s", count, "stdout" if a.output == "-" else a.output)
+    _write_explanations(a.explain_html, shown)
     _report(policy, tally, training_share)
     return 0
 
 
-def _predict_text(a, clf, temperature, training_share: float | None) -> int:
-    prediction = clf.predict([a.text], temperature)[0]
+def _predict_text(a, clf, temperature, training_share: float | None, explain: bool = False) -> int:
+    prediction = clf.predict([a.text], temperature, explain)[0]
     share = clf.unknown_token_shares([a.text])[0]
     t = clf.temperature if temperature is None else temperature
     print(json.dumps(dict(prediction.to_dict(0), unknown_token_share=round(share, 4)), ensure_ascii=False)
@@ -87,18 +106,45 @@ def _predict_text(a, clf, temperature, training_share: float | None) -> int:
     warning = unknown_text_warning(share, training_share)
     if warning:
         print(f"m3cls predict: warning: {warning}", file=sys.stderr)
+    _write_explanations(a.explain_html, [(a.text, prediction)])
     return 0
 
 
+def _write_explanations(path: str | None, shown: list | None) -> None:
+    if path:
+        from ..explain import write_html
+
+        write_html(path, shown or [])
+        logger.info("wrote the shaded texts to %s", path)
+
+
+def is_parquet(path: str) -> bool:
+    from ..sources import PARQUET_EXTENSIONS
+
+    return path != "-" and path.lower().endswith(PARQUET_EXTENSIONS)
+
+
+def _for_parquet(rows: Iterable[dict]) -> Iterator[dict]:
+    """Parquet columns hold one type: each ``[word, score]`` pair of ``attributions`` becomes a struct."""
+    for row in rows:
+        if "attributions" in row:
+            row = dict(row, attributions=[{"word": w, "score": s} for w, s in row["attributions"]])
+        yield row
+
+
 def prediction_rows(clf, items: Iterable[Item], temperature: float | None, tally: UnknownTally,
-                    block_size: int = BLOCK_SIZE) -> Iterator[dict]:
+                    block_size: int = BLOCK_SIZE, explain: bool = False, shown: list | None = None) -> Iterator[dict]:
     """One output row per record, in input order: its prediction and unknown-token share, or its error.
 
-    ``index`` is the record's position in the input (``Item.position``), whatever came before it.
+    ``index`` is the record's position in the input (``Item.position``), whatever came before it. With
+    ``explain`` rows carry ``attributions``; ``shown``, when a list, collects each (text, prediction).
     """
     for block in _blocks(items, block_size):
         texts = [item.text for item in block if item.error is None]
-        predictions = iter(clf.predict(texts, temperature))
+        done = clf.predict(texts, temperature, explain)
+        if shown is not None:
+            shown.extend(zip(texts, done))
+        predictions = iter(done)
         shares = iter(clf.unknown_token_shares(texts))
         for item in block:
             if item.error is not None:
@@ -138,7 +184,7 @@ def _report(policy: BadRecords | None, tally: UnknownTally, training_share: floa
 
 
 def _predict_distributed(a, clf, items, temperature, rank: int, size: int, policy: BadRecords,
-                         training_share: float | None) -> int:
+                         training_share: float | None, explain: bool = False) -> int:
     """Under torchrun: this rank predicts every size-th record; rank 0 merges all ranks into --output.
 
     Every rank reads every record, so each applies --on_error to the whole input and stops at the same record.
@@ -148,7 +194,8 @@ def _predict_distributed(a, clf, items, temperature, rank: int, size: int, polic
     distributed.init_process_group()
     mine = distributed.shard(items, rank, size)
     tally = UnknownTally()
-    count = write_jsonl(distributed.part_path(a.output, rank), prediction_rows(clf, mine, temperature, tally))
+    count = write_jsonl(distributed.part_path(a.output, rank),
+                        prediction_rows(clf, mine, temperature, tally, explain=explain))
     logger.info("rank %d/%d wrote %d lines", rank, size, count)
     distributed.barrier()
     if rank == 0:
@@ -165,4 +212,15 @@ def format_prediction(text: str, temperature: float, prediction) -> str:
     lines = [f"Text: {text}", f"Temperature: {format_temperature(temperature)}",
              f"Predicted label: {prediction.label} (id {prediction.label_id})", "Probabilities:"]
     lines += [f"  {name:<{width}}  {p:.4f}" for name, p in prediction.probabilities.items()]
+    if prediction.decision is not None:
+        lines.append(f"Decision: {prediction.decision}")
+    if prediction.segments:
+        lines.append("Segments (characters: top label and its probability):")
+    for segment in prediction.segments or []:
+        best = max(segment["probabilities"], key=segment["probabilities"].get)
+        lines.append(f"  chars {segment['start']}-{segment['end']}: {best} {segment['probabilities'][best]:.4f}")
+    if prediction.attributions:
+        top = sorted(prediction.attributions, key=lambda w: -abs(w[1]))[:10]
+        lines.append(f"Words that moved {prediction.decision or prediction.label} most: "
+                     + ", ".join(f"{w} {s:+.4f}" for w, s in top))
     return "\n".join(lines)

@@ -12,7 +12,9 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..files import write_json
+from . import operating
 from .common import (
+    add_decision_flags,
     add_model_flags,
     add_read_flags,
     check_writable,
@@ -28,11 +30,12 @@ logger = logging.getLogger("m3cls")
 def _model_flags(p: argparse.ArgumentParser) -> None:
     add_model_flags(p)
     p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
+    add_decision_flags(p)
     add_read_flags(p)
 
 
-def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
-    """Load the model once, read the labelled file, and return (classifier, logits, label ids, texts, record positions).
+def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
+    """Read the labelled file, then load the model once: (classifier, texts, label ids, record positions).
 
     With a ``policy`` (evaluate's --on_error), bad records stop or are left out as it says.
     """
@@ -43,14 +46,20 @@ def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
     data, positions = _read_labelled(a.data_path, options, policy)  # before the model loads
     clf = load_classifier(a)
     y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
-    logits, _ = clf.logits_and_chunks(data.texts)
-    return clf, logits, y_true, data.texts, positions
+    return clf, data.texts, y_true, positions
+
+
+def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
+    """Load the model once, read the labelled file, and return (classifier, logits, label ids, texts, record positions)."""
+    clf, texts, y_true, positions = _load_labelled(a, policy)
+    logits, _ = clf.logits_and_chunks(texts)
+    return clf, logits, y_true, texts, positions
 
 
 def _read_labelled(path: str, options, policy: BadRecords | None):
+    """The good records and their positions in the input."""
     from ..data import TextData, iter_items, read_labeled
 
-    """The good records and their positions in the input."""
     if policy is None:
         data = read_labeled(path, options)
         return data, list(range(len(data)))
@@ -79,7 +88,11 @@ def cmd_evaluate(argv: list[str]) -> int:
     policy = BadRecords.from_args(a, a.data_path)
     clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
+    evaluation.update(operating.evaluate_decisions(clf, logits, y_true))
     print(format_evaluation(evaluation))
+    if "decision" in evaluation:
+        print("\n" + operating.format_decision(evaluation["decision"], len(y_true), a.data_path))
+    print("\n" + operating.format_risk_coverage(evaluation["risk_coverage"]))
     if policy.skipping:
         print(f"m3cls evaluate: {policy.summary('evaluated')}", file=sys.stderr)
     tally = UnknownTally()
@@ -100,7 +113,8 @@ def cmd_evaluate(argv: list[str]) -> int:
 
         info = clf.contract.info
         page = write_report(a.report, evaluation, history=info.get("history"), baseline=info.get("baseline"),
-                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}")
+                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}",
+                            extra=operating.decision_extra(clf, logits, y_true, evaluation.get("decision")))
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 
@@ -111,9 +125,18 @@ def cmd_calibrate(argv: list[str]) -> int:
     from ..modelcard import refresh_model_card
 
     p = argparse.ArgumentParser(prog="m3cls calibrate",
-                                description="Refit the model's temperature on a labelled file and save it.")
+                                description="Refit the model's temperature on a labelled file and save it; with "
+                                            "--positive_label and a --target_*, or --abstain_below, choose and "
+                                            "save a decision rule instead.")
     _model_flags(p)
+    operating.add_target_flags(p)
     a = p.parse_args(argv)
+    target = operating.requested_target(a)
+    if target is not None or a.abstain_below is not None:
+        return operating.calibrate_decision(a, target, lambda args: _load_labelled(args)[:3])
+    if a.aggregate is not None or a.report:
+        raise ConfigError("--aggregate and --report go with --positive_label and a --target_* (or "
+                          "--abstain_below); plain 'm3cls calibrate' refits the temperature only")
     clf, logits, y_true, _, _ = _labelled_logits(a)
     temperature, note = choose_temperature(logits, y_true)
     if note:
@@ -129,6 +152,9 @@ def cmd_calibrate(argv: list[str]) -> int:
     print(f"ECE      {evaluation['before']['ece']:.4f} -> {evaluation['after']['ece']:.4f}")
     print(f"log-loss {evaluation['before']['log_loss']:.4f} -> {evaluation['after']['log_loss']:.4f}")
     print(f"saved in {os.path.join(a.model_path, 'm3cls.json')}; 'predict --temperature auto' uses it")
+    if clf.contract.decision:
+        print(f"the saved decision rule keeps the temperature it was chosen at "
+              f"({clf.contract.decision['temperature']:.4f}), so its threshold still means what it did")
     return 0
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..contract import POOLINGS, TRUNCATION_MODES, ModelContract
+from ..contract import LONG_TEXT_MODES, POOLINGS, TRUNCATION_MODES, ModelContract
 from ..data import ReadOptions
 from ..embedcache import default_cache_dir
 from ..errors import ConfigError
@@ -47,6 +47,11 @@ class TrainConfig(ReadOptions):
                 "default) lets CPU attention use the fused SDPA kernel."})
     truncation: str = field(default="head", metadata={
         "help": "Which part of a text longer than max_length to keep: head, tail or head_tail."})
+    long_text: str = field(default="truncate", metadata={
+        "help": "truncate, or chunks: fine-tuning trains on every max_length window of a long text with the "
+                "text's label and evaluates per document (mean of window logits); --method probe embeds the "
+                "windows and averages them. Saved as the model's prediction policy."})
+    stride: int = field(default=0, metadata={"help": "Tokens shared by neighbouring windows (chunks)."})
     class_weights: str = field(default="none", metadata={
         "help": "none, or balanced: weight the loss by inverse class frequency (imbalanced data)."})
     early_stopping_patience: int | None = field(default=None, metadata={
@@ -73,10 +78,6 @@ class TrainConfig(ReadOptions):
     pooling: str = field(default="auto", metadata={
         "help": "probe pooling: auto (the encoder's own: a sentence-transformers pooling config, else the first "
                 "token), cls, mean or max."})
-    long_text: str = field(default="truncate", metadata={
-        "help": "probe only: truncate, or chunks (embed max_length windows overlapping by --stride tokens and "
-                "average them; prediction then averages the windows' logits, which is the same for logreg)."})
-    stride: int = field(default=0, metadata={"help": "tokens shared by neighbouring windows (--long_text chunks)."})
     embed_backend: str = field(default="torch", metadata={
         "help": "probe embedding: torch (bf16/fp16 where the hardware pays for it), or onnx: the encoder exported "
                 "once to a fused dynamic-int8 ONNX graph (cached), each text run alone on the CPU."})
@@ -101,6 +102,10 @@ class TrainConfig(ReadOptions):
             raise ConfigError("--data_path (a data file or folder) or --dataset_name (a cached dataset) is required")
         if self.truncation not in TRUNCATION_MODES:
             raise ConfigError(f"--truncation {self.truncation!r} is not one of: {', '.join(TRUNCATION_MODES)}")
+        if self.long_text not in LONG_TEXT_MODES:
+            raise ConfigError(f"--long_text {self.long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
+        if self.stride < 0 or (self.stride and self.long_text != "chunks"):
+            raise ConfigError(f"--stride {self.stride} needs --long_text chunks and must be 0 or more")
         if self.class_weights not in ("none", "balanced"):
             raise ConfigError(f"--class_weights {self.class_weights!r} is not one of: none, balanced")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
@@ -111,13 +116,8 @@ class TrainConfig(ReadOptions):
             raise ConfigError("--merge_lora needs --lora_r: there is no LoRA adapter to merge")
         if self.method not in METHODS:
             raise ConfigError(f"--method {self.method!r} is not one of: {', '.join(METHODS)}")
-        if self.long_text not in ("truncate", "chunks"):
-            raise ConfigError(f"--long_text {self.long_text!r} is not one of: truncate, chunks")
         if self.method == "probe":
             self._check_probe()
-        elif self.long_text == "chunks":
-            raise ConfigError("--long_text chunks is for --method probe; a fine-tuned model trains on cut texts and "
-                              "can still predict with 'm3cls predict --long_text chunks'")
         if self.max_length < 8:
             raise ConfigError(f"--max_length {self.max_length} is too small; use at least 8 tokens")
         self.model_overrides()
@@ -134,8 +134,6 @@ class TrainConfig(ReadOptions):
         if self.long_text == "chunks" and self.probe_head != "logreg":
             raise ConfigError("--long_text chunks needs --probe_head logreg: prediction averages the windows' "
                               "logits, which equals averaging their embeddings only for a linear head")
-        if self.stride < 0:
-            raise ConfigError(f"--stride {self.stride} must be 0 or more")
 
     def head_settings(self, seed: int):
         """The probe head's settings (``m3cls.probe.HeadSettings``)."""

@@ -54,11 +54,18 @@ def _read_training(config: TrainConfig, options) -> tuple[TextData, TextData | N
 
 
 class EncodedDataset:
-    """Token ids made once by the contract's encoder, unpadded; the collator pads each batch to its longest."""
+    """Token ids made once by the contract's encoder, unpadded; the collator pads each batch to its longest.
 
-    def __init__(self, encoder: TextEncoder, texts: list[str], label_ids: list[int]):
-        self.input_ids = encoder.encode(texts)
-        self.label_ids = label_ids
+    With ``windows``, every max_length window of a text is one item with the text's label (the encoder lays
+    the windows, as prediction does); ``bounds[i]:bounds[i+1]`` are text i's items, ``document_label_ids`` the
+    texts' labels, so evaluation can score documents."""
+
+    def __init__(self, encoder: TextEncoder, texts: list[str], label_ids: list[int], windows: bool = False):
+        groups = encoder.windows(texts) if windows else [[ids] for ids in encoder.encode(texts)]
+        self.input_ids = [w for group in groups for w in group]
+        self.label_ids = [y for group, y in zip(groups, label_ids) for _ in group]
+        self.document_label_ids = list(label_ids)
+        self.bounds = np.cumsum([0] + [len(group) for group in groups]) if windows else None
 
     def __len__(self) -> int:
         return len(self.label_ids)
@@ -69,6 +76,13 @@ class EncodedDataset:
 
     def lengths(self) -> list[int]:
         return [len(ids) for ids in self.input_ids]
+
+
+def document_logits(logits: np.ndarray, bounds: np.ndarray | None) -> np.ndarray:
+    """Per document, the mean of its windows' logits (prediction's default ``--aggregate mean``)."""
+    if bounds is None:
+        return np.asarray(logits)
+    return np.stack([np.asarray(logits[a:b]).mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 def class_weights(mode: str, label_ids: list[int], n_labels: int) -> list[float] | None:

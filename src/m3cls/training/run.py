@@ -27,7 +27,7 @@ from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig, TrainResult
 from .hub import HubTarget, push_folder, take_hub_target
-from .inputs import EncodedDataset, PreparedData, class_weights, prepare_data
+from .inputs import EncodedDataset, PreparedData, class_weights, document_logits, prepare_data
 from .save import check_output_dir, clear_earlier_checkpoints, save_final
 from .scoring import base_contract, inspect_data, metrics_of, rung, score_and_calibrate, timed_baseline
 from .settings import run_settings
@@ -74,8 +74,11 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
                                    config.lora_target_modules)
         contract = contract.with_info(lora=dict(summary, merged=config.merge_lora))
     encoder = TextEncoder.from_contract(tokenizer, contract)
-    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.labels.encode(part.labels, part.path))
-                          for part in (prepared.train, prepared.validation))
+    windows = contract.long_text == "chunks"
+    if windows:
+        encoder.check_windows()
+    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.labels.encode(part.labels, part.path),
+                                         windows=windows) for part in (prepared.train, prepared.validation))
     contract = contract.with_info(inspection=inspect_data(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))
@@ -96,8 +99,10 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
     trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, contract,
                             class_weights=class_weights(config.class_weights, train_set.label_ids, len(labels)),
                             early_stopping_patience=config.early_stopping_patience)
-    logger.info("training %s on %d texts (%d validation), labels: %s, precision %s", config.model_name_or_path,
-                len(train_set), len(val_set), ", ".join(labels.names), contract.info["precision"])
+    logger.info("training %s on %d texts (%d validation)%s, labels: %s, precision %s", config.model_name_or_path,
+                len(train_set.document_label_ids), len(val_set.document_label_ids),
+                f" as {len(train_set)} windows ({len(val_set)} validation)" if train_set.bounds is not None else "",
+                ", ".join(labels.names), contract.info["precision"])
     with stop_on_sigint() as interrupt:
         for callback in (interrupt, *callbacks):
             trainer.add_callback(callback)
@@ -113,8 +118,9 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
 def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
             contract: ModelContract, hub: HubTarget | None = None) -> TrainResult:
     """Score the best model on validation, calibrate it, fit the baseline, and save everything (rank 0)."""
-    output = trainer.predict(val_set)
-    logits, y_true = np.asarray(output.predictions, dtype=np.float64), np.asarray(output.label_ids)
+    output = trainer.predict(val_set)  # per window with --long_text chunks: scored per document
+    logits = document_logits(np.asarray(output.predictions, dtype=np.float64), val_set.bounds)
+    y_true = np.asarray(output.label_ids if val_set.bounds is None else val_set.document_label_ids)
     evaluation = score_and_calibrate(logits, y_true, prepared.labels.names)
     after = evaluation["after"]
     temperature = after["temperature"]
@@ -143,7 +149,8 @@ def _ladder(config: TrainConfig, args, trainer, prepared: PreparedData, contract
 
         from .probe import fit_probe, make_embedder, probe_rung
 
-        probe_config = replace(config, method="probe", long_text="truncate", probe_head="logreg", pooling="auto")
+        # the probe reads long texts as fine-tuning did (windows with --long_text chunks), so the rungs compare
+        probe_config = replace(config, method="probe", probe_head="logreg", pooling="auto")
         values = {"use_cpu": args.use_cpu, "per_device_eval_batch_size": args.per_device_eval_batch_size,
                   "fp16": args.fp16, "bf16": args.bf16}
         fit = fit_probe(make_embedder(probe_config, values), prepared, probe_config.head_settings(args.seed))

@@ -54,7 +54,7 @@ def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig) -> dict
 
     report = inspect_splits(prepared.train, prepared.validation, tokenizer, config.max_length,
                             random_split=not config.validation_path and not config.group_column)
-    for warning in warnings_for(report, config.model_name_or_path):
+    for warning in warnings_for(report, config.model_name_or_path, windows=config.long_text == "chunks"):
         logger.warning("%s", warning)
     return report
 
@@ -69,7 +69,7 @@ def base_contract(config: TrainConfig, prepared: PreparedData, precision: str) -
         validation = f"{config.validation_split:g} of train ({split})"
     return ModelContract(
         labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation,
-        read_options=asdict(config.read_options()),
+        long_text=config.long_text, stride=config.stride, read_options=asdict(config.read_options()),
         info={"m3cls_version": __version__, "base_model": config.model_name_or_path, "precision": precision,
               "method": config.method,
               "data": {"train_path": prepared.train.path, "validation_path": validation,

@@ -28,12 +28,20 @@ class _Trainer(Trainer):
         return None  # the distributed sampler: accelerate gathers the ranks' rows back in order
 
 
-def compute_metrics_for(labels: LabelSet):
-    """The Trainer's compute_metrics: accuracy, macro-F1 and per-class scores."""
+def compute_metrics_for(labels: LabelSet, val_set=None):
+    """The Trainer's compute_metrics: accuracy, macro-F1 and per-class scores (per document when the
+    validation set holds windows)."""
+    from .inputs import document_logits
+
+    bounds = getattr(val_set, "bounds", None)
 
     def compute(eval_pred) -> dict:
-        predicted = np.asarray(eval_pred.predictions).argmax(axis=-1)
-        return flat_metrics(classification_report(np.asarray(eval_pred.label_ids), predicted, labels.names))
+        if bounds is None:
+            predicted, truth = np.asarray(eval_pred.predictions).argmax(axis=-1), eval_pred.label_ids
+        else:
+            predicted = document_logits(eval_pred.predictions, bounds).argmax(axis=-1)
+            truth = val_set.document_label_ids
+        return flat_metrics(classification_report(np.asarray(truth), predicted, labels.names))
 
     return compute
 
@@ -44,7 +52,7 @@ def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, 
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if args.fp16 or args.bf16 else None)
     trainer = _Trainer(model=model, args=args, data_collator=collator, train_dataset=train_set,
                       eval_dataset=val_set, processing_class=tokenizer,
-                      compute_metrics=compute_metrics_for(labels),
+                      compute_metrics=compute_metrics_for(labels, val_set),
                       compute_loss_func=_weighted_loss(class_weights) if class_weights else None)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
