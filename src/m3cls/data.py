@@ -46,6 +46,9 @@ class ReadOptions:
     label_column: str = field(default="label", metadata={"help": "Label field in flat records."})
     text_message_index: int = field(default=1, metadata={"help": "messages[i] holding the text."})
     label_message_index: int = field(default=-1, metadata={"help": "messages[i] holding the label."})
+    label_separator: str | None = field(default=None, metadata={
+        "help": "Split a label string into a label list at this string, e.g. '|' for 'politics|economy' "
+                "(multi-label). A JSON list is always a label list."})
 
     @classmethod
     def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
@@ -223,8 +226,8 @@ def _iter_table(stream: IO[str], path: str, options: ReadOptions, delimiter: str
     for row in reader:
         where = f"{path}: line {reader.line_num}"
         text = _check_text(row.get(options.text_column), where, f"column {options.text_column!r}")
-        label = _check_label(row.get(options.label_column), where, f"column {options.label_column!r}") \
-            if has_label else None
+        label = _check_label(row.get(options.label_column), where, f"column {options.label_column!r}",
+                             separator=options.label_separator) if has_label else None
         yield Item(where, text, label)
 
 
@@ -277,7 +280,7 @@ def _from_messages(record: dict, where: str, options: ReadOptions, need: bool) -
                         f"messages[{l_index}] (label) are the same message; add the label message or set "
                         f"--label_message_index")
     label = _check_label(_content(messages, l_index, where, "--label_message_index"), where,
-                         f"messages[{l_index}].content", strict=True)
+                         f"messages[{l_index}].content", strict=True, separator=options.label_separator)
     return Item(where, text, label)
 
 
@@ -302,7 +305,8 @@ def _from_columns(record: dict, where: str, options: ReadOptions, need: bool) ->
             raise DataError(f"{where} has no {options.label_column!r} field (fields: "
                             f"{', '.join(map(str, record))}); name the label field with --label_column")
         return Item(where, text, None)
-    return Item(where, text, _check_label(record[options.label_column], where, f"field {options.label_column!r}"))
+    return Item(where, text, _check_label(record[options.label_column], where, f"field {options.label_column!r}",
+                                          separator=options.label_separator))
 
 
 def _check_text(value: object, where: str, what: str) -> str:
@@ -313,8 +317,19 @@ def _check_text(value: object, where: str, what: str) -> str:
     return value
 
 
-def _check_label(value: object, where: str, what: str, strict: bool = False) -> str:
-    """Labels are non-empty strings; flat formats also accept whole numbers (common in HF datasets)."""
+def _check_label(value: object, where: str, what: str, strict: bool = False,
+                 separator: str | None = None) -> str | tuple | float:
+    """Labels are non-empty strings; flat formats also accept whole numbers (common in HF datasets).
+
+    A JSON list (or, with ``separator``, a delimited string) is a label list, a tuple; a JSON fraction in a flat
+    format is a float. :mod:`m3cls.tasks` checks them against the task.
+    """
+    if isinstance(value, list) or (separator and isinstance(value, str)):
+        from .tasks import label_list
+
+        return label_list(value, where, what, separator)
+    if not strict and isinstance(value, float):
+        return value
     if not strict and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):

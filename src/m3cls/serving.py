@@ -127,7 +127,7 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
             raise _HTTPError(503, "the server is busy; retry shortly", {"Retry-After": "1"}) from None
         logits = await asyncio.wrap_future(future)
         predictions = classifier.predictions_from_logits(logits, body.temperature)
-        return {"predictions": [p.to_dict(i) for i, p in enumerate(predictions)]}
+        return {"predictions": [p.to_dict(i) for i, p in enumerate(predictions)], **classifier.task_info}
 
     if api_key is not None:
         _guard_docs(app, authorize)

@@ -13,12 +13,14 @@ from ..errors import ConfigError
 from .common import (
     add_model_flags,
     add_read_flags,
+    add_threshold_flag,
     format_temperature,
     load_classifier,
     parse_temperature,
     read_options,
     write_jsonl,
 )
+from .task_views import format_task_prediction
 
 logger = logging.getLogger("m3cls")
 
@@ -33,6 +35,7 @@ def predict_parser() -> argparse.ArgumentParser:
                    help="softmax temperature above 0, or 'auto' for the one saved with the model (default)")
     p.add_argument("--json", action="store_true", help="with --text: print one JSON object")
     add_model_flags(p)
+    add_threshold_flag(p)
     add_read_flags(p)
     return p
 
@@ -49,7 +52,8 @@ def cmd_predict(argv: list[str]) -> int:
         prediction = clf.predict([a.text], temperature)[0]
         t = clf.temperature if temperature is None else temperature
         print(json.dumps(prediction.to_dict(0), ensure_ascii=False) if a.json
-              else format_prediction(a.text, t, prediction))
+              else format_prediction(a.text, t, prediction) if prediction.label is not None
+              else format_task_prediction(a.text, t, prediction, clf.thresholds))
         return 0
     texts = (item.text for item in iter_items(a.input, read_options(a, clf.contract.read_options)))
     rank, size = distributed.world()

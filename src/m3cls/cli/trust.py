@@ -7,17 +7,24 @@ import json
 import logging
 import os
 
-import numpy as np
-
 from ..errors import ConfigError
 from ..files import write_json
 from .common import (
     add_model_flags,
     add_read_flags,
+    add_threshold_flag,
     check_writable,
     load_classifier,
     read_options,
     write_jsonl,
+)
+from .task_views import (
+    calibrate_task,
+    evaluate_task,
+    format_task_evaluation,
+    format_task_inspection,
+    truth_fields,
+    truth_of,
 )
 
 logger = logging.getLogger("m3cls")
@@ -37,7 +44,7 @@ def _labelled_logits(a: argparse.Namespace):
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     data = read_labeled(a.data_path, read_options(a, saved and saved.read_options))  # before the model loads
     clf = load_classifier(a)
-    y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
+    y_true = truth_of(clf, data.labels, a.data_path)
     logits, _ = clf.logits_and_chunks(data.texts)
     return clf, logits, y_true
 
@@ -51,17 +58,21 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("--report", help="write an HTML report with plots into this folder")
     p.add_argument("--predictions", help="write each record's true label and probabilities (at the model's "
                                          "temperature) as JSONL to this file, in input order")
+    add_threshold_flag(p)
     a = p.parse_args(argv)
     check_writable(a.output)
     check_writable(a.predictions)
     clf, logits, y_true = _labelled_logits(a)
-    evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
+    task = clf.contract.task
+    evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature) if task == "single_label" \
+        else evaluate_task(clf, logits, y_true)
     print(format_evaluation(evaluation))
     if a.output:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
     if a.predictions:
-        rows = (dict(p.to_dict(i), true_label=clf.labels.names[t])
+        rows = (dict(p.to_dict(i), **({"true_label": clf.labels.names[t]} if task == "single_label"
+                                      else truth_fields(task, clf.labels.names, t)))
                 for i, (p, t) in enumerate(zip(clf.predictions_from_logits(logits), y_true)))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
@@ -83,6 +94,9 @@ def cmd_calibrate(argv: list[str]) -> int:
     _model_flags(p)
     a = p.parse_args(argv)
     clf, logits, y_true = _labelled_logits(a)
+    if clf.contract.task != "single_label":
+        print("\n".join(calibrate_task(clf, logits, y_true, a.model_path, a.data_path)))
+        return 0
     temperature, note = choose_temperature(logits, y_true)
     if note:
         raise ConfigError(f"{a.data_path}: cannot fit a temperature: {note}")
@@ -100,8 +114,10 @@ def cmd_calibrate(argv: list[str]) -> int:
 
 
 def cmd_inspect(argv: list[str]) -> int:
-    from ..data import read_labeled, stratified_split
+    from ..data import read_labeled
     from ..inspection import inspect_splits, warnings_for
+    from ..splits import split_for_task
+    from ..tasks import TASK_CHOICES, normalize_labels, resolve_task
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
     p.add_argument("--data_path", required=True)
@@ -111,14 +127,19 @@ def cmd_inspect(argv: list[str]) -> int:
     p.add_argument("--model_name_or_path", help="also measure token lengths and unknown tokens for this model")
     p.add_argument("--max_length", type=int, default=512)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--task", default="auto", choices=TASK_CHOICES,
+                   help="how to read the labels, as 'm3cls train --task' does (auto: lists mean multi-label)")
     add_read_flags(p, saved_defaults=False)
     a = p.parse_args(argv)
     options = read_options(a)
     data = read_labeled(a.data_path, options)
+    task = resolve_task(a.task, data.labels, a.data_path)
+    data.labels = normalize_labels(task, data.labels, a.data_path)
     if a.validation_path:
         train, validation = data, read_labeled(a.validation_path, options)
+        validation.labels = normalize_labels(task, validation.labels, a.validation_path)
     else:
-        train, validation = stratified_split(data, a.validation_split, a.seed)
+        train, validation = split_for_task(task, data, a.validation_split, a.seed)
     tokenizer = None
     if a.model_name_or_path:
         from ..modeling import load_tokenizer
@@ -131,6 +152,8 @@ def cmd_inspect(argv: list[str]) -> int:
 
 
 def format_evaluation(evaluation: dict) -> str:
+    if evaluation.get("task") in ("multi_label", "regression"):
+        return format_task_evaluation(evaluation)
     before, after = evaluation["before"], evaluation["after"]
     lines = [f"{evaluation['n']} labelled texts", f"{'':<14}{'before':>10}{'after':>10}   (calibration)"]
     for key in ("accuracy", "macro_f1", "log_loss", "ece"):
@@ -153,8 +176,9 @@ def format_inspection(report: dict) -> str:
     for split in ("train", "validation"):
         part = report[split]
         counts = ", ".join(f"{k}: {v}" for k, v in part.get("class_counts", {}).items())
-        lines.append(f"{split}: {part['records']} records ({counts}); imbalance {part.get('imbalance_ratio', 1):.2f}"
-                     f":1; duplicate texts: {part['duplicates']['count']}")
+        balance = f" ({counts}); imbalance {part.get('imbalance_ratio', 1):.2f}:1" if "target" not in part else ""
+        lines.append(f"{split}: {part['records']} records{balance}; duplicate texts: {part['duplicates']['count']}")
+        lines += format_task_inspection(part)
     leak = report["overlap"]
     lines.append(f"train/validation overlap: {leak['count']} text(s) ({leak['share_of_validation']:.1%} of "
                  f"validation)")

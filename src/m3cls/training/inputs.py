@@ -7,9 +7,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import TextData, read_labeled, stratified_split
+from ..data import TextData, read_labeled
 from ..errors import ConfigError
 from ..labels import LabelSet
+from ..splits import split_for_task
+from ..tasks import (
+    TargetScale,
+    check_known,
+    discover_labels,
+    normalize_labels,
+    resolve_task,
+    training_targets,
+)
 from ..tokens import TextEncoder
 from .config import TrainConfig
 
@@ -21,6 +30,12 @@ class PreparedData:
     train: TextData
     validation: TextData
     labels: LabelSet
+    task: str = "single_label"
+    scale: TargetScale | None = None  # regression: how targets are standardised
+
+    def targets(self, part: TextData) -> list:
+        """What the Trainer learns for ``part``: class ids, multi-hot rows or standardised numbers."""
+        return training_targets(self.task, part.labels, self.labels, self.scale, part.path)
 
 
 def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
@@ -29,14 +44,18 @@ def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
         raise ConfigError("--data_path is required: the training data file")
     options = config.read_options()
     data = read_labeled(config.data_path, options)
+    task = resolve_task(config.task, data.labels, config.data_path)
+    data.labels = normalize_labels(task, data.labels, config.data_path)
     fixed = config.labels.split(",") if config.labels else None
-    labels = LabelSet.discover(data.labels, config.data_path, fixed)  # the split keeps every class in train
+    labels = discover_labels(task, data.labels, config.data_path, fixed)  # the split keeps every class in train
     if config.validation_path:
         train_data, validation = data, read_labeled(config.validation_path, options)
+        validation.labels = normalize_labels(task, validation.labels, config.validation_path)
     else:
-        train_data, validation = stratified_split(data, config.validation_split, seed)
-    labels.encode(validation.labels, validation.path, config.data_path)
-    return PreparedData(train_data, validation, labels)
+        train_data, validation = split_for_task(task, data, config.validation_split, seed)
+    check_known(task, labels, validation.labels, validation.path, config.data_path)
+    scale = TargetScale.fit(train_data.labels, config.data_path) if task == "regression" else None
+    return PreparedData(train_data, validation, labels, task, scale)
 
 
 class EncodedDataset:

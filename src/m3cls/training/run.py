@@ -21,14 +21,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..contract import ModelContract
-from ..data import class_counts
 from ..errors import TrainingInterrupted
 from ..metrics import softmax
+from ..splits import SPLIT_METHODS
+from ..tasks import PROBLEM_TYPES, label_counts
 from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig
 from .inputs import EncodedDataset, PreparedData, class_weights, prepare_data
 from .save import check_output_dir, save_final
+from .tasks import score_validation, task_baseline, trainer_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +59,12 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
     config.check()
     prepared = prepare_data(config, values.get("seed", 42))
-    args, precision = build_training_args(values, config.precision, explicit)
+    args, precision = build_training_args(values, config.precision, explicit, prepared.task)
     transformers.set_seed(args.seed)
     tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
     model = load_model(config.model_name_or_path, len(prepared.labels), prepared.labels.id2label,
-                       config.model_overrides(), config.trust_remote_code, config.allow_pickle)
+                       config.model_overrides(), config.trust_remote_code, config.allow_pickle,
+                       PROBLEM_TYPES[prepared.task])
     contract = _contract(config, prepared, precision)
     if config.lora_r:
         from .. import lora
@@ -70,7 +73,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset()) -> 
                                    config.lora_target_modules)
         contract = contract.with_info(lora=dict(summary, merged=config.merge_lora))
     encoder = TextEncoder.from_contract(tokenizer, contract)
-    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.labels.encode(part.labels, part.path))
+    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.targets(part))
                           for part in (prepared.train, prepared.validation))
     contract = contract.with_info(inspection=_inspect(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
@@ -86,9 +89,11 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
     from .trainer import build_trainer
 
     labels = prepared.labels
+    hooks = trainer_hooks(prepared.task, config.class_weights, train_set.label_ids, labels, prepared.scale)
     trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, contract,
-                            class_weights=class_weights(config.class_weights, train_set.label_ids, len(labels)),
-                            early_stopping_patience=config.early_stopping_patience)
+                            class_weights=None if hooks else class_weights(config.class_weights,
+                                                                           train_set.label_ids, len(labels)),
+                            early_stopping_patience=config.early_stopping_patience, **hooks)
     logger.info("training %s on %d texts (%d validation), labels: %s, precision %s", config.model_name_or_path,
                 len(train_set), len(val_set), ", ".join(labels.names), contract.info["precision"])
     with stop_on_sigint() as interrupt:
@@ -105,6 +110,8 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
 def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
             contract: ModelContract) -> TrainResult:
     """Score the best model on validation, calibrate it, fit the baseline, and save everything (rank 0)."""
+    if prepared.task != "single_label":
+        return _finish_task(config, args, trainer, val_set, prepared, contract)
     evaluation, logits, y_true = _evaluate_and_calibrate(trainer, val_set, prepared)
     after = evaluation["after"]
     temperature = after["temperature"]
@@ -122,6 +129,27 @@ def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
                 prepared.labels))
         save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
                    validation=(softmax(logits, temperature), y_true))
+    return TrainResult(args.output_dir, contract.info["metrics"], contract)
+
+
+def _finish_task(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
+                 contract: ModelContract) -> TrainResult:
+    """``_finish`` for multi-label (temperature, thresholds) and regression (scores in the target's units)."""
+    output = trainer.predict(val_set)
+    truth = np.asarray(prepared.validation.labels if prepared.task == "regression" else output.label_ids)
+    evaluation, contract, rows = score_validation(prepared.task, np.asarray(output.predictions, dtype=np.float64),
+                                                  truth, prepared.labels, prepared.scale, contract)
+    after = evaluation["after"]
+    contract = contract.with_info(
+        training=trainer.m3cls_training,
+        metrics={k: v for k, v in after.items() if k not in ("reliability", "temperature")},
+        calibration=evaluation.get("calibration"),
+        history=[e for e in trainer.state.log_history if "loss" in e or any(k.startswith("eval_") for k in e)])
+    if trainer.is_world_process_zero():
+        if config.baseline:
+            contract = contract.with_info(baseline=task_baseline(prepared.task, prepared))
+        save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
+                   validation=rows)
     return TrainResult(args.output_dir, contract.info["metrics"], contract)
 
 
@@ -161,12 +189,12 @@ def _contract(config: TrainConfig, prepared: PreparedData, precision: str) -> Mo
     from .. import __version__
 
     return ModelContract(
-        labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation,
+        labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation, task=prepared.task,
         read_options=asdict(config.read_options()),
         info={"m3cls_version": __version__, "base_model": config.model_name_or_path, "precision": precision,
               "attention_dropout": config.attention_dropout,
               "data": {"train_path": config.data_path,
                        "validation_path": config.validation_path
-                       or f"{config.validation_split:g} of train (stratified)",
-                       "train_counts": class_counts(prepared.train.labels),
-                       "validation_counts": class_counts(prepared.validation.labels)}})
+                       or f"{config.validation_split:g} of train ({SPLIT_METHODS[prepared.task]})",
+                       "train_counts": label_counts(prepared.task, prepared.train.labels),
+                       "validation_counts": label_counts(prepared.task, prepared.validation.labels)}})

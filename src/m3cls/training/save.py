@@ -45,6 +45,15 @@ def write_validation_predictions(folder: str, probabilities: np.ndarray, y_true:
     return path
 
 
+def write_validation_rows(folder: str, rows: list[dict]) -> str:
+    """Validation predictions given as finished rows (``predict``'s fields plus the truth), in validation order."""
+    path = os.path.join(folder, VALIDATION_PREDICTIONS)
+    with atomic_open(path, "model folder") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
 def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: dict | None = None,
                merge_lora: bool = False, validation: tuple | None = None) -> None:
     """Write weights, tokenizer, config, report and m3cls.json to a staging folder, then move them into place."""
@@ -63,7 +72,9 @@ def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: di
         write_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),
                      contract.info.get("baseline"),
                      title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}")
-    if validation is not None:
+    if isinstance(validation, list):  # multi-label and regression: the rows as predict writes them
+        write_validation_rows(staging, validation)
+    elif validation is not None:
         write_validation_predictions(staging, *validation, contract.labels)
     write_contract(staging, contract)
     # weights after everything else, m3cls.json last: each move is atomic, and a reader never finds new
