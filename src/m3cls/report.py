@@ -120,10 +120,6 @@ def _fmt(value) -> str:
 def write_report(folder: str, evaluation: dict, history: list[dict] | None = None, baseline: dict | None = None,
                  title: str = "m3cls report") -> str:
     """Write ``index.html`` and its PNGs into ``folder``; returns the page's path."""
-    if evaluation.get("task") in ("multi_label", "regression"):
-        from .task_report import write_task_report
-
-        return write_task_report(folder, evaluation, history, baseline, title)
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
     after = evaluation["after"]

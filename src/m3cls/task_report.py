@@ -1,4 +1,5 @@
-"""The HTML report for multi-label and regression models (``report.write_report`` hands them here).
+"""The HTML report for every task: single-label goes to ``report.write_report``; multi-label and regression
+are written here.
 
 Multi-label: the summary (micro-, macro- and samples-F1, subset accuracy, Hamming loss, label cardinality,
 log-loss and mean ECE before and after calibration), per-label scores with thresholds and ECE, training curves,
@@ -11,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 
-from .report import _pyplot, _save, _table
+from .report import _pyplot, _save, _table, write_report
 
 _MULTI_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 _REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
@@ -118,7 +119,9 @@ def _regression_parts(plt, folder: str, evaluation: dict, history: list[dict], b
 
 def write_task_report(folder: str, evaluation: dict, history: list[dict] | None = None,
                       baseline: dict | None = None, title: str = "m3cls report") -> str:
-    """Write ``index.html`` and its PNGs for a multi-label or regression evaluation; returns the page's path."""
+    """Write ``index.html`` and its PNGs for an evaluation of any task; returns the page's path."""
+    if evaluation.get("task") not in ("multi_label", "regression"):
+        return write_report(folder, evaluation, history, baseline, title)
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
     parts = _multilabel_parts if evaluation["task"] == "multi_label" else _regression_parts

@@ -76,11 +76,12 @@ def cmd_evaluate(argv: list[str]) -> int:
                 for i, (p, t) in enumerate(zip(clf.predictions_from_logits(logits), y_true)))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
-        from ..report import write_report
+        from ..task_report import write_task_report
 
         info = clf.contract.info
-        page = write_report(a.report, evaluation, history=info.get("history"), baseline=info.get("baseline"),
-                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}")
+        name = os.path.basename(os.path.abspath(a.model_path))
+        page = write_task_report(a.report, evaluation, history=info.get("history"),
+                                 baseline=info.get("baseline"), title=f"m3cls: {name} on {a.data_path}")
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 

@@ -67,11 +67,11 @@ def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: di
     else:
         trainer.save_model(staging)
     if evaluation is not None:
-        from ..report import write_report
+        from ..task_report import write_task_report
 
-        write_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),
-                     contract.info.get("baseline"),
-                     title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}")
+        write_task_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),
+                          contract.info.get("baseline"),
+                          title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}")
     if isinstance(validation, list):  # multi-label and regression: the rows as predict writes them
         write_validation_rows(staging, validation)
     elif validation is not None:
