@@ -84,6 +84,8 @@ def test_predict_text_prints_a_block_per_task(multilabel_run, regression_run, ca
     assert float(capsys.readouterr().out.split("Predicted value: ")[1]) < value - 3  # no GPT words: low score
     assert main(["predict", "--model_path", regression_run["model"], "--text", "x", "--threshold", "0.3"]) == 2
     assert "--threshold applies to multi-label models" in capsys.readouterr().err
+    assert main(["predict", "--model_path", regression_run["model"], "--text", "x", "--temperature", "2"]) == 2
+    assert "a regression model predicts a number" in capsys.readouterr().err
 
 
 def test_evaluate_multilabel(multilabel_run, tmp_path, capsys):

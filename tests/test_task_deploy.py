@@ -7,7 +7,7 @@ import os
 import httpx
 import numpy as np
 import pytest
-from conftest import TASK_FLAGS
+from conftest import TASK_FLAGS, write_json
 from test_serving import start
 
 from m3cls.cli import main
@@ -58,13 +58,15 @@ def test_onnx_export_matches_torch(request, run, tmp_path):
 
 
 @pytest.mark.parametrize("task", ["multi_label", "regression"])
-def test_lora_trains_saves_and_predicts_every_task(task, multilabel_run, regression_run, tmp_path, capsys,
-                                                   tiny_bert):
-    run = multilabel_run if task == "multi_label" else regression_run
+def test_lora_trains_saves_and_predicts_every_task(task, tmp_path, capsys, tiny_bert):
+    from task_data import make_label_sets, make_scores
+
+    pairs = (make_label_sets if task == "multi_label" else make_scores)(60, 3)
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in pairs])
     out = str(tmp_path / "lora")
-    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", run["train"], "--validation_path",
-                 run["val"], "--output_dir", out, *TASK_FLAGS, "--num_train_epochs", "2", "--task", task,
-                 "--lora_r", "4", "--learning_rate", "1e-2", "--no_report", "--no_baseline"]) == 0
+    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", out,
+                 *TASK_FLAGS, "--num_train_epochs", "2", "--task", task, "--lora_r", "4", "--learning_rate", "1e-2",
+                 "--no_report", "--no_baseline", "--validation_split", "0.2"]) == 0
     capsys.readouterr()
     assert "adapter_config.json" in os.listdir(out)
     config = json.load(open(os.path.join(out, "config.json")))

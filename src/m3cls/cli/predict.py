@@ -48,6 +48,8 @@ def cmd_predict(argv: list[str]) -> int:
     if a.input and a.input != "-" and not os.path.exists(a.input):
         raise ConfigError(f"--input {a.input}: file not found")
     clf = load_classifier(a)
+    if temperature is not None and clf.contract.task == "regression":
+        raise ConfigError("--temperature scales probabilities; a regression model predicts a number -- drop it")
     if a.text is not None:
         prediction = clf.predict([a.text], temperature)[0]
         t = clf.temperature if temperature is None else temperature
