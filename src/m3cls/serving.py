@@ -166,7 +166,7 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list) -
         predictions = classifier.predictions_from_logits(logits, body.temperature)
         shares = classifier.unknown_token_shares(body.texts)  # issue 17: share of unknown tokens per text
         return {"predictions": [dict(p.to_dict(i), unknown_token_share=round(share, 4))
-                                for i, (p, share) in enumerate(zip(predictions, shares))]}
+                                for i, (p, share) in enumerate(zip(predictions, shares))], **classifier.task_info}
 
 
 def _add_probes(app, classifier, batcher: MicroBatcher, state, metrics, secured: list) -> None:

@@ -8,19 +8,26 @@ import logging
 import os
 import sys
 
-import numpy as np
-
 from ..errors import ConfigError, DataError
 from ..files import write_json
 from .common import (
     add_model_flags,
     add_read_flags,
+    add_threshold_flag,
     check_writable,
     load_classifier,
     read_options,
     write_jsonl,
 )
 from .onerror import BadRecords, add_error_flags
+from .task_views import (
+    calibrate_task,
+    evaluate_task,
+    format_task_evaluation,
+    format_task_inspection,
+    truth_fields,
+    truth_of,
+)
 
 logger = logging.getLogger("m3cls")
 
@@ -42,7 +49,7 @@ def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
     options = read_options(a, saved and saved.read_options)
     data, positions = _read_labelled(a.data_path, options, policy)  # before the model loads
     clf = load_classifier(a)
-    y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
+    y_true = truth_of(clf, data.labels, a.data_path)
     logits, _ = clf.logits_and_chunks(data.texts)
     return clf, logits, y_true, data.texts, positions
 
@@ -73,12 +80,15 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("--predictions", help="write each record's true label and probabilities (at the model's "
                                          "temperature) as JSONL to this file, in input order")
     add_error_flags(p)
+    add_threshold_flag(p)
     a = p.parse_args(argv)
     check_writable(a.output)
     check_writable(a.predictions)
     policy = BadRecords.from_args(a, a.data_path)
     clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
-    evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
+    task = clf.contract.task
+    evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature) if task == "single_label" \
+        else evaluate_task(clf, logits, y_true)
     print(format_evaluation(evaluation))
     if policy.skipping:
         print(f"m3cls evaluate: {policy.summary('evaluated')}", file=sys.stderr)
@@ -92,15 +102,17 @@ def cmd_evaluate(argv: list[str]) -> int:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
     if a.predictions:
-        rows = (dict(p.to_dict(i), true_label=clf.labels.names[t])
+        rows = (dict(p.to_dict(i), **({"true_label": clf.labels.names[t]} if task == "single_label"
+                                      else truth_fields(task, clf.labels.names, t)))
                 for i, p, t in zip(positions, clf.predictions_from_logits(logits), y_true))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
-        from ..report import write_report
+        from ..task_report import write_task_report
 
         info = clf.contract.info
-        page = write_report(a.report, evaluation, history=info.get("history"), baseline=info.get("baseline"),
-                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}")
+        name = os.path.basename(os.path.abspath(a.model_path))
+        page = write_task_report(a.report, evaluation, history=info.get("history"),
+                                 baseline=info.get("baseline"), title=f"m3cls: {name} on {a.data_path}")
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 
@@ -115,6 +127,9 @@ def cmd_calibrate(argv: list[str]) -> int:
     _model_flags(p)
     a = p.parse_args(argv)
     clf, logits, y_true, _, _ = _labelled_logits(a)
+    if clf.contract.task != "single_label":
+        print("\n".join(calibrate_task(clf, logits, y_true, a.model_path, a.data_path)))
+        return 0
     temperature, note = choose_temperature(logits, y_true)
     if note:
         raise ConfigError(f"{a.data_path}: cannot fit a temperature: {note}")
@@ -135,7 +150,8 @@ def cmd_calibrate(argv: list[str]) -> int:
 def cmd_inspect(argv: list[str]) -> int:
     from ..data import read_labeled
     from ..inspection import inspect_splits, warnings_for
-    from ..splits import group_split
+    from ..splits import split_for_task
+    from ..tasks import TASK_CHOICES, normalize_labels, resolve_task
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
     p.add_argument("--data_path", required=True)
@@ -145,14 +161,19 @@ def cmd_inspect(argv: list[str]) -> int:
     p.add_argument("--model_name_or_path", help="also measure token lengths and unknown tokens for this model")
     p.add_argument("--max_length", type=int, default=512)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--task", default="auto", choices=TASK_CHOICES,
+                   help="how to read the labels, as 'm3cls train --task' does (auto: lists mean multi-label)")
     add_read_flags(p, saved_defaults=False)
     a = p.parse_args(argv)
     options = read_options(a)
     data = read_labeled(a.data_path, options)
+    task = resolve_task(a.task, data.labels, a.data_path)
+    data.labels = normalize_labels(task, data.labels, a.data_path)
     if a.validation_path:
         train, validation = data, read_labeled(a.validation_path, options)
+        validation.labels = normalize_labels(task, validation.labels, a.validation_path)
     else:
-        train, validation = group_split(data, a.validation_split, a.seed)  # random without --group_column
+        train, validation = split_for_task(task, data, a.validation_split, a.seed)  # by group with --group_column
     tokenizer = None
     if a.model_name_or_path:
         from ..modeling import load_tokenizer
@@ -166,6 +187,8 @@ def cmd_inspect(argv: list[str]) -> int:
 
 
 def format_evaluation(evaluation: dict) -> str:
+    if evaluation.get("task") in ("multi_label", "regression"):
+        return format_task_evaluation(evaluation)
     before, after = evaluation["before"], evaluation["after"]
     lines = [f"{evaluation['n']} labelled texts", f"{'':<14}{'before':>10}{'after':>10}   (calibration)"]
     for key in ("accuracy", "macro_f1", "log_loss", "ece"):
@@ -188,8 +211,9 @@ def format_inspection(report: dict) -> str:
     for split in ("train", "validation"):
         part = report[split]
         counts = ", ".join(f"{k}: {v}" for k, v in part.get("class_counts", {}).items())
-        lines.append(f"{split}: {part['records']} records ({counts}); imbalance {part.get('imbalance_ratio', 1):.2f}"
-                     f":1; duplicate texts: {part['duplicates']['count']}")
+        balance = f" ({counts}); imbalance {part.get('imbalance_ratio', 1):.2f}:1" if "target" not in part else ""
+        lines.append(f"{split}: {part['records']} records{balance}; duplicate texts: {part['duplicates']['count']}")
+        lines += format_task_inspection(part)
     leak = report["overlap"]
     lines.append(f"train/validation overlap: {leak['count']} text(s) ({leak['share_of_validation']:.1%} of "
                  f"validation)")
