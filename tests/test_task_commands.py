@@ -129,6 +129,8 @@ def test_calibrate_multilabel_keeps_every_decision(multilabel_run, regression_ru
     new = json.load(open(model / "m3cls.json"))
     assert new["temperature"] != old["temperature"] and new["thresholds"] != old["thresholds"]
     assert new["calibration"]["fitted_on"] == multilabel_run["train"]
+    card = (model / "README.md").read_text(encoding="utf-8")  # the model card follows the new thresholds
+    assert f"{new['thresholds']['casual']:.4f}" in card and f"{old['thresholds']['casual']:.4f}" not in card
     after = tmp_path / "after.jsonl"
     assert main(["predict", "--model_path", str(model), "--input", multilabel_run["train"], "--output",
                  str(after)]) == 0

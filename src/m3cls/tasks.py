@@ -39,6 +39,13 @@ REGRESSION_LABEL = "value"
 Label = Union[str, tuple, float]
 
 
+def single_label_only(task: str, what: str) -> None:
+    """Refuse a multi-label or regression run in a command that handles single-label data only (``what``)."""
+    if task != "single_label":
+        raise ConfigError(f"{what} handles single-label data only, and this is a {task} run; train it with "
+                          f"'m3cls train --method finetune --task {task}' and score it with 'm3cls evaluate'")
+
+
 def task_of_problem_type(problem_type: str | None) -> str:
     """The task of a plain transformers classifier folder, from its ``config.problem_type``."""
     return {v: k for k, v in PROBLEM_TYPES.items()}.get(problem_type or "", "single_label")

@@ -89,6 +89,7 @@ def format_task_evaluation(evaluation: dict) -> str:
 def calibrate_task(clf, logits: np.ndarray, truth: np.ndarray, model_path: str, data_path: str) -> list[str]:
     """Refit a multi-label model's shared temperature, move its thresholds so every decision stays, and save."""
     from ..contract import write_contract
+    from ..modelcard import refresh_model_card
     from ..multilabel import (
         DEFAULT_THRESHOLD,
         choose_shared_temperature,
@@ -111,6 +112,7 @@ def calibrate_task(clf, logits: np.ndarray, truth: np.ndarray, model_path: str, 
         "ece_before": before["ece"], "ece_after": after["ece"], "log_loss_before": before["log_loss"],
         "log_loss_after": after["log_loss"], "thresholds_moved_from_temperature": clf.temperature})
     write_contract(model_path, contract)
+    refresh_model_card(model_path, contract)  # the card's thresholds and calibration follow m3cls.json
     return [f"temperature {temperature:.4f} (shared by all labels) fitted on {len(truth)} texts of {data_path}",
             f"mean ECE {before['ece']:.4f} -> {after['ece']:.4f}",
             f"log-loss {before['log_loss']:.4f} -> {after['log_loss']:.4f} (binary cross-entropy)",
