@@ -25,13 +25,13 @@ def test_serve_returns_what_the_classifier_predicts(request, run):
         body = httpx.post(f"{live.url}/predict", json={"texts": TEXTS}).json()
     rows = body["predictions"]
     if run == "regression_run":
-        assert body["task"] == "regression" and set(rows[0]) == {"index", "value"}
+        assert body["task"] == "regression" and set(rows[0]) == {"index", "value", "unknown_token_share"}
         np.testing.assert_allclose([r["value"] for r in rows], [p.value for p in local], atol=1e-4)
         return
     thresholds = json.load(open(os.path.join(model, "m3cls.json")))["thresholds"]
     assert body["task"] == "multi_label" and body["thresholds"] == pytest.approx(thresholds)
     assert [r["labels"] for r in rows] == [p.labels for p in local] and "casual" in rows[0]["labels"]
-    assert set(rows[0]) == {"index", "labels", "probabilities"}
+    assert set(rows[0]) == {"index", "labels", "probabilities", "unknown_token_share"}
 
 
 @pytest.mark.parametrize("run", ["multilabel_run", "regression_run"])
