@@ -130,3 +130,18 @@ def test_predict_writes_parquet_for_every_task(request, run, tmp_path):
     assert len(rows) == len(expected) == 40
     field = "value" if run == "regression_run" else "labels"
     assert [r[field] for r in rows] == [e[field] for e in expected]
+
+
+def test_evaluate_on_error_skip_leaves_out_a_target_that_is_not_a_number(regression_run, tmp_path, capsys):
+    rows = json.load(open(regression_run["val"]))
+    rows[3]["label"] = "high"
+    data = write_json(tmp_path / "val.json", rows)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model_path", regression_run["model"], "--data_path", data,
+                 "--output", str(out)]) == 2
+    _one_error_line(capsys, "record 4 has the target 'high', which is not a number", "--on_error skip")
+    assert not out.exists()
+    assert main(["evaluate", "--model_path", regression_run["model"], "--data_path", data, "--output", str(out),
+                 "--on_error", "skip"]) == 0
+    assert "read 40 records: 39 evaluated, 1 skipped" in capsys.readouterr().err
+    assert json.load(open(out))["n"] == 39

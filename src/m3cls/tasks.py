@@ -98,7 +98,11 @@ def normalize_labels(task: str, labels: list[Label], source: str) -> list:
 
 
 def _normalize(task: str, label: Label, source: str, index: int):
-    where = f"{source}: {_record(index)}"
+    return normalize_label(task, label, f"{source}: {_record(index)}")
+
+
+def normalize_label(task: str, label: Label, where: str):
+    """One label in the task's form; a label that does not fit is one line naming ``where`` (the record)."""
     if task == "single_label":
         if isinstance(label, tuple):
             raise DataError(f"{where} has the label list {list(label)!r}, but this is a single-label run; pass "

@@ -47,26 +47,45 @@ def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     options = read_options(a, saved and saved.read_options)
-    data, positions = _read_labelled(a.data_path, options, policy)  # before the model loads
+    data, positions = _read_labelled(a.data_path, options, policy, saved and saved.task)  # before the model loads
     clf = load_classifier(a)
     y_true = truth_of(clf, data.labels, a.data_path)
     logits, _ = clf.logits_and_chunks(data.texts)
     return clf, logits, y_true, data.texts, positions
 
 
-def _read_labelled(path: str, options, policy: BadRecords | None):
+def _read_labelled(path: str, options, policy: BadRecords | None, task: str | None = None):
+    """The good records and their positions in the input.
+
+    With the model's ``task`` known (its m3cls.json), a label that does not fit it (a target that is not a
+    number, a label list for a single-label model) is a bad record too, so --on_error skip can leave it out.
+    """
     from ..data import TextData, iter_items, read_labeled
 
-    """The good records and their positions in the input."""
     if policy is None:
         data = read_labeled(path, options)
         return data, list(range(len(data)))
-    items = [item for item in policy.check(iter_items(path, options, need_labels=True, keep_bad=True))
-             if item.error is None]
+    items = iter_items(path, options, need_labels=True, keep_bad=True)
+    items = [item for item in policy.check(_task_checked(items, task) if task else items) if item.error is None]
     if not items:
         raise DataError(f"{path}: no usable records (read {policy.read}, all bad); fix the file")
     return TextData([item.text for item in items], [item.label for item in items], path), \
         [item.position for item in items]
+
+
+def _task_checked(items, task: str):
+    """Items with their labels in the task's form; one whose label does not fit becomes a bad item."""
+    from dataclasses import replace
+
+    from ..tasks import normalize_label
+
+    for item in items:
+        if item.error is None:
+            try:
+                item = replace(item, label=normalize_label(task, item.label, item.where))
+            except DataError as e:
+                item = replace(item, text=None, label=None, error=str(e))
+        yield item
 
 
 def cmd_evaluate(argv: list[str]) -> int:
