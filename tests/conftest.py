@@ -183,3 +183,35 @@ def marker_xlmr(tiny_xlmr, tmp_path_factory) -> str:
                  *TRAIN_FLAGS, "--num_train_epochs", "4", "--no_baseline", "--no_report"])
     assert code == 0
     return out
+# -- task types (issue 11): a multi-label and a regression model, trained once per session ---------------------
+TASK_FLAGS = ["--num_train_epochs", "8", "--per_device_train_batch_size", "8", "--learning_rate", "5e-3",
+              "--max_length", "32", "--logging_steps", "8", "--seed", "7", "--precision", "fp32"]
+
+
+def _train_task(tiny_bert, tmp_path_factory, name: str, pairs, val_pairs, *flags: str) -> dict:
+    from m3cls.cli import main
+
+    folder = tmp_path_factory.mktemp(name)
+    train = write_json(folder / "train.json", [{"text": t, "label": y} for t, y in pairs])
+    val = write_json(folder / "val.json", [{"text": t, "label": y} for t, y in val_pairs])
+    out = str(folder / "model")
+    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", train, "--validation_path", val,
+                 "--output_dir", out, *TASK_FLAGS, *flags]) == 0
+    return {"model": out, "train": train, "val": val, "val_texts": [t for t, _ in val_pairs]}
+
+
+@pytest.fixture(scope="session")
+def multilabel_run(tiny_bert, tmp_path_factory) -> dict:
+    """A tiny BERT trained as a multi-label classifier (labels are JSON lists, so --task auto finds it)."""
+    from task_data import make_label_sets
+
+    return _train_task(tiny_bert, tmp_path_factory, "multilabel", make_label_sets(160, 1), make_label_sets(40, 2))
+
+
+@pytest.fixture(scope="session")
+def regression_run(tiny_bert, tmp_path_factory) -> dict:
+    """A tiny BERT trained to predict a score from 0 to 10 (--task regression)."""
+    from task_data import make_scores
+
+    return _train_task(tiny_bert, tmp_path_factory, "regression", make_scores(160, 1), make_scores(40, 2),
+                       "--task", "regression")

@@ -33,24 +33,27 @@ def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> float:
     return float((log_norm - z[np.arange(len(y_true)), y_true]).mean())
 
 
-def fit_temperature(logits: np.ndarray, y_true: np.ndarray, iterations: int = 80) -> float:
-    """The T in [0.001, 1000] that minimises NLL (golden-section search on log T; NLL is unimodal there)."""
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray, iterations: int = 80, loss=nll) -> float:
+    """The T in [0.001, 1000] that minimises NLL (golden-section search on log T; NLL is unimodal there).
+
+    ``loss(logits, y_true, T)`` is the softmax NLL by default; multi-label passes the sigmoids' BCE.
+    """
     if len(y_true) == 0:
         raise DataError("cannot fit a temperature on no labelled texts")
     y_true = np.asarray(y_true)
     lo, hi = _LOG_T_RANGE
     ratio = (math.sqrt(5) - 1) / 2
     a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fa, fb = nll(logits, y_true, math.exp(a)), nll(logits, y_true, math.exp(b))
+    fa, fb = loss(logits, y_true, math.exp(a)), loss(logits, y_true, math.exp(b))
     for _ in range(iterations):
         if fa < fb:
             hi, b, fb = b, a, fa
             a = hi - ratio * (hi - lo)
-            fa = nll(logits, y_true, math.exp(a))
+            fa = loss(logits, y_true, math.exp(a))
         else:
             lo, a, fa = a, b, fb
             b = lo + ratio * (hi - lo)
-            fb = nll(logits, y_true, math.exp(b))
+            fb = loss(logits, y_true, math.exp(b))
     return float(math.exp((lo + hi) / 2))
 
 

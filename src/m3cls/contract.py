@@ -37,7 +37,7 @@ from .files import write_json
 
 CONTRACT_FILE = "m3cls.json"
 FORMAT_VERSION = 2
-TASKS = ("single_label",)
+TASKS = ("single_label", "multi_label", "regression")
 HEADS = ("sequence_classification", "probe")
 #: how a frozen encoder's token vectors become one text vector (head "probe"); see m3cls.heads
 POOLINGS = ("cls", "mean", "max")
@@ -58,6 +58,8 @@ class ModelContract:
     temperature: float = 1.0
     thresholds: dict[str, float] | None = None
     decision: dict[str, Any] | None = None
+    target_mean: float | None = None
+    target_std: float | None = None
     head: str = "sequence_classification"
     pooling: str | None = None
     normalize: bool = False
@@ -133,8 +135,34 @@ class ModelContract:
                 DecisionRule.from_dict(self.decision, self.labels, source)
             except ConfigError as e:
                 problems.append(str(e).split(": invalid ", 1)[-1])
+        problems += self._task_problems()
         if problems:
             raise ModelLoadError(f"{source}: invalid {'; '.join(problems)}; retrain, or fix the file")
+
+    def _task_problems(self) -> list[str]:
+        """Thresholds belong to multi-label (one in (0, 1) per label); target scaling to regression; the probe
+        head to single-label."""
+        problems = []
+        if self.head == "probe" and self.task != "single_label":
+            problems.append(f"head probe with task {self.task!r} (the probe head is single-label only)")
+        if self.thresholds is not None:
+            bad = not isinstance(self.thresholds, dict) or set(self.thresholds) != set(self.labels) or not all(
+                isinstance(v, (int, float)) and 0 < v < 1 for v in self.thresholds.values())
+            if self.task != "multi_label" or bad:
+                problems.append(f"thresholds {self.thresholds!r} (multi-label only: one number between 0 and 1 "
+                                f"per label)")
+        scale = (self.target_mean, self.target_std)
+        if self.task == "regression":
+            if len(self.labels) != 1:
+                problems.append(f"labels {list(self.labels)!r} (a regression model has one output)")
+            if scale != (None, None) and not (all(isinstance(v, (int, float)) and math.isfinite(v) for v in scale)
+                                              and scale[1] > 0):
+                problems.append(f"target_mean/target_std {scale!r} (finite numbers, std above 0)")
+        elif scale != (None, None):
+            problems.append(f"target_mean/target_std {scale!r} (regression only)")
+        if not self.labels:
+            problems.append("labels [] (need at least 1)")
+        return problems
 
 
 def contract_path(folder: str) -> str | None:
@@ -165,9 +193,13 @@ def write_contract(folder: str, contract: ModelContract) -> str:
 
 
 def derive_contract(labels: tuple[str, ...], tokenizer, config) -> ModelContract:
-    """The contract of a plain transformers classifier folder: its labels, and what it can read (max 512)."""
+    """The contract of a plain transformers classifier folder: its labels, its task (from
+    ``config.problem_type``), and what it can read (max 512)."""
+    from .tasks import task_of_problem_type
+
     limits = [512, getattr(tokenizer, "model_max_length", 512) or 512]
     positions = getattr(config, "max_position_embeddings", None)
     if positions:
         limits.append(positions - 2 if config.model_type in ("xlm-roberta", "roberta") else positions)
-    return ModelContract(labels=labels, max_length=int(min(limits)))
+    return ModelContract(labels=labels, max_length=int(min(limits)),
+                         task=task_of_problem_type(getattr(config, "problem_type", None)))

@@ -30,6 +30,7 @@ from .files import atomic_open, write_json
 from .labels import LabelSet
 from .metrics import classification_report, softmax
 from .splits import fold_indices
+from .tasks import resolve_task, single_label_only
 from .training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,11 @@ class CVResult:
 
 
 def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozenset(),
-           settings: CVSettings = CVSettings()) -> CVResult:
-    """Cross-validate ``config`` on ``config.data_path``; ``values`` are TrainingArguments values."""
+           settings: CVSettings = CVSettings(), what: str = "m3cls cv") -> CVResult:
+    """Cross-validate ``config`` on ``config.data_path``; ``values`` are TrainingArguments values.
+
+    ``what`` names the command in the refusal of multi-label and regression data (single-label only).
+    """
     from .errors import ConfigError
 
     config.check()
@@ -71,6 +75,7 @@ def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozens
         raise ConfigError("cross-validation holds out each fold in turn; drop --validation_path")
     seed = values.get("seed", 42)
     data = read_labeled(config.data_path, config.read_options())
+    single_label_only(resolve_task(config.task, data.labels, config.data_path), what)
     labels = LabelSet.discover(data.labels, config.data_path, config.labels.split(",") if config.labels else None)
     folds = fold_indices(data.labels, data.groups, settings.folds, seed, config.data_path)
     y = np.asarray(labels.encode(data.labels, data.path))

@@ -283,7 +283,8 @@ def _row_fields(row: list[str], header: list[str], columns: tuple[int, int | Non
     text = check_text(row[text_at], where, f"column {options.text_column!r}")
     if label_at is None:
         return text, None
-    return text, check_label(row[label_at], where, f"column {options.label_column!r}")
+    return text, check_label(row[label_at], where, f"column {options.label_column!r}",
+                             separator=options.label_separator)
 
 
 def _iter_txt(stream: _Chain, path: str, options: ReadOptions, schema: str, need: bool,

@@ -220,9 +220,9 @@ def rule_for(contract: "ModelContract", long_text: str, aggregate: str | None = 
     Decision rules are for single-label models (one softmax over the labels); this is the one place to gate
     them on the contract's task."""
     if contract.task != "single_label":
-        if contract.decision or aggregate is not None or abstain_below is not None:
-            raise ConfigError(f"decision rules, --aggregate and --abstain_below apply to single-label models; this "
-                              f"model's task is {contract.task}")
+        if contract.decision or aggregate is not None or abstain_below is not None or segments:
+            raise ConfigError(f"decision rules, --aggregate, --abstain_below and --segments apply to single-label "
+                              f"models; this model's task is {contract.task}")
         return DecisionRule(temperature=contract.temperature)
     if contract.decision:
         base = DecisionRule.from_dict(contract.decision, contract.labels, "m3cls.json")

@@ -28,6 +28,7 @@ from .decisions import rule_for
 from .errors import ConfigError, ModelLoadError
 from .labels import LabelSet
 from .metrics import softmax
+from .multilabel import DEFAULT_THRESHOLD, sigmoid
 from .segments import aggregate, segment_rows
 from .tokens import TextEncoder
 
@@ -44,20 +45,33 @@ def check_temperature(value: float) -> float:
 
 @dataclass
 class Prediction:
-    """One text's result: the top label, its id, and every label's probability (highest first)."""
+    """One text's result: the top label, its id, and every label's probability (highest first).
 
-    label: str
-    label_id: int
-    probabilities: dict[str, float]
+    Multi-label: ``labels`` (every label at or over its threshold, most probable first) and ``probabilities``
+    (each label's sigmoid), no single ``label``. Regression: ``value`` only, in the target's units.
+    """
+
+    label: str | None
+    label_id: int | None
+    probabilities: dict[str, float] | None
     n_chunks: int | None = None
     decision: str | None = None
     segments: list[dict] | None = None
     attributions: list[list] | None = None
+    labels: list[str] | None = None
+    value: float | None = None
 
     def to_dict(self, index: int | None = None) -> dict:
-        """The JSON line that ``m3cls predict --output`` writes."""
+        """The JSON line that ``m3cls predict --output`` writes; fields a task does not have are left out."""
         out = {} if index is None else {"index": index}
-        out.update(label=self.label, label_id=self.label_id, probabilities=self.probabilities)
+        if self.label is not None:
+            out.update(label=self.label, label_id=self.label_id)
+        if self.labels is not None:
+            out["labels"] = self.labels
+        if self.value is not None:
+            out["value"] = self.value
+        if self.probabilities is not None:
+            out["probabilities"] = self.probabilities
         for key in ("n_chunks", "decision", "segments", "attributions"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -71,12 +85,14 @@ class Classifier:
     (``m3cls.backends.TorchBackend`` or ``OnnxBackend``). Inputs come from the contract's
     :class:`~m3cls.tokens.TextEncoder`, the same function training used. ``max_length``, ``long_text`` and
     ``stride`` given here override the contract for this process only, as do ``aggregate`` (how windows make a
-    document) and ``abstain_below`` over the contract's decision rule; ``segments`` adds each window's scores.
+    document) and ``abstain_below`` over the contract's decision rule; ``segments`` adds each window's scores;
+    ``threshold`` (multi-label) is one decision threshold for every label instead of the tuned ones.
     """
 
     def __init__(self, backend, tokenizer, contract: ModelContract, *, batch_size: int = 32,
                  max_length: int | None = None, long_text: str | None = None, stride: int | None = None,
-                 aggregate: str | None = None, abstain_below: float | None = None, segments: bool = False):
+                 aggregate: str | None = None, abstain_below: float | None = None, segments: bool = False,
+                 threshold: float | None = None):
         long_text = long_text or contract.long_text
         if long_text not in LONG_TEXT_MODES:
             raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
@@ -90,6 +106,7 @@ class Classifier:
         self.labels = LabelSet(contract.labels)
         self.encoder = TextEncoder.from_contract(tokenizer, contract, max_length, stride)
         self.temperature = check_temperature(contract.temperature)
+        self.thresholds = label_thresholds(contract, threshold)
         self.batch_size = batch_size
         self.long_text = long_text
         if long_text == "chunks":
@@ -109,7 +126,8 @@ class Classifier:
     def from_pretrained(cls, path: str, *, device: str = "auto", precision: str = "auto",
                         max_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
                         allow_pickle: bool = False, long_text: str | None = None, stride: int | None = None,
-                        backend: str = "torch", onnx_file: str | None = None, **options) -> "Classifier":
+                        backend: str = "torch", onnx_file: str | None = None, threshold: float | None = None,
+                        **options) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
         ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text."""
         from .backends import load_backend
@@ -127,7 +145,7 @@ class Classifier:
                                  f"({', '.join(contract.labels)}); the folder mixes two models -- retrain or "
                                  f"re-export it")
         return cls(runner, tokenizer, contract, batch_size=batch_size, max_length=max_length,
-                   long_text=long_text, stride=stride, **options)
+                   long_text=long_text, stride=stride, threshold=threshold, **options)
 
     # -- tokens --------------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -197,6 +215,9 @@ class Classifier:
             -> list[Prediction]:
         """Predict labels and probabilities; ``temperature`` None means the model's fitted one. ``explain``
         adds each word's attribution (:mod:`m3cls.explain`)."""
+        if explain and self.contract.task != "single_label":
+            raise ConfigError(f"--explain attributes a single-label decision to words; this model's task is "
+                              f"{self.contract.task}: drop --explain")
         logits, per_doc, spans = self._document_logits(texts, spans=self.segments)
         chunked = self.long_text == "chunks"
         predictions = self.predictions_from_logits(logits, temperature,
@@ -227,6 +248,8 @@ class Classifier:
                                 n_chunks: Sequence[int] | None = None) -> list[Prediction]:
         """Predictions from logits computed elsewhere (micro-batching, ONNX); ``temperature`` None: the model's."""
         t = self.temperature if temperature is None else check_temperature(temperature)
+        if self.contract.task != "single_label":
+            return self._task_predictions(logits, t, n_chunks)
         probs = softmax(logits, t)
         names = self.labels.names
         results = []
@@ -240,3 +263,42 @@ class Classifier:
                 p.decision = decision
         return results
 
+    def _task_predictions(self, logits: np.ndarray, temperature: float,
+                          n_chunks: Sequence[int] | None) -> list[Prediction]:
+        """Multi-label: the labels over their thresholds and every sigmoid; regression: the value."""
+        chunks = list(n_chunks) if n_chunks is not None else [None] * len(logits)
+        if self.contract.task == "regression":
+            values = self.values(logits)
+            return [Prediction(None, None, None, c, value=float(v)) for v, c in zip(values, chunks)]
+        names = self.labels.names
+        results = []
+        for row, c in zip(sigmoid(logits, temperature), chunks):
+            ranked = sorted(range(len(names)), key=lambda i: -row[i])
+            chosen = [names[i] for i in ranked if row[i] >= self.thresholds[names[i]]]
+            results.append(Prediction(None, None, {names[i]: float(row[i]) for i in ranked}, c, labels=chosen))
+        return results
+
+    def values(self, logits: np.ndarray) -> np.ndarray:
+        """Regression outputs in the target's own units (the model learnt them standardised)."""
+        scale = self.contract.target_mean or 0.0, self.contract.target_std or 1.0
+        return np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)[:, 0] * scale[1] + scale[0]
+
+    @property
+    def task_info(self) -> dict:
+        """What a client needs beside the predictions to read them: the task, and multi-label thresholds."""
+        if self.contract.task == "multi_label":
+            return {"task": "multi_label", "thresholds": dict(self.thresholds)}
+        return {"task": self.contract.task} if self.contract.task != "single_label" else {}
+
+
+def label_thresholds(contract: ModelContract, threshold: float | None) -> dict[str, float]:
+    """Multi-label decision thresholds: ``threshold`` for every label if given, else the tuned ones (0.5)."""
+    if threshold is not None:
+        if contract.task != "multi_label":
+            raise ConfigError(f"--threshold applies to multi-label models; this model's task is {contract.task}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise ConfigError(f"--threshold must be a number between 0 and 1 (for example 0.5), got {threshold!r}")
+        return {name: float(threshold) for name in contract.labels}
+    if contract.task != "multi_label":
+        return {}
+    return {name: float((contract.thresholds or {}).get(name, DEFAULT_THRESHOLD)) for name in contract.labels}

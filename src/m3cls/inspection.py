@@ -1,5 +1,8 @@
 """Look at the data before spending hours on it: balance, duplicates, leakage, lengths, unknown tokens.
 
+Multi-label data also gets texts per label, labels per text and label co-occurrence; regression data the
+spread of its targets.
+
 Example::
 
     >>> from m3cls.inspection import inspect_texts
@@ -32,9 +35,14 @@ def text_key(text: str) -> str:
 
 
 def inspect_texts(texts: list[str], labels: list[str] | None) -> dict:
-    """Class counts, imbalance ratio and duplicate texts within one split."""
+    """Class counts (per label for label sets; target statistics for numbers), imbalance ratio and duplicate
+    texts within one split."""
     report: dict = {"records": len(texts)}
-    if labels is not None:
+    if labels and isinstance(labels[0], float):
+        report["target"] = target_stats(labels)
+    elif labels and isinstance(labels[0], tuple):
+        report.update(label_set_stats(labels))
+    elif labels is not None:
         counts = Counter(labels)
         report["class_counts"] = dict(sorted(counts.items()))
         report["imbalance_ratio"] = max(counts.values()) / max(1, min(counts.values()))
@@ -43,6 +51,27 @@ def inspect_texts(texts: list[str], labels: list[str] | None) -> dict:
     report["duplicates"] = {"count": sum(n - 1 for n in repeated.values()), "distinct_texts_repeated":
                             len(repeated)}
     return report
+
+
+def label_set_stats(label_sets: list[tuple[str, ...]]) -> dict:
+    """Multi-label: texts per label, labels per text, texts with no label, and the 100 most frequent label pairs."""
+    counts = Counter(n for names in label_sets for n in names)
+    pairs = Counter((a, b) for names in label_sets for a in names for b in names if a < b)
+    sizes = np.array([len(names) for names in label_sets])
+    return {"class_counts": dict(sorted(counts.items())),
+            "imbalance_ratio": max(counts.values()) / max(1, min(counts.values())) if counts else 1.0,
+            "label_cardinality": float(sizes.mean()), "max_labels_per_text": int(sizes.max()),
+            "texts_without_labels": int((sizes == 0).sum()),
+            "distinct_label_sets": len({frozenset(names) for names in label_sets}),
+            "cooccurrence": [{"labels": list(pair), "texts": n} for pair, n in pairs.most_common(100)]}
+
+
+def target_stats(targets: list[float]) -> dict:
+    """Regression: the targets' mean, spread and percentiles, and how many distinct values they take."""
+    y = np.asarray(targets, dtype=np.float64)
+    return {"mean": float(y.mean()), "std": float(y.std()), "min": float(y.min()), "max": float(y.max()),
+            "percentiles": {f"p{q}": float(np.percentile(y, q)) for q in (5, 25, 50, 75, 95)},
+            "distinct_values": int(len(np.unique(y)))}
 
 
 def overlap(train_texts: list[str], val_texts: list[str]) -> dict:

@@ -69,8 +69,12 @@ def model_card(contract: ModelContract, name: str) -> str:
                          base_model=hub_base_model(info.get("base_model")), language=languages or None,
                          tags=["m3cls", "text-classification"], datasets=[dataset] if dataset else None,
                          model_name=name, eval_results=_eval_results(info, dataset) or None)
-    sections = [f"# {name}", _intro(contract), _labels(contract), _scores(info), _calibration(contract),
-                _decision(contract), _baseline(info), _training(contract), _data(info), _usage(contract, name, adapter)]
+    if contract.task == "single_label":
+        parts = [_labels(contract), _scores(info), _calibration(contract), _decision(contract), _baseline(info)]
+    else:
+        parts = [_task_labels(contract), _task_scores(contract), _calibration(contract), _task_baseline(contract)]
+    sections = [f"# {name}", _intro(contract), *parts, _training(contract), _data(info),
+                _usage(contract, name, adapter)]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
 
 
@@ -89,11 +93,17 @@ def _eval_results(info: dict, dataset: str | None) -> list:
     from huggingface_hub import EvalResult
 
     metrics = info.get("metrics") or {}
-    if "accuracy" not in metrics:
-        return []
     common = dict(task_type="text-classification", task_name="Text Classification",
                   dataset_type=dataset or "custom", dataset_name=dataset or _data_name(info),
                   dataset_split="validation")
+    if "micro_f1" in metrics:
+        return [EvalResult(metric_type="f1", metric_value=round(metrics["micro_f1"], 4), metric_name="Micro F1",
+                           metric_args={"average": "micro"}, **common)]
+    if "rmse" in metrics:
+        return [EvalResult(metric_type="rmse", metric_value=round(metrics["rmse"], 4), metric_name="RMSE",
+                           **common)]
+    if "accuracy" not in metrics:
+        return []
     return [EvalResult(metric_type="accuracy", metric_value=round(metrics["accuracy"], 4), metric_name="Accuracy",
                        **common),
             EvalResult(metric_type="f1", metric_value=round(metrics["macro_f1"], 4), metric_name="Macro F1",
@@ -110,7 +120,10 @@ def _intro(contract: ModelContract) -> str:
     base = info.get("base_model") or "an encoder"
     hub = hub_base_model(base)
     shown = f"[{hub}](https://huggingface.co/{hub})" if hub else f"`{base}`"
-    return (f"A text classifier with {len(contract.labels)} labels, fine-tuned from {shown} with m3cls "
+    what = {"multi_label": f"A multi-label text classifier with {len(contract.labels)} labels",
+            "regression": "A text regression model (one number per text)"}.get(
+        contract.task, f"A text classifier with {len(contract.labels)} labels")
+    return (f"{what}, fine-tuned from {shown} with m3cls "
             f"{info.get('m3cls_version', '')} on {_data_name(info)}. It reads up to {contract.max_length} tokens "
             f"per text ({contract.truncation} truncation). The folder is a plain transformers model; `m3cls.json` "
             f"beside it holds the settings that turn text into a decision (labels, max_length, truncation, "
@@ -140,9 +153,12 @@ def _scores(info: dict) -> str:
 
 def _calibration(contract: ModelContract) -> str:
     c = contract.info.get("calibration")
+    if contract.task == "regression":
+        return ""
     if not c:
         return f"## Calibration\n\nTemperature {contract.temperature:g} (not fitted)."
-    text = (f"## Calibration\n\nProbabilities are softmax(logits / T) with T = {c['temperature']:.4g}, fitted on "
+    form = "sigmoid(logit / T) per label" if contract.task == "multi_label" else "softmax(logits / T)"
+    text = (f"## Calibration\n\nProbabilities are {form} with T = {c['temperature']:.4g}, fitted on "
             f"{c.get('fitted_on', 'validation')} data: expected calibration error {c['ece_before']:.4f} -> "
             f"{c['ece_after']:.4f}, log-loss {c['log_loss_before']:.4f} -> {c['log_loss_after']:.4f}.")
     return text + (f" Note: {c['note']}." if c.get("note") else "")
@@ -212,12 +228,14 @@ def _data(info: dict) -> str:
     train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
     if not train:
         return ""
-    return (f"## Data\n\n- training: {data.get('train_path')}, {sum(train.values())} texts\n"
-            f"- validation: {data.get('validation_path')}, {sum(val.values())} texts")
+    n_train, n_val = data.get("train_texts", sum(train.values())), data.get("validation_texts", sum(val.values()))
+    return (f"## Data\n\n- training: {data.get('train_path')}, {n_train} texts\n"
+            f"- validation: {data.get('validation_path')}, {n_val} texts")
 
 
 def _usage(contract: ModelContract, name: str, adapter: bool) -> str:
-    t, n = contract.temperature, contract.max_length
+    n = contract.max_length
+    answer = "value" if contract.task == "regression" else "probabilities"
     cut = "" if contract.truncation == "head" else (
         f"\n# m3cls trained with {contract.truncation} truncation; the tokenizer call below keeps the head only")
     loader = ("from peft import AutoPeftModelForSequenceClassification as Model  # a LoRA adapter"
@@ -236,7 +254,7 @@ m3cls predict --model_path {os.path.basename(name)} --input texts.jsonl --output
 from m3cls import Classifier
 
 clf = Classifier.from_pretrained("{os.path.basename(name)}")
-print(clf.predict(["a text to classify"])[0].probabilities)
+print(clf.predict(["a text to classify"])[0].{answer})
 ```
 
 With plain transformers (the temperature and max_length m3cls uses are written here):
@@ -250,6 +268,71 @@ tokenizer = AutoTokenizer.from_pretrained("{name}")
 model = Model.from_pretrained("{name}").eval(){cut}
 inputs = tokenizer(["a text to classify"], truncation=True, max_length={n}, padding=True, return_tensors="pt")
 with torch.no_grad():
-    probabilities = torch.softmax(model(**inputs).logits / {round(float(t), 4)}, dim=-1)
-print([model.config.id2label[i] for i in probabilities.argmax(-1).tolist()])
+{_plain_decision(contract)}
 ```"""
+
+
+def _plain_decision(contract: ModelContract) -> str:
+    """The lines of the plain-transformers example that turn logits into the task's answer."""
+    t = round(float(contract.temperature), 4)
+    if contract.task == "regression":
+        return (f"    values = model(**inputs).logits[:, 0] * {contract.target_std!r} + {contract.target_mean!r}"
+                f"  # back to the target's units\nprint(values.tolist())")
+    if contract.task == "multi_label":
+        return (f"    probabilities = torch.sigmoid(model(**inputs).logits / {t})\n"
+                f"thresholds = {dict(contract.thresholds or {})!r}  # tuned per label on validation\n"
+                f"print([[name for i, name in model.config.id2label.items() if row[i] >= thresholds.get(name, 0.5)]"
+                f" for row in probabilities.tolist()])")
+    return (f"    probabilities = torch.softmax(model(**inputs).logits / {t}, dim=-1)\n"
+            f"print([model.config.id2label[i] for i in probabilities.argmax(-1).tolist()])")
+
+
+_TASK_KEYS = {"multi_label": ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"),
+              "regression": ("rmse", "mae", "r2", "pearson", "spearman")}
+
+
+def _task_labels(contract: ModelContract) -> str:
+    """Multi-label: each label's texts and threshold; regression: the target's spread in training."""
+    data = contract.info.get("data") or {}
+    train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
+    if contract.task == "regression":
+        if not train:
+            return ""
+        return ("## Target\n\n| | mean | std | min | max |\n|---|---|---|---|---|\n" + "\n".join(
+            f"| {part} | " + " | ".join(f"{counts.get(k, float('nan')):.4g}" for k in ("mean", "std", "min", "max"))
+            + " |" for part, counts in (("training", train), ("validation", val)) if counts))
+    thresholds = contract.thresholds or {}
+    rows = [f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | "
+            f"{thresholds[name]:.4f} |" if name in thresholds else
+            f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | 0.5 |"
+            for i, name in enumerate(contract.labels)]
+    return ("## Labels\n\nA text gets every label whose probability reaches its threshold.\n\n"
+            "| id | label | training texts | validation texts | threshold |\n|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+def _task_scores(contract: ModelContract) -> str:
+    info = contract.info
+    metrics = info.get("metrics")
+    if not metrics:
+        return ""
+    keys = _TASK_KEYS[contract.task]
+    lines = ["## Validation scores", "",
+             f"On the validation data ({(info.get('data') or {}).get('validation_path', 'held out')}): "
+             + ", ".join(f"{k} **{metrics[k]:.4f}**" for k in keys if k in metrics) + "."]
+    if contract.task == "multi_label":
+        lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |"
+                  for label, s in (metrics.get("per_label") or {}).items()]
+    return "\n".join(lines)
+
+
+def _task_baseline(contract: ModelContract) -> str:
+    b, m = contract.info.get("baseline"), contract.info.get("metrics")
+    if not b or not m:
+        return ""
+    keys = [k for k in _TASK_KEYS[contract.task] if k in b and k in m]
+    name = "TF-IDF + one-vs-rest logistic regression" if contract.task == "multi_label" else "TF-IDF + ridge"
+    return ("## Baseline comparison\n\nThe same training split, scored on the same validation data:\n\n"
+            f"| model | {' | '.join(keys)} |\n|{'---|' * (len(keys) + 1)}\n"
+            f"| this model | {' | '.join(f'{m[k]:.4f}' for k in keys)} |\n"
+            f"| {name} | {' | '.join(f'{b[k]:.4f}' for k in keys)} |")

@@ -89,8 +89,12 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
 def load_model(name: str, num_labels: int | None = None, id2label: dict | None = None,
                config_overrides: dict | None = None, trust_remote_code: bool = False,
-               allow_pickle: bool = False):
-    """Load ``AutoModelForSequenceClassification``; with labels given, (re)build the head for them."""
+               allow_pickle: bool = False, problem_type: str = "single_label_classification"):
+    """Load ``AutoModelForSequenceClassification``; with labels given, (re)build the head for them.
+
+    ``problem_type`` (transformers' name of the task) decides the loss the model computes and is saved in
+    ``config.json``, so plain transformers reads a multi-label or regression model correctly.
+    """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path = resolve_model_name(name)
@@ -109,7 +113,7 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
             config.num_labels = num_labels
             config.id2label = dict(id2label)
             config.label2id = {v: k for k, v in id2label.items()}
-            config.problem_type = "single_label_classification"
+            config.problem_type = problem_type
         overrides = dict(config_overrides or {})
         attention = overrides.pop("_attn_implementation", "sdpa")
         for key, value in overrides.items():

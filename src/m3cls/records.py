@@ -35,6 +35,9 @@ class ReadOptions:
     group_column: str | None = field(default=None, metadata={
         "help": "Record field (top-level, also in messages records) naming its group, e.g. a source document; "
                 "records of one group stay on one side of every split."})
+    label_separator: str | None = field(default=None, metadata={
+        "help": "Split a label string into a label list at this string, e.g. '|' for 'politics|economy' "
+                "(multi-label). A JSON list is always a label list."})
 
     @classmethod
     def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
@@ -116,7 +119,7 @@ def _from_messages(record: dict, where: str, options: ReadOptions, need: bool) -
                         f"messages[{l_index}] (label) are the same message; add the label message or set "
                         f"--label_message_index")
     label = check_label(_content(messages, l_index, where, "--label_message_index"), where,
-                         f"messages[{l_index}].content", strict=True)
+                        f"messages[{l_index}].content", strict=True, separator=options.label_separator)
     return text, label
 
 
@@ -141,7 +144,8 @@ def _from_columns(record: dict, where: str, options: ReadOptions, need: bool) ->
             raise DataError(f"{where} has no {options.label_column!r} field (fields: "
                             f"{', '.join(map(str, record))}); name the label field with --label_column")
         return text, None
-    return text, check_label(record[options.label_column], where, f"field {options.label_column!r}")
+    return text, check_label(record[options.label_column], where, f"field {options.label_column!r}",
+                             separator=options.label_separator)
 
 
 def check_text(value: object, where: str, what: str) -> str:
@@ -152,8 +156,19 @@ def check_text(value: object, where: str, what: str) -> str:
     return value
 
 
-def check_label(value: object, where: str, what: str, strict: bool = False) -> str:
-    """Labels are non-empty strings; flat formats also accept whole numbers (common in HF datasets)."""
+def check_label(value: object, where: str, what: str, strict: bool = False,
+                separator: str | None = None) -> str | tuple | float:
+    """Labels are non-empty strings; flat formats also accept whole numbers (common in HF datasets).
+
+    A JSON list (or, with ``separator``, a delimited string) is a label list, a tuple; a JSON fraction in a flat
+    format is a float. :mod:`m3cls.tasks` checks them against the task.
+    """
+    if isinstance(value, list) or (separator and isinstance(value, str)):
+        from .tasks import label_list
+
+        return label_list(value, where, what, separator)
+    if not strict and isinstance(value, float):
+        return value
     if not strict and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):

@@ -170,6 +170,10 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
     @app.post("/predict", dependencies=secured)
     async def predict(body: PredictRequest):
         _check(body, limits)
+        if body.explain and classifier.contract.task != "single_label":
+            raise _HTTPError(422, f"\"explain\" attributes a single-label decision to words; this model's task is "
+                                  f"{classifier.contract.task}: leave \"explain\" out")
+
         async def answer():
             predictions = classifier.predictions_from_logits(await classify(body.texts), body.temperature)
             if body.explain:  # word occlusion: one model pass per word, through the batcher
@@ -185,7 +189,7 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
             raise _HTTPError(503, f"{e}; retry shortly", {"Retry-After": "1"}) from None
         shares = classifier.unknown_token_shares(body.texts)  # issue 17: share of unknown tokens per text
         return {"predictions": [dict(p.to_dict(i), unknown_token_share=round(share, 4))
-                                for i, (p, share) in enumerate(zip(predictions, shares))]}
+                                for i, (p, share) in enumerate(zip(predictions, shares))], **classifier.task_info}
 
 
 def _add_probes(app, classifier, batcher: MicroBatcher, state, metrics, secured: list) -> None:

@@ -1,10 +1,25 @@
-"""Splits that respect groups, and the folds of cross-validation (scikit-learn's stratified splitters).
+"""Validation splits for every task, and the folds of cross-validation; reproducible for a seed.
+
+- single-label: every class in proportion (:func:`m3cls.data.stratified_split`);
+- multi-label: iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011): the rarest label is placed
+  first, each of its texts going to the side that still wants most of that label, so every label, rare ones
+  included, is held out close to the asked share. A label seen in only one text stays in training, and any
+  validation text whose label ended up absent from training moves back, so validation holds only known labels;
+- regression: the texts sorted by target are cut into as many equal strata as validation texts, and one
+  text is drawn from each, so validation spans the whole range of targets.
 
 Records sharing a group (``--group_column``: a source document, an author, a paper and its LLM rewrites) stay
-on one side of every split, so near-copies cannot make validation scores look better than they are.
+on one side of every split, so near-copies cannot make validation scores look better than they are:
+single-label uses one fold of scikit-learn's stratified group k-fold; multi-label and regression hold out
+whole groups drawn at random.
 
 Example::
 
+    >>> from m3cls.splits import fold_indices, iterative_split
+    >>> sets = [("a",), ("a", "b"), ("b",), ("a",), ("c",), ("a", "c"), ("b",), ()] * 5
+    >>> train, val = iterative_split(sets, 0.25, seed=0)
+    >>> len(val), sorted({n for i in val for n in sets[i]})
+    (10, ['a', 'b', 'c'])
     >>> folds = fold_indices(["a", "b"] * 5, None, 5, seed=0, source="d.json")
     >>> sorted(len(f) for f in folds)
     [2, 2, 2, 2, 2]
@@ -12,12 +27,88 @@ Example::
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import numpy as np
 
 from .data import TextData, stratified_split
 from .errors import ConfigError, DataError
+
+#: how each task's validation split is drawn (recorded in m3cls.json)
+SPLIT_METHODS = {"single_label": "stratified", "multi_label": "iterative stratification",
+                 "regression": "stratified by target"}
+
+
+def split_for_task(task: str, data: TextData, fraction: float, seed: int) -> tuple[TextData, TextData]:
+    """Split off ``fraction`` of ``data`` for validation the task's way (see the module docstring)."""
+    if task == "single_label" or data.groups is not None:
+        return group_split(data, fraction, seed, task)  # stratified when there are no groups
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"--validation_split {fraction} must be between 0 and 1 (for example 0.1)")
+    if task == "multi_label":
+        train, held_out = iterative_split(data.labels, fraction, seed)
+    else:
+        train, held_out = quantile_split(data.labels, fraction, seed)
+    if not held_out or not train:
+        raise DataError(f"{data.path}: too few records to split off a validation set ({len(data)} records); "
+                        f"add data or give --validation_path")
+    return data.subset(train), data.subset(held_out, f"{data.path} (validation split)")
+
+
+def iterative_split(label_sets: list[tuple[str, ...]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, validation indices) by iterative stratification; both sorted."""
+    rng = random.Random(seed)
+    shares = (1.0 - fraction, fraction)
+    counts: dict[str, int] = {}
+    for names in label_sets:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    wanted = [{name: n * share for name, n in counts.items()} for share in shares]
+    total = [len(label_sets) * share for share in shares]
+    side = [-1] * len(label_sets)
+    members: dict[str, list[int]] = {name: [] for name in counts}
+    for i, names in enumerate(label_sets):
+        for name in names:
+            members[name].append(i)
+    unplaced = dict(counts)  # per label, its texts not yet placed
+    while members:
+        label = min(members, key=lambda n: (unplaced[n], n))  # the rarest label still to place
+        items = [i for i in members.pop(label) if side[i] < 0]
+        rng.shuffle(items)
+        for i in items:
+            choice = _best_side(wanted, total, label, rng)
+            side[i] = choice
+            total[choice] -= 1
+            for name in label_sets[i]:
+                wanted[choice][name] -= 1
+                unplaced[name] -= 1
+    for i in range(len(label_sets)):  # texts without labels
+        if side[i] < 0:
+            choice = max((0, 1), key=lambda s: (total[s], rng.random()))
+            side[i] = choice
+            total[choice] -= 1
+    in_train = {n for i, names in enumerate(label_sets) if side[i] == 0 for n in names}
+    for i, names in enumerate(label_sets):
+        if side[i] == 1 and not set(names) <= in_train:
+            side[i] = 0
+            in_train.update(names)
+    return [i for i, s in enumerate(side) if s == 0], [i for i, s in enumerate(side) if s == 1]
+
+
+def _best_side(wanted: list[dict], total: list[float], label: str, rng: random.Random) -> int:
+    """The side that still wants most of ``label``; ties go to the side wanting most texts, then by chance."""
+    return max((0, 1), key=lambda s: (wanted[s][label], total[s], rng.random()))
+
+
+def quantile_split(targets: list[float], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, validation indices): one validation text drawn from each of k target strata."""
+    k = max(1, round(len(targets) * fraction)) if len(targets) > 1 else 0
+    order = np.argsort(np.asarray(targets, dtype=np.float64), kind="stable")
+    rng = random.Random(seed)
+    held_out = sorted(int(rng.choice(stratum)) for stratum in np.array_split(order, k)) if k else []
+    chosen = set(held_out)
+    return [i for i in range(len(targets)) if i not in chosen], held_out
 
 
 def fold_indices(labels: list[str], groups: list[str] | None, k: int, seed: int, source: str) -> list[np.ndarray]:
@@ -47,13 +138,17 @@ def fold_indices(labels: list[str], groups: list[str] | None, k: int, seed: int,
     return folds
 
 
-def group_split(data: TextData, fraction: float, seed: int) -> tuple[TextData, TextData]:
-    """Hold out about ``fraction`` of the records, whole groups at a time, keeping classes balanced.
+def group_split(data: TextData, fraction: float, seed: int,
+                task: str = "single_label") -> tuple[TextData, TextData]:
+    """Hold out about ``fraction`` of the records, whole groups at a time.
 
-    Uses one fold of a stratified group k-fold with k = round(1 / fraction), so the held-out share is 1/k.
+    Single-label keeps classes balanced with one fold of a stratified group k-fold, k = round(1 / fraction), so
+    the held-out share is 1/k. Multi-label and regression hold out groups in a seeded random order until the
+    share is reached. Without groups this is the task's own split.
     """
     if data.groups is None:
-        return stratified_split(data, fraction, seed)
+        return stratified_split(data, fraction, seed) if task == "single_label" else \
+            split_for_task(task, data, fraction, seed)
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"--validation_split {fraction} must be between 0 and 1 (for example 0.1)")
     k = max(2, round(1 / fraction))
@@ -61,10 +156,34 @@ def group_split(data: TextData, fraction: float, seed: int) -> tuple[TextData, T
         raise DataError(f"{data.path}: every record is in the same group, so no validation set can be split off "
                         f"by --group_column; give --validation_path or more groups")
     k = min(k, len(set(data.groups)))
-    held = set(fold_indices(data.labels, data.groups, k, seed, data.path)[0].tolist())
+    if task == "single_label":
+        held = set(fold_indices(data.labels, data.groups, k, seed, data.path)[0].tolist())
+    else:
+        held = _random_groups(data.groups, fraction, seed)
     train = [i for i in range(len(data)) if i not in held]
-    missing = set(data.labels) - {data.labels[i] for i in train}
+    if task == "regression":
+        missing = set()
+    elif task == "multi_label":
+        missing = {n for names in data.labels for n in names} - {n for i in train for n in data.labels[i]}
+    else:
+        missing = set(data.labels) - {data.labels[i] for i in train}
     if missing:
         raise DataError(f"{data.path}: with --group_column, every record of class {sorted(missing)[0]!r} fell in "
                         f"the validation groups; give --validation_path or more groups for that class")
     return data.subset(train), data.subset(sorted(held), f"{data.path} (validation split by group)")
+
+
+def _random_groups(groups: list[str], fraction: float, seed: int) -> set[int]:
+    """Record positions of whole groups, drawn in a seeded order until about ``fraction`` of records is held out
+    (at least one group, never all of them)."""
+    members: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    held: set[int] = set()
+    for group in order[:-1]:
+        if held and len(held) + len(members[group]) / 2 > fraction * len(groups):
+            break
+        held.update(members[group])
+    return held

@@ -153,6 +153,7 @@ def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_t
          train_fn: Callable | None = None) -> TuneResult:
     """Search ``space`` around the run ``config``/``values`` describe; the best trial becomes ``output_dir``."""
     from . import tuning_output as out
+    from .tasks import single_label_only
     from .training import train
     from .training.hub import push_folder, take_hub_target
     from .training.inputs import prepare_data
@@ -166,7 +167,8 @@ def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_t
     output_dir = values.get("output_dir")
     check_output_dir(output_dir, config.overwrite_output_dir)
     config.check()
-    prepare_data(config, values.get("seed", 42))  # bad data fails here, once, before any trial
+    prepared = prepare_data(config, values.get("seed", 42))  # bad data fails here, once, before any trial
+    single_label_only(prepared.task, "m3cls tune (it maximises macro-F1)")
     values = dict(values)
     hub = take_hub_target(values)
     search = _Search(config, values, explicit, space, out.Files(output_dir), train_fn or train, optuna)

@@ -1,6 +1,8 @@
 """The page served at ``/``: a text box, a Classify button, a temperature control, probability bars, the
 decision of the model's saved rule, and the text shaded by each word's attribution (``explain``).
 
+Multi-label models get a bar per label with a mark at its threshold; regression models show the value.
+
 Self-contained (no CDN, no external fonts or scripts), so it works offline.
 """
 
@@ -23,6 +25,8 @@ button{font:inherit;padding:.4em 1.4em;cursor:pointer}
 #decision{font-weight:bold}
 #explanation{line-height:1.7;white-space:pre-wrap;border-top:1px solid #ddd;padding-top:.6em}
 #explanation mark{color:inherit;border-radius:3px}
+.bar .track{position:relative}
+.bar .mark{position:absolute;top:-3px;bottom:-3px;width:2px;background:#222}
 </style></head>
 <body>
 <h1>m3cls</h1>
@@ -112,10 +116,45 @@ async function classify() {
   const r = await fetch("predict", {method: "POST", headers: headers(), body: JSON.stringify(body)});
   const data = await r.json();
   if (!r.ok) { $("error").textContent = data.error || ("HTTP " + r.status); if (r.status === 401) $("keybox").hidden = false; return; }
-  showBars(data.predictions[0]);
+  showPrediction(data);
   showNotice(data.predictions[0]);
   showDecision(data.predictions[0]);
   showExplanation(body.texts[0], data.predictions[0].attributions);
+}
+function showPrediction(data) {
+  const p = data.predictions[0];
+  if (p.value !== undefined) return showValue(p);
+  if (p.labels !== undefined) return showLabelBars(p, data.thresholds || {});
+  showBars(p);
+}
+function showValue(p) {
+  // regression: the predicted number, no bars
+  $("bars").innerHTML = "";
+  $("result").dataset.value = p.value;
+  $("result").textContent = "Value: " + Number(p.value).toPrecision(4);
+}
+function showLabelBars(p, thresholds) {
+  // multi-label: one bar per label (its sigmoid) with a mark at its threshold; labels over it stand out
+  const bars = $("bars");
+  bars.innerHTML = "";
+  Object.entries(p.probabilities).forEach(([name, value]) => {
+    const cut = thresholds[name] === undefined ? 0.5 : thresholds[name];
+    const row = document.createElement("div");
+    row.className = "bar" + (p.labels.includes(name) ? " top" : "");
+    row.dataset.label = name;
+    row.dataset.probability = value;
+    row.dataset.threshold = cut;
+    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span>' +
+                    '<span class="mark"></span></span><span class="value"></span>';
+    row.querySelector(".name").textContent = name;
+    row.querySelector(".fill").style.width = (100 * value).toFixed(1) + "%";
+    row.querySelector(".fill").style.display = "block";
+    row.querySelector(".mark").style.left = (100 * cut).toFixed(1) + "%";
+    row.querySelector(".mark").title = "threshold " + cut.toFixed(3);
+    row.querySelector(".value").textContent = (100 * value).toFixed(1) + "%";
+    bars.appendChild(row);
+  });
+  $("result").textContent = p.labels.length ? p.labels.join(", ") : "(no label over its threshold)";
 }
 $("classify").addEventListener("click", classify);
 $("apikey").addEventListener("change", loadLabels);

@@ -29,7 +29,7 @@ def cmd_audit(argv: list[str]) -> int:
     require("cleanlab", "audit", "the label audit")  # before hours of cross-validation, not after
     out = values["output_dir"]
     check_output_dir(out, config.overwrite_output_dir)
-    result = run_cv(config, values, explicit, cv_settings)
+    result = run_cv(config, values, explicit, cv_settings, "m3cls audit")
     embeddings = result.embeddings
     if embeddings is None:  # fine-tuned folds: near-duplicates by the base encoder's embeddings
         from dataclasses import replace

@@ -44,13 +44,19 @@ def add_decision_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--abstain_below", type=float, default=None,
                    help="mark a text 'uncertain' when its chosen label's probability is under this (0 to 1; "
                         "default: the model's saved rule, else never)")
+def add_threshold_flag(p: argparse.ArgumentParser) -> None:
+    """``--threshold``: one decision threshold for every label of a multi-label model."""
+    p.add_argument("--threshold", type=float, default=None,
+                   help="multi-label: predict every label whose probability reaches this (0 to 1), instead of "
+                        "the per-label thresholds tuned at training")
 
 
 def add_read_flags(p: argparse.ArgumentParser, saved_defaults: bool = True) -> None:
     """The read flags, from ``ReadOptions``; with ``saved_defaults`` an unset flag takes the model's saved value."""
     for f in fields(ReadOptions):
         default = None if saved_defaults else f.default
-        extra = {"choices": FORMATS} if f.name == "data_format" else {"type": type(f.default or "")}
+        kind = str if f.default is None else type(f.default)
+        extra = {"choices": FORMATS} if f.name == "data_format" else {"type": kind}
         note = " (default: as at training, else %r)" % f.default if saved_defaults else ""
         p.add_argument(f"--{f.name}", default=default, help=f.metadata["help"] + note, **extra)
 
@@ -93,7 +99,8 @@ def load_classifier(a: argparse.Namespace):
     return Classifier.from_pretrained(a.model_path, device=a.device, precision=a.precision,
                                       max_length=a.max_length, batch_size=a.batch_size,
                                       trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
-                                      long_text=a.long_text, stride=a.stride, backend=a.backend, **decisions)
+                                      long_text=a.long_text, stride=a.stride, backend=a.backend,
+                                      threshold=getattr(a, "threshold", None), **decisions)
 
 
 def format_temperature(value: float) -> str:

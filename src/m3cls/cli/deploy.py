@@ -9,7 +9,7 @@ import os
 
 from ..errors import ConfigError
 from ..files import require
-from .common import check_model_folder, load_classifier
+from .common import add_threshold_flag, check_model_folder, load_classifier
 
 logger = logging.getLogger("m3cls")
 
@@ -71,6 +71,7 @@ def cmd_serve(argv: list[str]) -> int:
     p.add_argument("--max_length", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
+    add_threshold_flag(p)
     a = p.parse_args(argv)
     for name in ("batch_size", "max_texts", "max_chars", "max_body_bytes", "max_queue"):
         if getattr(a, name) < 1:

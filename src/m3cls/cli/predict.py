@@ -23,6 +23,7 @@ from .common import (
     add_decision_flags,
     add_model_flags,
     add_read_flags,
+    add_threshold_flag,
     check_writable,
     format_temperature,
     load_classifier,
@@ -32,6 +33,7 @@ from .common import (
     write_rows,
 )
 from .onerror import BadRecords, add_error_flags
+from .task_views import format_task_prediction
 
 logger = logging.getLogger("m3cls")
 
@@ -60,6 +62,7 @@ def predict_parser() -> argparse.ArgumentParser:
     add_decision_flags(p)
     add_error_flags(p)
     add_model_flags(p)
+    add_threshold_flag(p)
     add_read_flags(p)
     return p
 
@@ -81,6 +84,8 @@ def cmd_predict(argv: list[str]) -> int:
         raise ConfigError("--explain_html is one page written by one process; run without torchrun, or use "
                           "--explain (each line's attributions)")
     clf = load_classifier(a)
+    if temperature is not None and clf.contract.task == "regression":
+        raise ConfigError("--temperature scales probabilities; a regression model predicts a number -- drop it")
     training_share = training_unknown_share(clf.contract.info)
     if a.text is not None:
         return _predict_text(a, clf, temperature, training_share, explain)
@@ -102,7 +107,8 @@ def _predict_text(a, clf, temperature, training_share: float | None, explain: bo
     share = clf.unknown_token_shares([a.text])[0]
     t = clf.temperature if temperature is None else temperature
     print(json.dumps(dict(prediction.to_dict(0), unknown_token_share=round(share, 4)), ensure_ascii=False)
-          if a.json else format_prediction(a.text, t, prediction))
+          if a.json else format_prediction(a.text, t, prediction) if prediction.label is not None
+          else format_task_prediction(a.text, t, prediction, clf.thresholds))
     warning = unknown_text_warning(share, training_share)
     if warning:
         print(f"m3cls predict: warning: {warning}", file=sys.stderr)

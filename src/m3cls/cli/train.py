@@ -19,8 +19,9 @@ def cmd_train(argv: list[str]) -> int:
     config, values, explicit, _ = parse_train_args(argv)
     result = train(config, values, explicit)
     distributed.finish()
-    print(json.dumps({"output_dir": result.output_dir, "accuracy": round(result.metrics["accuracy"], 4),
-                      "macro_f1": round(result.metrics["macro_f1"], 4)}))
+    from ..training.tasks import task_summary
+
+    print(json.dumps({"output_dir": result.output_dir, **task_summary(result.contract.task, result.metrics)}))
     return 0
 
 

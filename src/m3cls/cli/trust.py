@@ -8,8 +8,6 @@ import logging
 import os
 import sys
 
-import numpy as np
-
 from ..errors import ConfigError, DataError
 from ..files import write_json
 from . import operating
@@ -17,12 +15,21 @@ from .common import (
     add_decision_flags,
     add_model_flags,
     add_read_flags,
+    add_threshold_flag,
     check_writable,
     load_classifier,
     read_options,
     write_jsonl,
 )
 from .onerror import BadRecords, add_error_flags
+from .task_views import (
+    calibrate_task,
+    evaluate_task,
+    format_task_evaluation,
+    format_task_inspection,
+    truth_fields,
+    truth_of,
+)
 
 logger = logging.getLogger("m3cls")
 
@@ -43,9 +50,9 @@ def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     options = read_options(a, saved and saved.read_options)
-    data, positions = _read_labelled(a.data_path, options, policy)  # before the model loads
+    data, positions = _read_labelled(a.data_path, options, policy, saved and saved.task)  # before the model loads
     clf = load_classifier(a)
-    y_true = np.asarray(clf.labels.encode(data.labels, a.data_path, "the model's labels"))
+    y_true = truth_of(clf, data.labels, a.data_path)
     return clf, data.texts, y_true, positions
 
 
@@ -56,19 +63,38 @@ def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
     return clf, logits, y_true, texts, positions
 
 
-def _read_labelled(path: str, options, policy: BadRecords | None):
-    """The good records and their positions in the input."""
+def _read_labelled(path: str, options, policy: BadRecords | None, task: str | None = None):
+    """The good records and their positions in the input.
+
+    With the model's ``task`` known (its m3cls.json), a label that does not fit it (a target that is not a
+    number, a label list for a single-label model) is a bad record too, so --on_error skip can leave it out.
+    """
     from ..data import TextData, iter_items, read_labeled
 
     if policy is None:
         data = read_labeled(path, options)
         return data, list(range(len(data)))
-    items = [item for item in policy.check(iter_items(path, options, need_labels=True, keep_bad=True))
-             if item.error is None]
+    items = iter_items(path, options, need_labels=True, keep_bad=True)
+    items = [item for item in policy.check(_task_checked(items, task) if task else items) if item.error is None]
     if not items:
         raise DataError(f"{path}: no usable records (read {policy.read}, all bad); fix the file")
     return TextData([item.text for item in items], [item.label for item in items], path), \
         [item.position for item in items]
+
+
+def _task_checked(items, task: str):
+    """Items with their labels in the task's form; one whose label does not fit becomes a bad item."""
+    from dataclasses import replace
+
+    from ..tasks import normalize_label
+
+    for item in items:
+        if item.error is None:
+            try:
+                item = replace(item, label=normalize_label(task, item.label, item.where))
+            except DataError as e:
+                item = replace(item, text=None, label=None, error=str(e))
+        yield item
 
 
 def cmd_evaluate(argv: list[str]) -> int:
@@ -82,17 +108,23 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("--predictions", help="write each record's true label and probabilities (at the model's "
                                          "temperature) as JSONL to this file, in input order")
     add_error_flags(p)
+    add_threshold_flag(p)
     a = p.parse_args(argv)
     check_writable(a.output)
     check_writable(a.predictions)
     policy = BadRecords.from_args(a, a.data_path)
     clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
-    evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
-    evaluation.update(operating.evaluate_decisions(clf, logits, y_true))
+    task = clf.contract.task
+    if task == "single_label":
+        evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
+        evaluation.update(operating.evaluate_decisions(clf, logits, y_true))
+    else:
+        evaluation = evaluate_task(clf, logits, y_true)
     print(format_evaluation(evaluation))
     if "decision" in evaluation:
         print("\n" + operating.format_decision(evaluation["decision"], len(y_true), a.data_path))
-    print("\n" + operating.format_risk_coverage(evaluation["risk_coverage"]))
+    if "risk_coverage" in evaluation:
+        print("\n" + operating.format_risk_coverage(evaluation["risk_coverage"]))
     if policy.skipping:
         print(f"m3cls evaluate: {policy.summary('evaluated')}", file=sys.stderr)
     tally = UnknownTally()
@@ -105,16 +137,19 @@ def cmd_evaluate(argv: list[str]) -> int:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
     if a.predictions:
-        rows = (dict(p.to_dict(i), true_label=clf.labels.names[t])
+        rows = (dict(p.to_dict(i), **({"true_label": clf.labels.names[t]} if task == "single_label"
+                                      else truth_fields(task, clf.labels.names, t)))
                 for i, p, t in zip(positions, clf.predictions_from_logits(logits), y_true))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
-        from ..report import write_report
+        from ..task_report import write_task_report
 
         info = clf.contract.info
-        page = write_report(a.report, evaluation, history=info.get("history"), baseline=info.get("baseline"),
-                            title=f"m3cls: {os.path.basename(os.path.abspath(a.model_path))} on {a.data_path}",
-                            extra=operating.decision_extra(clf, logits, y_true, evaluation.get("decision")))
+        name = os.path.basename(os.path.abspath(a.model_path))
+        extra = operating.decision_extra(clf, logits, y_true, evaluation.get("decision")) \
+            if task == "single_label" else None
+        page = write_task_report(a.report, evaluation, history=info.get("history"),
+                                 baseline=info.get("baseline"), title=f"m3cls: {name} on {a.data_path}", extra=extra)
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 
@@ -138,6 +173,9 @@ def cmd_calibrate(argv: list[str]) -> int:
         raise ConfigError("--aggregate and --report go with --positive_label and a --target_* (or "
                           "--abstain_below); plain 'm3cls calibrate' refits the temperature only")
     clf, logits, y_true, _, _ = _labelled_logits(a)
+    if clf.contract.task != "single_label":
+        print("\n".join(calibrate_task(clf, logits, y_true, a.model_path, a.data_path)))
+        return 0
     temperature, note = choose_temperature(logits, y_true)
     if note:
         raise ConfigError(f"{a.data_path}: cannot fit a temperature: {note}")
@@ -161,7 +199,8 @@ def cmd_calibrate(argv: list[str]) -> int:
 def cmd_inspect(argv: list[str]) -> int:
     from ..data import read_labeled
     from ..inspection import inspect_splits, warnings_for
-    from ..splits import group_split
+    from ..splits import split_for_task
+    from ..tasks import TASK_CHOICES, normalize_labels, resolve_task
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
     p.add_argument("--data_path", required=True)
@@ -171,14 +210,19 @@ def cmd_inspect(argv: list[str]) -> int:
     p.add_argument("--model_name_or_path", help="also measure token lengths and unknown tokens for this model")
     p.add_argument("--max_length", type=int, default=512)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--task", default="auto", choices=TASK_CHOICES,
+                   help="how to read the labels, as 'm3cls train --task' does (auto: lists mean multi-label)")
     add_read_flags(p, saved_defaults=False)
     a = p.parse_args(argv)
     options = read_options(a)
     data = read_labeled(a.data_path, options)
+    task = resolve_task(a.task, data.labels, a.data_path)
+    data.labels = normalize_labels(task, data.labels, a.data_path)
     if a.validation_path:
         train, validation = data, read_labeled(a.validation_path, options)
+        validation.labels = normalize_labels(task, validation.labels, a.validation_path)
     else:
-        train, validation = group_split(data, a.validation_split, a.seed)  # random without --group_column
+        train, validation = split_for_task(task, data, a.validation_split, a.seed)  # by group with --group_column
     tokenizer = None
     if a.model_name_or_path:
         from ..modeling import load_tokenizer
@@ -192,6 +236,8 @@ def cmd_inspect(argv: list[str]) -> int:
 
 
 def format_evaluation(evaluation: dict) -> str:
+    if evaluation.get("task") in ("multi_label", "regression"):
+        return format_task_evaluation(evaluation)
     before, after = evaluation["before"], evaluation["after"]
     lines = [f"{evaluation['n']} labelled texts", f"{'':<14}{'before':>10}{'after':>10}   (calibration)"]
     for key in ("accuracy", "macro_f1", "log_loss", "ece"):
@@ -214,8 +260,9 @@ def format_inspection(report: dict) -> str:
     for split in ("train", "validation"):
         part = report[split]
         counts = ", ".join(f"{k}: {v}" for k, v in part.get("class_counts", {}).items())
-        lines.append(f"{split}: {part['records']} records ({counts}); imbalance {part.get('imbalance_ratio', 1):.2f}"
-                     f":1; duplicate texts: {part['duplicates']['count']}")
+        balance = f" ({counts}); imbalance {part.get('imbalance_ratio', 1):.2f}:1" if "target" not in part else ""
+        lines.append(f"{split}: {part['records']} records{balance}; duplicate texts: {part['duplicates']['count']}")
+        lines += format_task_inspection(part)
     leak = report["overlap"]
     lines.append(f"train/validation overlap: {leak['count']} text(s) ({leak['share_of_validation']:.1%} of "
                  f"validation)")

@@ -49,12 +49,16 @@ def as_values(args) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
 
 
-def build_training_args(args, precision: str, explicit: frozenset[str] = frozenset()):
+#: the validation score that picks the best checkpoint, and whether higher is better, per task
+BEST_METRIC = {"single_label": ("macro_f1", True), "multi_label": ("micro_f1", True), "regression": ("rmse", False)}
+
+
+def build_training_args(args, precision: str, explicit: frozenset[str] = frozenset(), task: str = "single_label"):
     """Construct TrainingArguments once from ``args`` (an instance or its values) with m3cls' final settings.
 
     ``explicit`` names the flags the user typed, so a default can follow another flag (``--eval_steps 100``
-    alone means evaluating and saving every 100 steps, as in the reference script). Returns the arguments
-    and the precision that will run.
+    alone means evaluating and saving every 100 steps, as in the reference script). The best checkpoint is
+    chosen by the task's score (``BEST_METRIC``). Returns the arguments and the precision that will run.
     """
     from transformers import TrainingArguments
 
@@ -64,8 +68,9 @@ def build_training_args(args, precision: str, explicit: frozenset[str] = frozens
         if not values.get(key):
             values[key] = value
     resolved = resolve_precision(values, precision)
+    metric, greater = BEST_METRIC[task]
     values.update(fp16=resolved == "fp16", bf16=resolved == "bf16", load_best_model_at_end=True,
-                  metric_for_best_model="macro_f1", greater_is_better=True)
+                  metric_for_best_model=metric, greater_is_better=greater)
     values.update(_cadence(values, explicit))
     if values.get("disable_tqdm") is None or "disable_tqdm" not in explicit:
         values["disable_tqdm"] = not sys.stderr.isatty()

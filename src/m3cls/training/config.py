@@ -36,6 +36,9 @@ class TrainConfig(ReadOptions):
         "help": "Split to validate on; default: 'validation' when the dataset has it, else --validation_split."})
     language: str | None = field(default=None, metadata={
         "help": "Language codes of the data for the model card, comma-separated, e.g. 'zh,en'."})
+    task: str = field(default="auto", metadata={
+        "help": "auto, single_label, multi_label or regression. auto: multi_label when labels are lists (JSON "
+                "lists, or strings split by --label_separator), else single_label; regression is never guessed."})
     labels: str | None = field(default=None, metadata={
         "help": "Fix the label set and order, comma-separated, e.g. 'Human,GPT'. Default: sorted from data."})
     max_length: int = field(default=512, metadata={"help": "Tokens per text; longer texts are truncated."})
@@ -53,9 +56,11 @@ class TrainConfig(ReadOptions):
                 "windows and averages them. Saved as the model's prediction policy."})
     stride: int = field(default=0, metadata={"help": "Tokens shared by neighbouring windows (chunks)."})
     class_weights: str = field(default="none", metadata={
-        "help": "none, or balanced: weight the loss by inverse class frequency (imbalanced data)."})
+        "help": "none, or balanced: weight the loss by inverse class frequency (imbalanced data); multi-label: "
+                "a pos_weight per label (texts without it / texts with it)."})
     early_stopping_patience: int | None = field(default=None, metadata={
-        "help": "Stop after this many evaluations without a better validation macro-F1."})
+        "help": "Stop after this many evaluations without a better validation macro-F1 (multi-label: micro-F1; "
+                "regression: RMSE)."})
     baseline: bool = field(default=True, metadata={
         "help": "Fit a TF-IDF + logistic regression baseline on the same split and report it."})
     report: bool = field(default=True, metadata={"help": "Write report/index.html with plots."})
@@ -108,6 +113,12 @@ class TrainConfig(ReadOptions):
             raise ConfigError(f"--stride {self.stride} needs --long_text chunks and must be 0 or more")
         if self.class_weights not in ("none", "balanced"):
             raise ConfigError(f"--class_weights {self.class_weights!r} is not one of: none, balanced")
+        from ..tasks import TASK_CHOICES
+
+        if self.task not in TASK_CHOICES:
+            raise ConfigError(f"--task {self.task!r} is not one of: {', '.join(TASK_CHOICES)}")
+        if self.task == "regression" and self.class_weights != "none":
+            raise ConfigError("--class_weights weighs classes; a regression run has none -- drop --class_weights")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError(f"--early_stopping_patience {self.early_stopping_patience} must be at least 1")
         if self.lora_r < 0:

@@ -10,7 +10,15 @@ import numpy as np
 from ..data import TextData, read_labeled
 from ..errors import ConfigError
 from ..labels import LabelSet
-from ..splits import group_split
+from ..splits import split_for_task
+from ..tasks import (
+    TargetScale,
+    check_known,
+    discover_labels,
+    normalize_labels,
+    resolve_task,
+    training_targets,
+)
 from ..tokens import TextEncoder
 from .config import TrainConfig
 
@@ -22,22 +30,32 @@ class PreparedData:
     train: TextData
     validation: TextData
     labels: LabelSet
+    task: str = "single_label"
+    scale: TargetScale | None = None  # regression: how targets are standardised
+
+    def targets(self, part: TextData) -> list:
+        """What the Trainer learns for ``part``: class ids, multi-hot rows or standardised numbers."""
+        return training_targets(self.task, part.labels, self.labels, self.scale, part.path)
 
 
 def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
     """Read and check all data before anything is loaded or written."""
     options = config.read_options()
     data, given = _read_training(config, options)
+    task = resolve_task(config.task, data.labels, data.path)
+    data.labels = normalize_labels(task, data.labels, data.path)
     fixed = config.labels.split(",") if config.labels else None
-    labels = LabelSet.discover(data.labels, data.path, fixed)  # the split keeps every class in train
+    labels = discover_labels(task, data.labels, data.path, fixed)  # the split keeps every class in train
     if config.validation_path:
         train_data, validation = data, read_labeled(config.validation_path, options)
     elif given is not None:
         train_data, validation = data, given
     else:
-        train_data, validation = group_split(data, config.validation_split, seed)  # random without groups
-    labels.encode(validation.labels, validation.path, data.path)
-    return PreparedData(train_data, validation, labels)
+        train_data, validation = split_for_task(task, data, config.validation_split, seed)
+    validation.labels = normalize_labels(task, validation.labels, validation.path)  # idempotent on a split
+    check_known(task, labels, validation.labels, validation.path, data.path)
+    scale = TargetScale.fit(train_data.labels, data.path) if task == "regression" else None
+    return PreparedData(train_data, validation, labels, task, scale)
 
 
 def _read_training(config: TrainConfig, options) -> tuple[TextData, TextData | None]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..metrics import classification_report, softmax
+from ..tasks import single_label_only
 from .config import TrainConfig
 from .inputs import PreparedData, prepare_data
 from .save import check_output_dir, save_folder
@@ -108,6 +109,7 @@ def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = fr
         logger.warning("--method probe does not use %s", ", ".join(f"--{n}" for n in unused))
     seed = values.get("seed", 42)
     prepared = prepared or prepare_data(config, seed)
+    single_label_only(prepared.task, "--method probe")  # labels that are lists, found in the data
     embedder = make_embedder(config, values)
     inspection = inspect_data(prepared, embedder.tokenizer, config)  # its warnings before the long part
     fit = fit_probe(embedder, prepared, config.head_settings(seed))

@@ -21,8 +21,9 @@ import time
 import numpy as np
 
 from ..contract import ModelContract
-from ..errors import TrainingInterrupted
+from ..errors import ConfigError, TrainingInterrupted
 from ..metrics import softmax
+from ..tasks import PROBLEM_TYPES
 from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig, TrainResult
@@ -31,6 +32,7 @@ from .inputs import EncodedDataset, PreparedData, class_weights, document_logits
 from .save import check_output_dir, clear_earlier_checkpoints, save_final
 from .scoring import base_contract, inspect_data, metrics_of, rung, score_and_calibrate, timed_baseline
 from .settings import run_settings
+from .tasks import score_validation, task_baseline, trainer_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +62,12 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     prepared = prepared or prepare_data(config, values.get("seed", 42))
     settings = run_settings(config, values, explicit)  # train_config.yaml: the run as given, resolved
     hub = take_hub_target(values)
-    args, precision = build_training_args(values, config.precision, explicit)
+    args, precision = build_training_args(values, config.precision, explicit, prepared.task)
     transformers.set_seed(args.seed)
     tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
     model = load_model(config.model_name_or_path, len(prepared.labels), prepared.labels.id2label,
-                       config.model_overrides(), config.trust_remote_code, config.allow_pickle)
+                       config.model_overrides(), config.trust_remote_code, config.allow_pickle,
+                       PROBLEM_TYPES[prepared.task])
     contract = base_contract(config, prepared, precision).with_info(attention_dropout=config.attention_dropout,
                                                                     settings=settings)
     if config.lora_r:
@@ -76,9 +79,12 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     encoder = TextEncoder.from_contract(tokenizer, contract)
     windows = contract.long_text == "chunks"
     if windows:
+        if prepared.task != "single_label":
+            raise ConfigError(f"--long_text chunks trains on windows of single-label texts; a {prepared.task} "
+                              f"run reads each text's first --max_length tokens: drop --long_text chunks")
         encoder.check_windows()
-    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.labels.encode(part.labels, part.path),
-                                         windows=windows) for part in (prepared.train, prepared.validation))
+    train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.targets(part), windows=windows)
+                          for part in (prepared.train, prepared.validation))
     contract = contract.with_info(inspection=inspect_data(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))
@@ -96,9 +102,11 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
     from .trainer import build_trainer
 
     labels = prepared.labels
+    hooks = trainer_hooks(prepared.task, config.class_weights, train_set.label_ids, labels, prepared.scale)
     trainer = build_trainer(model, args, tokenizer, train_set, val_set, labels, contract,
-                            class_weights=class_weights(config.class_weights, train_set.label_ids, len(labels)),
-                            early_stopping_patience=config.early_stopping_patience)
+                            class_weights=None if hooks else class_weights(config.class_weights,
+                                                                           train_set.label_ids, len(labels)),
+                            early_stopping_patience=config.early_stopping_patience, **hooks)
     logger.info("training %s on %d texts (%d validation)%s, labels: %s, precision %s", config.model_name_or_path,
                 len(train_set.document_label_ids), len(val_set.document_label_ids),
                 f" as {len(train_set)} windows ({len(val_set)} validation)" if train_set.bounds is not None else "",
@@ -118,6 +126,8 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
 def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
             contract: ModelContract, hub: HubTarget | None = None) -> TrainResult:
     """Score the best model on validation, calibrate it, fit the baseline, and save everything (rank 0)."""
+    if prepared.task != "single_label":
+        return _finish_task(config, args, trainer, val_set, prepared, contract, hub)
     output = trainer.predict(val_set)  # per window with --long_text chunks: scored per document
     logits = document_logits(np.asarray(output.predictions, dtype=np.float64), val_set.bounds)
     y_true = np.asarray(output.label_ids if val_set.bounds is None else val_set.document_label_ids)
@@ -131,6 +141,30 @@ def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
         contract = _ladder(config, args, trainer, prepared, contract)
         save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
                    validation=(softmax(logits, temperature), y_true))
+        if hub is not None:
+            push_folder(args.output_dir, hub)
+    return TrainResult(args.output_dir, contract.info["metrics"], contract, logits)
+
+
+def _finish_task(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
+                 contract: ModelContract, hub: HubTarget | None = None) -> TrainResult:
+    """``_finish`` for multi-label (temperature, thresholds) and regression (scores in the target's units).
+
+    No ladder: its rungs are single-label scores (accuracy, macro-F1); the task's baseline sits in the report.
+    """
+    output = trainer.predict(val_set)
+    logits = np.asarray(output.predictions, dtype=np.float64)
+    truth = np.asarray(prepared.validation.labels if prepared.task == "regression" else output.label_ids)
+    evaluation, contract, rows = score_validation(prepared.task, logits, truth, prepared.labels, prepared.scale,
+                                                  contract)
+    contract = contract.with_info(
+        training=trainer.m3cls_training, metrics=metrics_of(evaluation), calibration=evaluation.get("calibration"),
+        history=[e for e in trainer.state.log_history if "loss" in e or any(k.startswith("eval_") for k in e)])
+    if trainer.is_world_process_zero():
+        if config.baseline:
+            contract = contract.with_info(baseline=task_baseline(prepared.task, prepared))
+        save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
+                   validation=rows)
         if hub is not None:
             push_folder(args.output_dir, hub)
     return TrainResult(args.output_dir, contract.info["metrics"], contract, logits)

@@ -97,6 +97,15 @@ def write_validation_predictions(folder: str, probabilities: np.ndarray, y_true:
     return path
 
 
+def write_validation_rows(folder: str, rows: list[dict]) -> str:
+    """Validation predictions given as finished rows (``predict``'s fields plus the truth), in validation order."""
+    path = os.path.join(folder, VALIDATION_PREDICTIONS)
+    with atomic_open(path, "model folder") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
 def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: dict | None = None,
                merge_lora: bool = False, validation: tuple | None = None) -> None:
     """Write the Trainer's model with its tokenizer, config, report and m3cls.json (see :func:`save_folder`)."""
@@ -121,14 +130,17 @@ def save_folder(write_model, output_dir: str, contract: ModelContract, evaluatio
     os.makedirs(output_dir, exist_ok=True)
     write_model(staging)
     if evaluation is not None:
-        from ..report import ladder_section, write_report
+        from ..report import ladder_section
+        from ..task_report import write_task_report
 
         ladder = contract.info.get("ladder")
-        write_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),
-                     contract.info.get("baseline"),
-                     title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
-                     sections=[ladder_section(ladder)] if ladder else None)
-    if validation is not None:
+        write_task_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),
+                          contract.info.get("baseline"),
+                          title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
+                          sections=[ladder_section(ladder)] if ladder else None)
+    if isinstance(validation, list):  # multi-label and regression: the rows as predict writes them
+        write_validation_rows(staging, validation)
+    elif validation is not None:
         write_validation_predictions(staging, *validation, contract.labels)
     write_model_card(staging, contract, os.path.basename(os.path.abspath(output_dir)))
     write_train_config(staging, contract.info.get("settings"))

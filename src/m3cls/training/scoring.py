@@ -14,7 +14,8 @@ from dataclasses import asdict
 import numpy as np
 
 from ..contract import ModelContract
-from ..data import class_counts
+from ..splits import SPLIT_METHODS
+from ..tasks import label_counts
 from .config import TrainConfig
 from .inputs import PreparedData
 
@@ -63,18 +64,19 @@ def base_contract(config: TrainConfig, prepared: PreparedData, precision: str) -
     """The decision settings every method fixes, and the facts about the run known before fitting."""
     from .. import __version__
 
-    split = "by group" if config.group_column else "stratified"
+    split = "by group" if config.group_column else SPLIT_METHODS[prepared.task]
     validation = prepared.validation.path
     if validation == f"{prepared.train.path} (validation split)":
         validation = f"{config.validation_split:g} of train ({split})"
     return ModelContract(
-        labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation,
+        labels=prepared.labels.names, max_length=config.max_length, truncation=config.truncation, task=prepared.task,
         long_text=config.long_text, stride=config.stride, read_options=asdict(config.read_options()),
         info={"m3cls_version": __version__, "base_model": config.model_name_or_path, "precision": precision,
               "method": config.method,
               "data": {"train_path": prepared.train.path, "validation_path": validation,
-                       "train_counts": class_counts(prepared.train.labels),
-                       "validation_counts": class_counts(prepared.validation.labels)}})
+                       "train_texts": len(prepared.train), "validation_texts": len(prepared.validation),
+                       "train_counts": label_counts(prepared.task, prepared.train.labels),
+                       "validation_counts": label_counts(prepared.task, prepared.validation.labels)}})
 
 
 def rung(key: str, accuracy: float, macro_f1: float, seconds: float, note: str = "") -> dict:

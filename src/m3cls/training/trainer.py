@@ -47,13 +47,17 @@ def compute_metrics_for(labels: LabelSet, val_set=None):
 
 
 def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, contract: ModelContract,
-                  class_weights: list[float] | None = None, early_stopping_patience: int | None = None):
-    """A Trainer that pads per batch, reports macro-F1, logs to stderr and stamps checkpoints."""
+                  class_weights: list[float] | None = None, early_stopping_patience: int | None = None,
+                  compute_metrics=None, compute_loss=None):
+    """A Trainer that pads per batch, reports macro-F1, logs to stderr and stamps checkpoints.
+
+    ``compute_metrics`` and ``compute_loss`` replace the single-label ones (multi-label and regression).
+    """
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if args.fp16 or args.bf16 else None)
     trainer = _Trainer(model=model, args=args, data_collator=collator, train_dataset=train_set,
                       eval_dataset=val_set, processing_class=tokenizer,
-                      compute_metrics=compute_metrics_for(labels, val_set),
-                      compute_loss_func=_weighted_loss(class_weights) if class_weights else None)
+                      compute_metrics=compute_metrics or compute_metrics_for(labels, val_set),
+                      compute_loss_func=compute_loss or (_weighted_loss(class_weights) if class_weights else None))
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if not args.disable_tqdm:

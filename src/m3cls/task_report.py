@@ -1,0 +1,149 @@
+"""The HTML report for every task: single-label goes to ``report.write_report``; multi-label and regression
+are written here.
+
+Multi-label: the summary (micro-, macro- and samples-F1, subset accuracy, Hamming loss, label cardinality,
+log-loss and mean ECE before and after calibration), per-label scores with thresholds and ECE, training curves,
+a pooled reliability diagram, per-label F1 against its threshold, and the one-vs-rest baseline. Regression: the
+scores, training curves, predicted against true values, residuals, and the ridge baseline.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+from .report import _pyplot, _save, _table, write_report
+
+_MULTI_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
+_REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
+
+
+def _curves(plt, folder: str, history: list[dict], key: str, name: str) -> str | None:
+    losses = [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e]
+    scores = [(e["step"], e[f"eval_{key}"]) for e in history if f"eval_{key}" in e and "step" in e]
+    if not losses and not scores:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if losses:
+        ax.plot(*zip(*losses), label="training loss", color="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if scores:
+        twin = ax.twinx()
+        twin.plot(*zip(*scores), "o-", label=f"validation {name}", color="tab:orange")
+        twin.set_ylabel(name)
+    fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.92), fontsize=8)
+    return _save(fig, folder, "curves.png")
+
+
+def _reliability(plt, folder: str, evaluation: dict) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), sharey=True)
+    for ax, key in zip(axes, ("before", "after")):
+        part = evaluation[key]
+        bins = [b for b in part["reliability"] if b["count"]]
+        ax.plot([0, 1], [0, 1], "--", color="grey")
+        ax.bar([b["lower"] for b in bins], [b["accuracy"] for b in bins], width=1 / 15, align="edge",
+               edgecolor="black", alpha=0.7)
+        ax.set_title(f"{key} (T={part['temperature']:.2f}), mean ECE {part['ece']:.3f}")
+        ax.set_xlabel("label probability")
+        ax.set_xlim(0, 1)
+    axes[0].set_ylabel("share of texts carrying the label")
+    return _save(fig, folder, "reliability.png")
+
+
+def _per_label(plt, folder: str, per_label: dict) -> str:
+    names = list(per_label)
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(names) + 2), 3.5))
+    ax.bar(names, [per_label[n]["f1"] for n in names], color="tab:green", label="F1")
+    ax.plot(names, [per_label[n]["threshold"] for n in names], "k_", markersize=18, label="threshold")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.tick_params(axis="x", rotation=45)
+    return _save(fig, folder, "per_label_f1.png")
+
+
+def _scatter(plt, folder: str, points: dict) -> str:
+    truth, predicted = points["truth"], points["predicted"]
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.scatter(truth, predicted, s=8, alpha=0.5)
+    low, high = min(truth + predicted), max(truth + predicted)
+    ax.plot([low, high], [low, high], "--", color="grey", label="predicted = true")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.legend(fontsize=8)
+    return _save(fig, folder, "scatter.png")
+
+
+def _residuals(plt, folder: str, points: dict) -> str:
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.hist([p - t for t, p in zip(points["truth"], points["predicted"])], bins=30, color="tab:purple")
+    ax.set_xlabel("predicted - true")
+    ax.set_ylabel("texts")
+    return _save(fig, folder, "residuals.png")
+
+
+def _multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
+    before, after = evaluation["before"], evaluation["after"]
+    card = after["label_cardinality"]
+    rows = [[k, after[k]] for k in _MULTI_KEYS] + [["labels per text, truth", card["truth"]],
+                                                   ["labels per text, predicted", card["predicted"]]]
+    summary = _table(rows, ["metric", "value"]) + _table(
+        [[k, before[k], after[k]] for k in ("log_loss", "ece")] + [["temperature", 1.0, after["temperature"]]],
+        ["probability score", "before calibration", "after calibration"])
+    per_label = _table([[n, s["precision"], s["recall"], s["f1"], s["support"], s["threshold"],
+                         after["ece_per_label"][n]] for n, s in after["per_label"].items()],
+                       ["label", "precision", "recall", "F1", "support", "threshold", "ECE"])
+    base = _table([["fine-tuned model"] + [after[k] for k in _MULTI_KEYS],
+                   ["TF-IDF + one-vs-rest logistic regression"] + [baseline[k] for k in _MULTI_KEYS]],
+                  ["model", *_MULTI_KEYS]) if baseline else ""
+    images = [("Training loss and validation micro-F1", _curves(plt, folder, history, "micro_f1", "micro-F1")),
+              ("Reliability of label probabilities, before and after calibration", _reliability(plt, folder,
+                                                                                                  evaluation)),
+              ("Per-label F1 and decision threshold", _per_label(plt, folder, after["per_label"]))]
+    return summary, [("Per label", per_label), ("Baseline", base)], images
+
+
+def _regression_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
+    after = evaluation["after"]
+    summary = _table([[k, after[k]] for k in _REGRESSION_KEYS] + [["std of true values", after["truth_std"]]],
+                     ["metric", "value"])
+    base = _table([["fine-tuned model"] + [after[k] for k in _REGRESSION_KEYS],
+                   ["TF-IDF + ridge regression"] + [baseline[k] for k in _REGRESSION_KEYS]],
+                  ["model", *_REGRESSION_KEYS]) if baseline else ""
+    images = [("Training loss and validation RMSE", _curves(plt, folder, history, "rmse", "RMSE"))]
+    if evaluation.get("points"):
+        images += [("Predicted against true values", _scatter(plt, folder, evaluation["points"])),
+                   ("Residuals", _residuals(plt, folder, evaluation["points"]))]
+    return summary, [("Baseline", base)], images
+
+
+def write_task_report(folder: str, evaluation: dict, history: list[dict] | None = None,
+                      baseline: dict | None = None, title: str = "m3cls report",
+                      sections: list[tuple[str, str]] | None = None, extra=None) -> str:
+    """Write ``index.html`` and its PNGs for an evaluation of any task; returns the page's path.
+
+    ``sections`` are extra (heading, HTML) parts, and ``extra`` single-label decision plots, as for
+    :func:`m3cls.report.write_report`.
+    """
+    if evaluation.get("task") not in ("multi_label", "regression"):
+        return write_report(folder, evaluation, history, baseline, title, sections, extra)
+    plt = _pyplot()
+    os.makedirs(folder, exist_ok=True)
+    parts = _multilabel_parts if evaluation["task"] == "multi_label" else _regression_parts
+    summary, parts_html, images = parts(plt, folder, evaluation, history or [], baseline)
+    plt.close("all")
+    body = "".join(f"<h2>{html.escape(name)}</h2>{table}" for name, table in [*parts_html, *(sections or [])]
+                   if table)
+    figures = "".join(f"<figure><img src=\"{name}\" alt=\"{html.escape(caption)}\"><figcaption>"
+                      f"{html.escape(caption)}</figcaption></figure>" for caption, name in images if name)
+    task = evaluation["task"].replace("_", "-")
+    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+            "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}"
+            "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{evaluation['n']} labelled texts ({task}).</p><h2>Summary</h2>"
+            f"{summary}{body}{figures}</body></html>")
+    path = os.path.join(folder, "index.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path

@@ -1,0 +1,147 @@
+"""Task types in the commands that arrived beside them: the probe, cv, audit and tune refuse multi-label and
+regression data with one line and write nothing; the model card, grouped splits and Parquet output handle them."""
+
+import json
+import os
+
+import pytest
+import yaml
+from conftest import write_json
+
+from m3cls.cli import main
+
+PROBE = ["--method", "probe", "--max_length", "32", "--precision", "fp32", "--pooling", "mean"]
+
+
+def _multilabel_file(tmp_path) -> str:
+    from task_data import make_label_sets
+
+    return write_json(tmp_path / "multi.json", [{"text": t, "label": y} for t, y in make_label_sets(40, 3)])
+
+
+def _one_error_line(capsys, *fragments: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(f in err[0] for f in fragments), err
+    return err[0]
+
+
+@pytest.mark.parametrize("extra", [[], ["--task", "multi_label"]])
+def test_probe_refuses_multilabel_data(tiny_bert, tmp_path, capsys, extra):
+    out = tmp_path / "probe"
+    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", _multilabel_file(tmp_path),
+                 "--output_dir", str(out), *PROBE, *extra]) == 2
+    _one_error_line(capsys, "--method probe handles single-label data only", "multi_label",
+                    "--method finetune --task multi_label")
+    assert not out.exists()
+
+
+def test_probe_refuses_regression(tiny_bert, tmp_path, capsys):
+    from task_data import make_scores
+
+    data = write_json(tmp_path / "scores.json", [{"text": t, "label": y} for t, y in make_scores(30, 1)])
+    out = tmp_path / "probe"
+    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", str(out),
+                 *PROBE, "--task", "regression"]) == 2
+    _one_error_line(capsys, "--method probe handles single-label data only", "regression")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["cv", "audit"])
+def test_cv_and_audit_refuse_multilabel_data(tiny_bert, tmp_path, capsys, command):
+    out = tmp_path / command
+    assert main([command, "--model_name_or_path", tiny_bert, "--data_path", _multilabel_file(tmp_path),
+                 "--output_dir", str(out), *PROBE[2:]]) == 2
+    _one_error_line(capsys, f"m3cls {command} handles single-label data only", "m3cls evaluate")
+    assert not out.exists()
+
+
+def test_tune_refuses_multilabel_data(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    run = {"model_name_or_path": "bundled", "data_path": _multilabel_file(tmp_path), "max_length": 32,
+           "output_dir": str(tmp_path / "tuned"), "max_steps": 2, "search_space": {"learning_rate": {
+               "low": 1e-5, "high": 1e-3}}}
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(run))
+    assert main(["tune", "--config", str(config), "--n_trials", "2"]) == 2
+    _one_error_line(capsys, "m3cls tune", "single-label data only")
+    assert not os.path.exists(run["output_dir"])
+
+
+def test_model_card_describes_multilabel_and_regression(multilabel_run, regression_run):
+    card = open(os.path.join(multilabel_run["model"], "README.md"), encoding="utf-8").read()
+    meta = json.load(open(os.path.join(multilabel_run["model"], "m3cls.json")))
+    assert "multi-label text classifier with 4 labels" in card and "micro_f1 **" in card
+    assert "torch.sigmoid" in card and f"{meta['thresholds']['casual']:.4f}" in card and "Micro F1" in card
+    card = open(os.path.join(regression_run["model"], "README.md"), encoding="utf-8").read()
+    meta = json.load(open(os.path.join(regression_run["model"], "m3cls.json")))
+    assert "text regression model" in card and "rmse **" in card and "## Target" in card
+    assert repr(meta["target_std"]) in card and "softmax" not in card and ".value)" in card
+
+
+def test_grouped_split_keeps_groups_whole_for_every_task():
+    from m3cls.data import TextData
+    from m3cls.splits import split_for_task
+
+    groups = [f"g{i // 3}" for i in range(60)]
+    sets = [(("a",), ("a", "b"), ("b",))[i % 3] for i in range(60)]
+    targets = [float(i) for i in range(60)]
+    for task, labels in (("multi_label", sets), ("regression", targets)):
+        data = TextData([f"text {i}" for i in range(60)], labels, "d.json", groups)
+        train, validation = split_for_task(task, data, 0.2, seed=1)
+        assert len(train) + len(validation) == 60 and 6 <= len(validation) <= 18
+        assert not set(train.groups) & set(validation.groups)
+        assert validation.path == "d.json (validation split by group)"
+        assert split_for_task(task, data, 0.2, seed=1)[1].texts == validation.texts  # seeded
+
+
+def test_grouped_split_refuses_a_label_only_in_validation_groups():
+    from m3cls.data import TextData
+    from m3cls.errors import DataError
+    from m3cls.splits import split_for_task
+
+    labels = [("a",)] * 10 + [("rare",)] * 2
+    data = TextData([f"t{i}" for i in range(12)], labels, "d.json", [f"g{i}" for i in range(10)] + ["r", "r"])
+    with pytest.raises(DataError, match="'rare' fell in the validation groups"):
+        for seed in range(50):  # some seed holds out group "r"
+            split_for_task("multi_label", data, 0.2, seed)
+
+
+def test_probe_head_is_single_label_only_in_the_contract():
+    from m3cls.contract import ModelContract
+    from m3cls.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="head probe with task 'multi_label'"):
+        ModelContract(labels=("a", "b"), max_length=32, task="multi_label", head="probe",
+                      pooling="mean").check("m3cls.json")
+
+
+@pytest.mark.parametrize("run", ["multilabel_run", "regression_run"])
+def test_predict_writes_parquet_for_every_task(request, run, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    info = request.getfixturevalue(run)
+    out = tmp_path / "p.parquet"
+    assert main(["predict", "--model_path", info["model"], "--input", info["val"], "--output", str(out),
+                 "--precision", "fp32"]) == 0
+    rows = pq.read_table(out).to_pylist()
+    jsonl = tmp_path / "p.jsonl"
+    assert main(["predict", "--model_path", info["model"], "--input", info["val"], "--output", str(jsonl),
+                 "--precision", "fp32"]) == 0
+    expected = [json.loads(line) for line in open(jsonl)]
+    assert len(rows) == len(expected) == 40
+    field = "value" if run == "regression_run" else "labels"
+    assert [r[field] for r in rows] == [e[field] for e in expected]
+
+
+def test_evaluate_on_error_skip_leaves_out_a_target_that_is_not_a_number(regression_run, tmp_path, capsys):
+    rows = json.load(open(regression_run["val"]))
+    rows[3]["label"] = "high"
+    data = write_json(tmp_path / "val.json", rows)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model_path", regression_run["model"], "--data_path", data,
+                 "--output", str(out)]) == 2
+    _one_error_line(capsys, "record 4 has the target 'high', which is not a number", "--on_error skip")
+    assert not out.exists()
+    assert main(["evaluate", "--model_path", regression_run["model"], "--data_path", data, "--output", str(out),
+                 "--on_error", "skip"]) == 0
+    assert "read 40 records: 39 evaluated, 1 skipped" in capsys.readouterr().err
+    assert json.load(open(out))["n"] == 39
