@@ -183,3 +183,19 @@ def test_the_best_checkpoint_follows_the_task(tmp_path, task, metric, greater):
 
     args, _ = build_training_args(TrainingArguments(output_dir=str(tmp_path), report_to="none"), "fp32", task=task)
     assert args.metric_for_best_model == metric and args.greater_is_better is greater
+
+
+@pytest.mark.parametrize("task,explicit,expected", [("regression", (), "random"),
+                                                    ("regression", ("train_sampling_strategy",), "group_by_length"),
+                                                    ("single_label", (), "group_by_length"),
+                                                    ("multi_label", (), "group_by_length")])
+def test_regression_draws_batches_at_random_unless_asked(tmp_path, task, explicit, expected):
+    """Length-grouped batches made BBC topic-count regression learn only the mean (test RMSE 0.69, the mean's
+    0.70); random batches reached 0.41 on the same data. m3cls' default grouping stays for the other tasks."""
+    from transformers import TrainingArguments
+
+    from m3cls.training.args import build_training_args
+
+    given = TrainingArguments(output_dir=str(tmp_path), report_to="none", train_sampling_strategy="group_by_length")
+    args, _ = build_training_args(given, "fp32", frozenset(explicit), task=task)
+    assert args.train_sampling_strategy == expected

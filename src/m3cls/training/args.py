@@ -72,6 +72,13 @@ def build_training_args(args, precision: str, explicit: frozenset[str] = frozens
     values.update(fp16=resolved == "fp16", bf16=resolved == "bf16", load_best_model_at_end=True,
                   metric_for_best_model=metric, greater_is_better=greater)
     values.update(_cadence(values, explicit))
+    if task == "regression" and "train_sampling_strategy" not in explicit \
+            and values.get("train_sampling_strategy") == "group_by_length":
+        # batches of texts of one length hold similar targets wherever length goes with the target, and MSE then
+        # learns little more than the mean (README, "Task types", measured); regression draws batches at random
+        values["train_sampling_strategy"] = "random"
+        logger.info("regression: training batches drawn at random (--train_sampling_strategy group_by_length "
+                    "to group them by length)")
     if values.get("disable_tqdm") is None or "disable_tqdm" not in explicit:
         values["disable_tqdm"] = not sys.stderr.isatty()
     if not _on_gpu(values):
