@@ -145,3 +145,46 @@ def test_evaluate_on_error_skip_leaves_out_a_target_that_is_not_a_number(regress
                  "--on_error", "skip"]) == 0
     assert "read 40 records: 39 evaluated, 1 skipped" in capsys.readouterr().err
     assert json.load(open(out))["n"] == 39
+
+
+@pytest.mark.parametrize("run", ["multilabel_run", "regression_run"])
+def test_decision_tools_refuse_other_tasks(request, run, tmp_path, capsys):
+    """Operating points, abstention, segments and explanations read one softmax over the labels: a multi-label
+    or regression model gets one line each, exit 2, and nothing is written."""
+    r = request.getfixturevalue(run)
+    model = r["model"]
+    capsys.readouterr()  # the fixture's training output
+    card = open(os.path.join(model, "m3cls.json")).read()
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "--model_path", model, "--text", "lol yeah dunno", "--explain"]) == 2
+    _one_error_line(capsys, "--explain attributes a single-label decision",
+                    "multi_label" if run == "multilabel_run" else "regression")
+    assert main(["predict", "--model_path", model, "--input", r["val"], "--output", str(out), "--long_text",
+                 "chunks", "--segments"]) == 2
+    _one_error_line(capsys, "--segments apply to single-label models")
+    assert main(["predict", "--model_path", model, "--text", "lol", "--abstain_below", "0.6"]) == 2
+    _one_error_line(capsys, "--abstain_below")
+    label = "casual" if run == "multilabel_run" else "value"
+    assert main(["calibrate", "--model_path", model, "--data_path", r["val"], "--positive_label", label,
+                 "--target_fpr", "0.05"]) == 2
+    _one_error_line(capsys, "choose a decision rule for a single-label model")
+    assert not out.exists() and open(os.path.join(model, "m3cls.json")).read() == card
+
+
+def test_chunk_training_refuses_multilabel_data(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "chunks"
+    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", _multilabel_file(tmp_path),
+                 "--output_dir", str(out), "--max_length", "32", "--long_text", "chunks", "--stride", "8",
+                 "--precision", "fp32"]) == 2
+    _one_error_line(capsys, "--long_text chunks trains on windows of single-label texts", "multi_label")
+    assert not out.exists() or not os.listdir(out)
+
+
+def test_serve_refuses_explain_for_a_multilabel_model(multilabel_run):
+    import httpx
+    from test_serving import start
+
+    with start(multilabel_run["model"]) as live:
+        r = httpx.post(f"{live.url}/predict", json={"texts": ["lol yeah"], "explain": True})
+        assert r.status_code == 422 and "single-label decision" in r.json()["error"]
+        assert httpx.post(f"{live.url}/predict", json={"texts": ["lol yeah"]}).status_code == 200
