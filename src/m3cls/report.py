@@ -33,21 +33,24 @@ def _save(fig, folder: str, name: str) -> str:
     return name
 
 
-def _curves(plt, folder: str, history: list[dict]) -> str | None:
+def curves(plt, folder: str, history: list[dict], key: str = "macro_f1", name: str = "macro-F1",
+           bounded: bool = True) -> str | None:
+    """Training loss and the validation score ``eval_{key}`` against the step (``bounded``: a score in [0, 1])."""
     losses = [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e]
-    f1 = [(e["step"], e["eval_macro_f1"]) for e in history if "eval_macro_f1" in e and "step" in e]
-    if not losses and not f1:
+    scores = [(e["step"], e[f"eval_{key}"]) for e in history if f"eval_{key}" in e and "step" in e]
+    if not losses and not scores:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if losses:
         ax.plot(*zip(*losses), label="training loss", color="tab:blue")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    if f1:
+    if scores:
         twin = ax.twinx()
-        twin.plot(*zip(*f1), "o-", label="validation macro-F1", color="tab:orange")
-        twin.set_ylabel("macro-F1")
-        twin.set_ylim(0, 1.02)
+        twin.plot(*zip(*scores), "o-", label=f"validation {name}", color="tab:orange")
+        twin.set_ylabel(name)
+        if bounded:
+            twin.set_ylim(0, 1.02)
     fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.92), fontsize=8)
     return _save(fig, folder, "curves.png")
 
@@ -130,7 +133,7 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
     os.makedirs(folder, exist_ok=True)
     after = evaluation["after"]
     names = list(after["per_class"])
-    images = [("Training loss and validation macro-F1", _curves(plt, folder, history or [])),
+    images = [("Training loss and validation macro-F1", curves(plt, folder, history or [])),
               ("Confusion matrix", _confusion(plt, folder, after["confusion_matrix"], names)),
               ("Reliability before and after calibration", _reliability(plt, folder, evaluation)),
               ("Per-class F1", _per_class(plt, folder, after["per_class"]))]

@@ -12,28 +12,10 @@ from __future__ import annotations
 import html
 import os
 
-from .report import _pyplot, _save, _table, write_report
+from .report import _pyplot, _save, _table, curves, write_report
 
 _MULTI_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 _REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
-
-
-def _curves(plt, folder: str, history: list[dict], key: str, name: str) -> str | None:
-    losses = [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e]
-    scores = [(e["step"], e[f"eval_{key}"]) for e in history if f"eval_{key}" in e and "step" in e]
-    if not losses and not scores:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if losses:
-        ax.plot(*zip(*losses), label="training loss", color="tab:blue")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    if scores:
-        twin = ax.twinx()
-        twin.plot(*zip(*scores), "o-", label=f"validation {name}", color="tab:orange")
-        twin.set_ylabel(name)
-    fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.92), fontsize=8)
-    return _save(fig, folder, "curves.png")
 
 
 def _reliability(plt, folder: str, evaluation: dict) -> str:
@@ -96,7 +78,7 @@ def _multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], b
     base = _table([["fine-tuned model"] + [after[k] for k in _MULTI_KEYS],
                    ["TF-IDF + one-vs-rest logistic regression"] + [baseline[k] for k in _MULTI_KEYS]],
                   ["model", *_MULTI_KEYS]) if baseline else ""
-    images = [("Training loss and validation micro-F1", _curves(plt, folder, history, "micro_f1", "micro-F1")),
+    images = [("Training loss and validation micro-F1", curves(plt, folder, history, "micro_f1", "micro-F1", bounded=False)),
               ("Reliability of label probabilities, before and after calibration", _reliability(plt, folder,
                                                                                                   evaluation)),
               ("Per-label F1 and decision threshold", _per_label(plt, folder, after["per_label"]))]
@@ -110,7 +92,7 @@ def _regression_parts(plt, folder: str, evaluation: dict, history: list[dict], b
     base = _table([["fine-tuned model"] + [after[k] for k in _REGRESSION_KEYS],
                    ["TF-IDF + ridge regression"] + [baseline[k] for k in _REGRESSION_KEYS]],
                   ["model", *_REGRESSION_KEYS]) if baseline else ""
-    images = [("Training loss and validation RMSE", _curves(plt, folder, history, "rmse", "RMSE"))]
+    images = [("Training loss and validation RMSE", curves(plt, folder, history, "rmse", "RMSE", bounded=False))]
     if evaluation.get("points"):
         images += [("Predicted against true values", _scatter(plt, folder, evaluation["points"])),
                    ("Residuals", _residuals(plt, folder, evaluation["points"]))]
