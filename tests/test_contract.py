@@ -111,3 +111,8 @@ def test_a_damaged_or_newer_contract_is_refused_in_one_line(trained_xlmr, tmp_pa
     write_json(os.path.join(bad, "m3cls.json"), dict(saved, format_version=99))
     assert main(["predict", "--model_path", bad, "--text", "delve lol"]) == 2
     assert "newer than this m3cls understands" in capsys.readouterr().err
+    for field, value in (("labels", None), ("labels", 3), ("read_options", "text")):
+        write_json(os.path.join(bad, "m3cls.json"), dict(saved, **{field: value}))
+        assert main(["predict", "--model_path", bad, "--text", "delve lol"]) == 2
+        err = capsys.readouterr().err
+        assert f"m3cls.json: invalid {field} {value!r}" in err and err.count("\n") == 1

@@ -167,7 +167,8 @@ def test_decision_tools_refuse_other_tasks(request, run, tmp_path, capsys):
     label = "casual" if run == "multilabel_run" else "value"
     assert main(["calibrate", "--model_path", model, "--data_path", r["val"], "--positive_label", label,
                  "--target_fpr", "0.05"]) == 2
-    _one_error_line(capsys, "choose a decision rule for a single-label model")
+    _one_error_line(capsys, "choose a decision rule for a single-label model",
+                    "refits its temperature" if run == "multilabel_run" else "'m3cls evaluate' scores it")
     assert not out.exists() and open(os.path.join(model, "m3cls.json")).read() == card
 
 
@@ -187,4 +188,40 @@ def test_serve_refuses_explain_for_a_multilabel_model(multilabel_run):
     with start(multilabel_run["model"]) as live:
         r = httpx.post(f"{live.url}/predict", json={"texts": ["lol yeah"], "explain": True})
         assert r.status_code == 422 and "single-label decision" in r.json()["error"]
+        assert httpx.post(f"{live.url}/predict", json={"texts": ["lol yeah"]}).status_code == 200
+
+
+def test_a_multilabel_temperature_changes_the_probabilities_shown_not_the_labels(multilabel_run):
+    from m3cls import Classifier
+
+    clf = Classifier.from_pretrained(multilabel_run["model"], precision="fp32")
+    assert abs(clf.temperature - 1.0) > 0.05  # else the check below could not tell the two apart
+    texts = multilabel_run["val_texts"]
+    saved, hot = clf.predict(texts), clf.predict(texts, temperature=clf.temperature * 4)
+    assert [p.labels for p in hot] == [p.labels for p in saved]
+    assert any(abs(hot[i].probabilities[k] - saved[i].probabilities[k]) > 1e-3
+               for i in range(len(texts)) for k in saved[i].probabilities)
+
+
+def test_parquet_types_a_labels_column_whose_first_rows_are_all_empty(tmp_path):
+    import pyarrow.parquet as pq
+
+    from m3cls.sources import write_parquet
+
+    rows = [{"index": i, "labels": [], "probabilities": {"a": 0.1}} for i in range(5000)]
+    rows.append({"index": 5000, "labels": ["a"], "probabilities": {"a": 0.9}})
+    path = str(tmp_path / "out.parquet")
+    assert write_parquet(path, iter(rows)) == 5001
+    table = pq.read_table(path)
+    assert table.column("labels").to_pylist()[-2:] == [[], ["a"]]
+
+
+def test_serve_refuses_a_temperature_for_a_regression_model(regression_run):
+    import httpx
+    from test_serving import start
+
+    with start(regression_run["model"]) as live:
+        r = httpx.post(f"{live.url}/predict", json={"texts": ["lol yeah"], "temperature": 2.0})
+        assert r.status_code == 422 and "regression model predicts a number" in r.json()["error"]
+        assert httpx.get(f"{live.url}/labels").json()["task"] == "regression"  # the page hides its temperature
         assert httpx.post(f"{live.url}/predict", json={"texts": ["lol yeah"]}).status_code == 200

@@ -98,6 +98,14 @@ class ModelContract:
             if key not in values:
                 raise ModelLoadError(f"{source}: no {key!r}; the file is damaged -- retrain, or delete it to "
                                      f"use the folder as a plain transformers model")
+        labels, options = values["labels"], values.get("read_options", {})
+        if not isinstance(labels, list) or not all(isinstance(n, (str, int)) and not isinstance(n, bool)
+                                                   for n in labels):
+            raise ModelLoadError(f"{source}: invalid labels {labels!r} (a list of label names); retrain, or fix "
+                                 f"the file")
+        if not isinstance(options, dict):
+            raise ModelLoadError(f"{source}: invalid read_options {options!r} (an object of read flags); retrain, "
+                                 f"or fix the file")
         info = {k: v for k, v in data.items() if k not in names}
         contract = cls(info=info, **values)
         contract.check(source)

@@ -272,9 +272,12 @@ class Classifier:
             return [Prediction(None, None, None, c, value=float(v)) for v, c in zip(values, chunks)]
         names = self.labels.names
         results = []
-        for row, c in zip(sigmoid(logits, temperature), chunks):
+        # the thresholds were tuned at the saved temperature: a temperature given here changes the probabilities
+        # shown, never the labels decided
+        decided = sigmoid(logits, self.temperature)
+        for row, at_saved, c in zip(sigmoid(logits, temperature), decided, chunks):
             ranked = sorted(range(len(names)), key=lambda i: -row[i])
-            chosen = [names[i] for i in ranked if row[i] >= self.thresholds[names[i]]]
+            chosen = [names[i] for i in ranked if at_saved[i] >= self.thresholds[names[i]]]
             results.append(Prediction(None, None, {names[i]: float(row[i]) for i in ranked}, c, labels=chosen))
         return results
 

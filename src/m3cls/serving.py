@@ -165,11 +165,14 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
     @app.get("/labels", dependencies=secured)
     async def labels():
         return {"labels": list(classifier.labels.names), "temperature": classifier.temperature,
-                "max_length": classifier.max_length}
+                "max_length": classifier.max_length, **classifier.task_info}
 
     @app.post("/predict", dependencies=secured)
     async def predict(body: PredictRequest):
         _check(body, limits)
+        if body.temperature is not None and classifier.contract.task == "regression":
+            raise _HTTPError(422, "\"temperature\" scales probabilities; a regression model predicts a number: "
+                                  "leave \"temperature\" out")
         if body.explain and classifier.contract.task != "single_label":
             raise _HTTPError(422, f"\"explain\" attributes a single-label decision to words; this model's task is "
                                   f"{classifier.contract.task}: leave \"explain\" out")

@@ -291,6 +291,19 @@ def _hub_reachable() -> bool:
     return reachable()
 
 
+def _settled(pa, schema):
+    """The first rows' schema with undecided types made text: a column of only nulls, or of only empty lists
+    (a multi-label ``labels`` where no text reached a threshold), would refuse the first real value later."""
+    def settle(kind):
+        if pa.types.is_null(kind):
+            return pa.string()
+        if pa.types.is_list(kind):
+            return pa.list_(settle(kind.value_type))
+        return kind
+
+    return pa.schema([field.with_type(settle(field.type)) for field in schema])
+
+
 def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> int:
     """Write dict rows to Parquet as they come, in row groups, under ``path`` only once complete.
 
@@ -306,6 +319,7 @@ def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> in
                 if writer is None:
                     names = list(dict.fromkeys(key for row in batch for key in row))
                     table = pa.Table.from_pylist([{k: row.get(k) for k in names} for row in batch])
+                    table = table.cast(_settled(pa, table.schema))
                     writer = pq.ParquetWriter(partial, table.schema)
                 else:
                     new = {key for row in batch for key in row} - set(writer.schema.names) - unknown

@@ -63,7 +63,8 @@ async function loadLabels() {
   if (r.status === 401) { $("keybox").hidden = false; return; }
   const info = await r.json();
   $("model").textContent = "Labels: " + info.labels.join(", ");
-  if (!$("temperature").value) $("temperature").value = info.temperature;
+  if (info.task === "regression") $("temperature").parentElement.hidden = true;  // a number has no temperature
+  else if (!$("temperature").value) $("temperature").value = info.temperature;
 }
 function showBars(p) {
   const bars = $("bars");

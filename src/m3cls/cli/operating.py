@@ -64,10 +64,11 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     if saved is not None and saved.task != "single_label":
+        fix = "plain 'm3cls calibrate' refits its temperature (its per-label thresholds come from training; " \
+              "--threshold overrides them)" if saved.task == "multi_label" else \
+              "a regression model has no decision to calibrate; 'm3cls evaluate' scores it"
         raise ConfigError(f"{a.model_path}: --target_* and --abstain_below choose a decision rule for a single-label "
-                          f"model, and this one is {saved.task}; plain 'm3cls calibrate' refits its temperature"
-                          + (" (its per-label thresholds come from training; --threshold overrides them)"
-                             if saved.task == "multi_label" else ""))
+                          f"model, and this one is {saved.task}; {fix}")
     if saved is not None:
         check_positive(a.positive_label, saved.labels, a.model_path)
     if a.report and not os.path.isdir(os.path.dirname(os.path.abspath(a.report))):
