@@ -225,3 +225,17 @@ def test_serve_refuses_a_temperature_for_a_regression_model(regression_run):
         assert r.status_code == 422 and "regression model predicts a number" in r.json()["error"]
         assert httpx.get(f"{live.url}/labels").json()["task"] == "regression"  # the page hides its temperature
         assert httpx.post(f"{live.url}/predict", json={"texts": ["lol yeah"]}).status_code == 200
+
+
+def test_calibrate_refuses_a_rule_for_a_plain_multilabel_folder(multilabel_run, tmp_path, capsys):
+    """Without m3cls.json the task comes from config.json's problem_type, after the model loads."""
+    import shutil
+
+    plain = str(tmp_path / "plain")
+    shutil.copytree(multilabel_run["model"], plain)
+    os.remove(os.path.join(plain, "m3cls.json"))
+    capsys.readouterr()
+    assert main(["calibrate", "--model_path", plain, "--data_path", multilabel_run["val"], "--abstain_below",
+                 "0.6"]) == 2
+    _one_error_line(capsys, "choose a decision rule for a single-label model", "multi_label")
+    assert not os.path.exists(os.path.join(plain, "m3cls.json"))

@@ -54,6 +54,15 @@ def check_positive(label: str | None, names, where: str) -> None:
         raise ConfigError(f"--positive_label {label!r} is not a label of {where} (labels: {', '.join(names)})")
 
 
+def _single_label_only(task: str, model_path: str) -> None:
+    if task != "single_label":
+        fix = "plain 'm3cls calibrate' refits its temperature (its per-label thresholds come from training; " \
+              "--threshold overrides them)" if task == "multi_label" else \
+              "a regression model has no decision to calibrate; 'm3cls evaluate' scores it"
+        raise ConfigError(f"{model_path}: --target_* and --abstain_below choose a decision rule for a single-label "
+                          f"model, and this one is {task}; {fix}")
+
+
 def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, load) -> int:
     """``calibrate`` with a target or ``--abstain_below``: choose the rule on --data_path and save it.
 
@@ -63,12 +72,8 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
     from ..modelcard import refresh_model_card
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
-    if saved is not None and saved.task != "single_label":
-        fix = "plain 'm3cls calibrate' refits its temperature (its per-label thresholds come from training; " \
-              "--threshold overrides them)" if saved.task == "multi_label" else \
-              "a regression model has no decision to calibrate; 'm3cls evaluate' scores it"
-        raise ConfigError(f"{a.model_path}: --target_* and --abstain_below choose a decision rule for a single-label "
-                          f"model, and this one is {saved.task}; {fix}")
+    if saved is not None:
+        _single_label_only(saved.task, a.model_path)  # before the model loads
     if saved is not None:
         check_positive(a.positive_label, saved.labels, a.model_path)
     if a.report and not os.path.isdir(os.path.dirname(os.path.abspath(a.report))):
@@ -76,6 +81,7 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
     aggregate, abstain = a.aggregate, a.abstain_below
     a.aggregate = a.abstain_below = None
     clf, texts, y_true = load(a)
+    _single_label_only(clf.contract.task, a.model_path)  # a plain transformers folder says it in config.json
     names = clf.labels.names
     check_positive(a.positive_label, names, a.model_path)
     if aggregate is not None and clf.long_text != "chunks":
