@@ -60,6 +60,9 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
     config.check()
     prepared = prepared or prepare_data(config, values.get("seed", 42))
+    if config.long_text == "chunks" and prepared.task != "single_label":  # before the model loads
+        raise ConfigError(f"--long_text chunks trains on windows of single-label texts; a {prepared.task} "
+                          f"run reads each text's first --max_length tokens: drop --long_text chunks")
     settings = run_settings(config, values, explicit)  # train_config.yaml: the run as given, resolved
     hub = take_hub_target(values)
     args, precision = build_training_args(values, config.precision, explicit, prepared.task)
@@ -79,9 +82,6 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     encoder = TextEncoder.from_contract(tokenizer, contract)
     windows = contract.long_text == "chunks"
     if windows:
-        if prepared.task != "single_label":
-            raise ConfigError(f"--long_text chunks trains on windows of single-label texts; a {prepared.task} "
-                              f"run reads each text's first --max_length tokens: drop --long_text chunks")
         encoder.check_windows()
     train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.targets(part), windows=windows)
                           for part in (prepared.train, prepared.validation))
