@@ -274,8 +274,9 @@ class Classifier:
         results = []
         # the thresholds were tuned at the saved temperature: a temperature given here changes the probabilities
         # shown, never the labels decided
-        decided = sigmoid(logits, self.temperature)
-        for row, at_saved, c in zip(sigmoid(logits, temperature), decided, chunks):
+        shown = sigmoid(logits, temperature)
+        decided = shown if temperature == self.temperature else sigmoid(logits, self.temperature)
+        for row, at_saved, c in zip(shown, decided, chunks):
             ranked = sorted(range(len(names)), key=lambda i: -row[i])
             chosen = [names[i] for i in ranked if at_saved[i] >= self.thresholds[names[i]]]
             results.append(Prediction(None, None, {names[i]: float(row[i]) for i in ranked}, c, labels=chosen))

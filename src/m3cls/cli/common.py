@@ -128,11 +128,18 @@ def write_jsonl(path: str, rows: Iterable[dict]) -> int:
     return count
 
 
+def is_parquet(path: str) -> bool:
+    """True when results for ``path`` are written as Parquet (.parquet/.pq)."""
+    from ..sources import PARQUET_EXTENSIONS
+
+    return path != "-" and path.lower().endswith(PARQUET_EXTENSIONS)
+
+
 def write_rows(path: str, rows: Iterable[dict]) -> int:
     """Write result rows as Parquet when ``path`` ends in .parquet/.pq, else as JSONL (``-``: stdout)."""
-    from ..sources import PARQUET_EXTENSIONS, write_parquet
+    if is_parquet(path):
+        from ..sources import write_parquet
 
-    if path != "-" and path.lower().endswith(PARQUET_EXTENSIONS):
         return write_parquet(path, rows)
     return write_jsonl(path, rows)
 

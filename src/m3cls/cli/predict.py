@@ -26,6 +26,7 @@ from .common import (
     add_threshold_flag,
     check_writable,
     format_temperature,
+    is_parquet,
     load_classifier,
     parse_temperature,
     read_options,
@@ -122,12 +123,6 @@ def _write_explanations(path: str | None, shown: list | None) -> None:
 
         write_html(path, shown or [])
         logger.info("wrote the shaded texts to %s", path)
-
-
-def is_parquet(path: str) -> bool:
-    from ..sources import PARQUET_EXTENSIONS
-
-    return path != "-" and path.lower().endswith(PARQUET_EXTENSIONS)
 
 
 def _for_parquet(rows: Iterable[dict]) -> Iterator[dict]:

@@ -56,7 +56,9 @@ def evaluate_task(clf, logits: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def truth_fields(task: str, names: tuple[str, ...], truth_row) -> dict:
-    """The true labels or value beside a prediction in ``evaluate --predictions``."""
+    """The true label, labels or value beside a prediction in ``evaluate --predictions``."""
+    if task == "single_label":
+        return {"true_label": names[truth_row]}
     if task == "regression":
         return {"true_value": float(truth_row)}
     return {"true_labels": [n for n, flag in zip(names, truth_row) if flag]}

@@ -137,8 +137,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
     if a.predictions:
-        rows = (dict(p.to_dict(i), **({"true_label": clf.labels.names[t]} if task == "single_label"
-                                      else truth_fields(task, clf.labels.names, t)))
+        rows = (dict(p.to_dict(i), **truth_fields(task, clf.labels.names, t))
                 for i, p, t in zip(positions, clf.predictions_from_logits(logits), y_true))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
