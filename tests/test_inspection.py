@@ -28,3 +28,48 @@ def test_chinese_text_with_the_english_bundled_model_warns():
     clean = inspect_splits(TextData(english, ["a", "b"] * 2, "t"), TextData(english[:2], ["a", "b"], "v"),
                            tokenizer, 128)
     assert not any(w.startswith("UNKNOWN") for w in warnings_for(clean))
+
+
+def _exact_cosine(a: str, b: str) -> float:
+    from collections import Counter
+
+    def grams(t: str) -> Counter:
+        t = " " + " ".join(t.split()).lower()[:1000] + " "
+        return Counter(t[i: i + n] for n in (3, 4) for i in range(len(t) - n + 1))
+
+    x, y = grams(a), grams(b)
+    dot = sum(x[k] * y[k] for k in x)
+    return dot / ((sum(v * v for v in x.values()) * sum(v * v for v in y.values())) ** 0.5)
+
+
+def test_char_gram_cosines_match_exact_counts():
+    import random
+
+    from m3cls.inspection import char_gram_vectors
+
+    rng = random.Random(0)
+    words = ["market", "shares", "goal", "match", "vote", "film", "这是", "文本", "改写", "人类"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 60))) for _ in range(40)]
+    texts += ["ab", "", texts[0].upper().replace(" ", "  ")]
+    v = char_gram_vectors(texts)
+    got = (v @ v.T).toarray()
+    for i in range(len(texts)):
+        for j in range(len(texts)):
+            if not texts[i] or not texts[j]:
+                assert got[i, j] == 0  # no gram at all: never near anything
+                continue
+            assert abs(got[i, j] - _exact_cosine(texts[i], texts[j])) < 0.01, (i, j)
+    assert abs(got[0, -1] - 1) < 1e-5  # case and spacing are folded
+
+
+def test_near_duplicates_cross_the_split_in_any_script():
+    from m3cls.inspection import near_duplicates
+
+    base_zh = "这是一段由人类撰写的中文段落，讲述了一个小镇在冬天里发生的故事，以及居民们如何面对大雪的考验。"
+    base_en = "The central bank raised interest rates by a quarter point on Thursday, its third rise this year."
+    train = [base_zh, base_en, "An unrelated text about a football match in the rain."]
+    val = [base_zh.replace("小镇", "小城"), base_en.replace(" ", "  ").replace("Thursday", "Thursday,"),
+           "Completely different words about films and music awards.", base_en]
+    report = near_duplicates(train, val)
+    assert report["count"] == 2 and report["checked"] == 4  # the exact copy is leakage, counted elsewhere
+    assert report["examples"] == [val[0][:80], val[1][:80]]
