@@ -31,3 +31,35 @@ def test_windows_cover_the_text_with_overlap():
     assert windows[0][1:-1][-2:] == windows[1][1:-1][:2]  # neighbours share `stride` tokens
     with pytest.raises(ConfigError, match="--stride 8 must be at least 0 and below 8"):
         layout.windows(ids, 10, stride=8)
+
+
+@pytest.mark.parametrize("truncation", ["head", "tail", "head_tail"])
+def test_remembering_tokenizes_each_text_once_and_changes_no_input(tiny_xlmr, truncation):
+    from conftest import make_texts
+    from transformers import AutoTokenizer
+
+    from m3cls.tokens import TextEncoder
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_xlmr)
+    texts = [t for t, _ in make_texts(20, seed=3)] + [""]
+    plain = TextEncoder(tokenizer, 16, truncation, stride=4)
+    expected = (plain.full_ids(texts), plain.encode(texts), plain.windows(texts))
+    seen = []
+
+    class Counting:  # the tokenizer, counting the texts it is given
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def __call__(self, batch, **kw):
+            seen.extend(batch if isinstance(batch, list) else [batch])
+            return tokenizer(batch, **kw)
+
+    memo = TextEncoder(Counting(), 16, truncation, stride=4)
+    seen.clear()
+    with memo.remembering():
+        got = (memo.full_ids(texts[:10]) + memo.full_ids(texts[10:]), memo.encode(texts), memo.windows(texts))
+        assert sorted(seen) == sorted(texts)  # every text once, for all three
+    assert got == expected
+    seen.clear()
+    memo.encode(texts[:3])
+    assert len(seen) == 3  # forgotten after the block

@@ -9,8 +9,11 @@ for BERT, <s> ... </s> for XLM-RoBERTa), so windows and cut texts keep them.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
+
+import numpy as np
 
 from .contract import TRUNCATION_MODES, ModelContract
 from .errors import ConfigError
@@ -91,6 +94,7 @@ class TextEncoder:
             raise ConfigError(f"max_length must be at least 2, got {max_length}")
         self.tokenizer, self.max_length, self.truncation, self.stride = tokenizer, max_length, truncation, stride
         self.layout = SpecialLayout.of(tokenizer)
+        self._memo: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_contract(cls, tokenizer, contract: ModelContract, max_length: int | None = None,
@@ -103,14 +107,38 @@ class TextEncoder:
         """Fail now, not mid-file, when the stride does not fit a window."""
         self.layout.windows([0] * (self.max_length + 1), self.max_length, self.stride)
 
+    @contextmanager
+    def remembering(self):
+        """Within the block, each text is tokenized once: its full token ids are kept (as int32 arrays, a few
+        bytes per token) and reused by ``full_ids``, ``encode`` and ``windows``; forgotten at the end.
+
+        Training tokenizes its texts in full to inspect them, then again to embed or train on them; this makes
+        that one pass (the Rust tokenizer cuts a text only after tokenizing all of it, so cutting is no cheaper).
+        """
+        self._memo = {}
+        try:
+            yield self
+        finally:
+            self._memo = None
+
     def full_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Every token of every text, with special tokens, untruncated."""
+        if self._memo is None:
+            return self._tokenize(texts)
+        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        for text, ids in zip(todo, self._tokenize(todo)):
+            self._memo[text] = np.asarray(ids, dtype=np.int32)
+        return [self._memo[t].tolist() for t in texts]
+
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
         return self.tokenizer(list(texts), truncation=False, return_attention_mask=False,
                               return_token_type_ids=False)["input_ids"]
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """One token id list per text, cut to max_length the contract's way, unpadded."""
-        if self.truncation == "head":  # the tokenizer's own truncation is the same and faster
+        if self.truncation == "head" and self._memo is None:  # the tokenizer's own truncation: same, faster
             return self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         return [self.layout.truncate(ids, self.max_length, self.truncation) for ids in self.full_ids(texts)]
