@@ -120,3 +120,70 @@ def test_a_shard_from_other_settings_is_never_read(tmp_path):
     shard = next(n for n in os.listdir(one.folder) if n.endswith(".emb"))
     os.replace(os.path.join(one.folder, shard), os.path.join(two.folder, shard))  # a shard moved by hand
     assert EmbeddingCache(str(tmp_path), {"model": "m", "max_length": 16}).get(["a"])[1] == [0]
+
+
+def test_kept_results_are_read_only_for_the_same_inputs(tmp_path, caplog):
+    import json
+
+    from m3cls.embedcache import cached_result, data_digest
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"n": len(calls)}
+
+    inputs = {"model": "m", "max_length": 8, "data": data_digest(["a", "b"], ["x", "y"])}
+    assert cached_result(str(tmp_path), "inspection", inputs, compute) == ({"n": 1}, False)
+    assert cached_result(str(tmp_path), "inspection", dict(inputs), compute) == ({"n": 1}, True)
+    for other in ({**inputs, "max_length": 9}, {**inputs, "data": data_digest(["a", "b"], ["x", "x"])},
+                  {**inputs, "data": data_digest(["a", "b"], ["x"], ["y"])}):
+        assert cached_result(str(tmp_path), "inspection", other, compute)[1] is False
+    assert cached_result(None, "inspection", inputs, compute) == ({"n": 5}, False)  # no folder: nothing kept
+    (path,) = [p for p in (tmp_path / "inspection").iterdir()
+               if json.loads(p.read_text())["inputs"] == inputs]
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "inputs": {**inputs, "max_length": 9}}))  # a file under the wrong name
+    with caplog.at_level(logging.WARNING):
+        assert cached_result(str(tmp_path), "inspection", inputs, compute) == ({"n": 6}, False)
+    assert "does not match its inputs" in caplog.text
+    path.write_text(path.read_text()[:20])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert cached_result(str(tmp_path), "inspection", inputs, compute) == ({"n": 7}, False)
+    assert "is damaged" in caplog.text and len(caplog.records) == 1
+    assert cached_result(str(tmp_path), "inspection", inputs, compute) == ({"n": 7}, True)  # rebuilt
+
+
+def test_training_reads_a_kept_inspection_of_the_same_data(tiny_xlmr, tmp_path, caplog):
+    import json
+
+    from conftest import messages_record, write_json
+
+    from m3cls.cli import main
+
+    pairs = make_texts(40, seed=5)
+    data = write_json(tmp_path / "d.json", [messages_record(t, y) for t, y in pairs])
+    flags = ["train", "--model_name_or_path", tiny_xlmr, "--data_path", data, "--cache_dir", str(tmp_path / "cache"),
+             "--method", "probe", "--max_length", "32", "--precision", "fp32", "--no_report", "--no_baseline"]
+
+    def run(name, *extra):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert main([*flags, "--output_dir", str(tmp_path / name), *extra]) == 0
+        return json.load(open(tmp_path / name / "m3cls.json"))["inspection"], "data inspection: read" in caplog.text
+
+    first, kept = run("a")
+    assert not kept and first["tokens"]["max_length"] == 32
+    again, kept = run("b", "--probe_c", "0.5")
+    assert kept and again == first
+    shorter, kept = run("c", "--max_length", "16")
+    assert not kept and shorter["tokens"]["max_length"] == 16
+    held_out = write_json(tmp_path / "v.json", [messages_record(t, y) for t, y in make_texts(10, seed=6)])
+    assert not run("d", "--validation_path", held_out)[1]
+    same, kept = run("e", "--validation_path", held_out)
+    assert kept
+    pairs[0] = (pairs[0][0], "Human" if pairs[0][1] == "GPT" else "GPT")  # one label changed, the texts are not
+    write_json(tmp_path / "d.json", [messages_record(t, y) for t, y in pairs])
+    changed, kept = run("f", "--validation_path", held_out)
+    assert not kept and changed["train"]["class_counts"] != same["train"]["class_counts"]

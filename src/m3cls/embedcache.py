@@ -7,6 +7,9 @@ with other settings is never used. Vectors sit in shard files, each written atom
 embedded, so an interrupted run keeps what it finished. Each shard carries its settings key and a SHA-256 of
 its contents; a corrupt or truncated shard is reported in one log line, deleted, and its texts embedded again.
 
+Small JSON results that depend on the same things and on the data (the data inspection training logs first)
+are kept beside them, one file per hash of their inputs: :func:`cached_result`.
+
 This module is numpy only. Example::
 
     >>> import tempfile, numpy as np
@@ -163,3 +166,45 @@ def read_shard(path: str, key: str) -> tuple[list[bytes], np.ndarray]:
     keys = [payload[i * 16: (i + 1) * 16] for i in range(count)]
     vectors = np.frombuffer(payload[count * 16:], dtype=np.float32).reshape(count, dim)
     return keys, vectors
+
+
+def data_digest(*columns: list) -> str:
+    """SHA-256 of lists of texts, labels or groups (canonical JSON): a key part that changes with any record."""
+    digest = hashlib.sha256()
+    for column in columns:
+        digest.update(json.dumps(column, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def cached_result(root: str | None, kind: str, inputs: dict, compute) -> tuple[dict, bool]:
+    """``(compute(), False)``, kept in ``root/kind/KEY.json`` (KEY a hash of ``inputs``); ``(the kept result,
+    True)`` when a file with the same inputs is there. No ``root``: always computed, nothing kept.
+
+    The file spells its inputs out and they are compared on reading, as the embeddings' settings are; a damaged
+    file is reported in one log line and computed again. A file that cannot be written costs only the next run
+    the time.
+    """
+    if not root:
+        return compute(), False
+    path = os.path.join(root, kind, f"{settings_key(inputs)}.json")
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f)
+            if saved.get("inputs") == json.loads(json.dumps(inputs)) and isinstance(saved.get("result"), dict):
+                return saved["result"], True
+            logger.warning("%s cache: %s does not match its inputs; computing it again", kind, path)
+        except (OSError, ValueError, AttributeError) as e:
+            logger.warning("%s cache: %s is damaged (%s); computing it again", kind, path, e)
+    result = compute()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = f"{path}.{uuid.uuid4().hex}.partial"
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump({"inputs": inputs, "result": result}, f, ensure_ascii=False)
+        os.replace(partial, path)
+    except OSError as e:
+        logger.warning("%s cache: cannot write %s (%s); the next run computes it again", kind, path,
+                       e.strerror or e)
+    return result, False

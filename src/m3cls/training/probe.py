@@ -111,8 +111,10 @@ def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = fr
     prepared = prepared or prepare_data(config, seed)
     single_label_only(prepared.task, "--method probe")  # labels that are lists, found in the data
     embedder = make_embedder(config, values)
-    inspection = inspect_data(prepared, embedder.tokenizer, config)  # its warnings before the long part
-    fit = fit_probe(embedder, prepared, config.head_settings(seed))
+    with embedder.encoder.remembering():  # the texts the inspection tokenizes are not tokenized again
+        inspection = inspect_data(prepared, embedder.tokenizer, config,  # its warnings before the long part
+                                  full_ids=embedder.encoder.full_ids)
+        fit = fit_probe(embedder, prepared, config.head_settings(seed))
     evaluation = score_and_calibrate(fit.val_logits, fit.y_val, prepared.labels.names)
     temperature = evaluation["after"]["temperature"]
     contract = base_contract(config, prepared, embedder.precision)

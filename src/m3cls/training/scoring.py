@@ -49,12 +49,32 @@ def metrics_of(evaluation: dict) -> dict:
     return {k: v for k, v in evaluation["after"].items() if k not in ("reliability", "temperature")}
 
 
-def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig) -> dict:
-    """The data inspection run at the start of training; its warnings go to the log."""
+#: changes whenever what the inspection reports changes, so older kept inspections are not reused
+INSPECTION_FORMAT = 2
+
+
+def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig, full_ids=None) -> dict:
+    """The data inspection run at the start of training; its warnings go to the log.
+
+    Kept in the cache folder (``--cache_dir``) under a hash of the splits' texts, labels and groups, the model's
+    tokenizer and max_length, so a second run on the same data (another head, a fold, a setting) reads it.
+    ``full_ids`` tokenizes (see :func:`m3cls.inspection.token_stats`).
+    """
+    from ..bundled import resolve_model_name
+    from ..embedcache import cached_result, data_digest
+    from ..embeddings import model_fingerprint
     from ..inspection import inspect_splits, warnings_for
 
-    report = inspect_splits(prepared.train, prepared.validation, tokenizer, config.max_length,
-                            random_split=not config.validation_path and not config.group_column)
+    random_split = not config.validation_path and not config.group_column
+    train, validation = prepared.train, prepared.validation
+    inputs = {"format": INSPECTION_FORMAT, "model": model_fingerprint(resolve_model_name(config.model_name_or_path)),
+              "max_length": config.max_length, "random_split": random_split,
+              "data": data_digest(train.texts, train.labels, train.groups, validation.texts, validation.labels,
+                                  validation.groups)}
+    report, kept = cached_result(config.embedding_cache(), "inspection", inputs, lambda: inspect_splits(
+        train, validation, tokenizer, config.max_length, random_split=random_split, full_ids=full_ids))
+    if kept:
+        logger.info("data inspection: read from the cache (same data, tokenizer and max_length)")
     for warning in warnings_for(report, config.model_name_or_path, windows=config.long_text == "chunks"):
         logger.warning("%s", warning)
     return report
