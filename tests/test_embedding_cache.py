@@ -139,7 +139,9 @@ def test_kept_results_are_read_only_for_the_same_inputs(tmp_path, caplog):
     for other in ({**inputs, "max_length": 9}, {**inputs, "data": data_digest(["a", "b"], ["x", "x"])},
                   {**inputs, "data": data_digest(["a", "b"], ["x"], ["y"])}):
         assert cached_result(str(tmp_path), "inspection", other, compute)[1] is False
-    assert cached_result(None, "inspection", inputs, compute) == ({"n": 5}, False)  # no folder: nothing kept
+    assert cached_result(None, "inspection", lambda: 1 / 0, compute) == ({"n": 5}, False)  # no folder: no key
+    assert len({data_digest(["ab"], []), data_digest(["a"], ["b"]), data_digest(["a", "b"]), data_digest(["a"], None),
+                data_digest(["a"], []), data_digest([12, 3]), data_digest([1, 23])}) == 7
     (path,) = [p for p in (tmp_path / "inspection").iterdir()
                if json.loads(p.read_text())["inputs"] == inputs]
     stored = json.loads(path.read_text())
@@ -153,6 +155,10 @@ def test_kept_results_are_read_only_for_the_same_inputs(tmp_path, caplog):
         assert cached_result(str(tmp_path), "inspection", inputs, compute) == ({"n": 7}, False)
     assert "is damaged" in caplog.text and len(caplog.records) == 1
     assert cached_result(str(tmp_path), "inspection", inputs, compute) == ({"n": 7}, True)  # rebuilt
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # a result JSON cannot hold: returned, not kept, no partial file left
+        assert cached_result(str(tmp_path), "other", inputs, lambda: {"x": {1, 2}}) == ({"x": {1, 2}}, False)
+    assert "cannot write" in caplog.text and not list((tmp_path / "other").iterdir())
 
 
 def test_training_reads_a_kept_inspection_of_the_same_data(tiny_xlmr, tmp_path, caplog):

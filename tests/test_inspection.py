@@ -31,13 +31,13 @@ def test_chinese_text_with_the_english_bundled_model_warns():
 
 
 def _exact_cosine(a: str, b: str) -> float:
+    """scikit-learn's char_wb 3-4-gram counts, unhashed, on the same folded first 1,000 characters."""
     from collections import Counter
 
-    def grams(t: str) -> Counter:
-        t = " " + " ".join(t.split()).lower()[:1000] + " "
-        return Counter(t[i: i + n] for n in (3, 4) for i in range(len(t) - n + 1))
+    from sklearn.feature_extraction.text import CountVectorizer
 
-    x, y = grams(a), grams(b)
+    analyze = CountVectorizer(analyzer="char_wb", ngram_range=(3, 4)).build_analyzer()
+    x, y = (Counter(analyze(" ".join(t.split()).lower()[:1000])) for t in (a, b))
     dot = sum(x[k] * y[k] for k in x)
     return dot / ((sum(v * v for v in x.values()) * sum(v * v for v in y.values())) ** 0.5)
 
@@ -48,10 +48,10 @@ def test_char_gram_cosines_match_exact_counts():
     from m3cls.inspection import char_gram_vectors
 
     rng = random.Random(0)
-    words = ["market", "shares", "goal", "match", "vote", "film", "这是", "文本", "改写", "人类"]
+    words = ["market", "shares", "goal", "match", "vote", "film", "这是", "文本", "改写", "人类", "to", "up"]
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 60))) for _ in range(40)]
-    texts += ["ab", "", texts[0].upper().replace(" ", "  ")]
-    v = char_gram_vectors(texts)
+    texts += ["ab", "", texts[0].upper().replace(" ", "  "), "x" * 1500]
+    v = char_gram_vectors(texts, chunk=16)  # in 3 chunks
     got = (v @ v.T).toarray()
     for i in range(len(texts)):
         for j in range(len(texts)):
@@ -59,7 +59,10 @@ def test_char_gram_cosines_match_exact_counts():
                 assert got[i, j] == 0  # no gram at all: never near anything
                 continue
             assert abs(got[i, j] - _exact_cosine(texts[i], texts[j])) < 0.01, (i, j)
-    assert abs(got[0, -1] - 1) < 1e-5  # case and spacing are folded
+    assert abs(got[0, -2] - 1) < 1e-5  # case and spacing are folded
+    head = " ".join(words * 20)  # 1,000 characters and more
+    tails = char_gram_vectors([head[:1000] + " market shares", head[:1000] + " 这是文本改写"])
+    assert abs((tails[0] @ tails[1].T).toarray()[0, 0] - 1) < 1e-5  # only the first 1,000 characters count
 
 
 def test_near_duplicates_cross_the_split_in_any_script():

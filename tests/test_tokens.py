@@ -57,8 +57,10 @@ def test_remembering_tokenizes_each_text_once_and_changes_no_input(tiny_xlmr, tr
     memo = TextEncoder(Counting(), 16, truncation, stride=4)
     seen.clear()
     with memo.remembering():
-        got = (memo.full_ids(texts[:10]) + memo.full_ids(texts[10:]), memo.encode(texts), memo.windows(texts))
-        assert sorted(seen) == sorted(texts)  # every text once, for all three
+        with memo.remembering():
+            first = memo.full_ids(texts[:10])
+        got = (first + memo.full_ids(texts[10:]), memo.encode(texts), memo.windows(texts))
+        assert sorted(seen) == sorted(texts)  # every text once, for all three, across the nested block
     assert got == expected
     seen.clear()
     memo.encode(texts[:3])

@@ -168,18 +168,22 @@ def read_shard(path: str, key: str) -> tuple[list[bytes], np.ndarray]:
     return keys, vectors
 
 
-def data_digest(*columns: list) -> str:
-    """SHA-256 of lists of texts, labels or groups (canonical JSON): a key part that changes with any record."""
+def data_digest(*columns: list | None) -> str:
+    """SHA-256 of lists of texts, labels or groups, value by value (JSON, length-prefixed, so no two different
+    lists give the same bytes): a key part that changes with any record."""
     digest = hashlib.sha256()
     for column in columns:
-        digest.update(json.dumps(column, ensure_ascii=False).encode("utf-8"))
-        digest.update(b"\x00")
+        digest.update(b"N" if column is None else b"L%d:" % len(column))
+        for value in column or ():
+            data = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            digest.update(b"%d:" % len(data) + data)
     return digest.hexdigest()
 
 
-def cached_result(root: str | None, kind: str, inputs: dict, compute) -> tuple[dict, bool]:
-    """``(compute(), False)``, kept in ``root/kind/KEY.json`` (KEY a hash of ``inputs``); ``(the kept result,
-    True)`` when a file with the same inputs is there. No ``root``: always computed, nothing kept.
+def cached_result(root: str | None, kind: str, inputs, compute) -> tuple[dict, bool]:
+    """``(compute(), False)``, kept in ``root/kind/KEY.json`` (KEY a hash of ``inputs``, a dict or a function
+    returning one); ``(the kept result, True)`` when a file with the same inputs is there. No ``root``: always
+    computed, nothing kept, and ``inputs`` (which may cost a pass over the data) never called.
 
     The file spells its inputs out and they are compared on reading, as the embeddings' settings are; a damaged
     file is reported in one log line and computed again. A file that cannot be written costs only the next run
@@ -187,6 +191,7 @@ def cached_result(root: str | None, kind: str, inputs: dict, compute) -> tuple[d
     """
     if not root:
         return compute(), False
+    inputs = inputs() if callable(inputs) else inputs
     path = os.path.join(root, kind, f"{settings_key(inputs)}.json")
     if os.path.isfile(path):
         try:
@@ -198,13 +203,15 @@ def cached_result(root: str | None, kind: str, inputs: dict, compute) -> tuple[d
         except (OSError, ValueError, AttributeError) as e:
             logger.warning("%s cache: %s is damaged (%s); computing it again", kind, path, e)
     result = compute()
+    partial = f"{path}.{uuid.uuid4().hex}.partial"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        partial = f"{path}.{uuid.uuid4().hex}.partial"
         with open(partial, "w", encoding="utf-8") as f:
             json.dump({"inputs": inputs, "result": result}, f, ensure_ascii=False)
         os.replace(partial, path)
-    except OSError as e:
+    except (OSError, TypeError, ValueError) as e:
         logger.warning("%s cache: cannot write %s (%s); the next run computes it again", kind, path,
-                       e.strerror or e)
+                       getattr(e, "strerror", None) or e)
+        if os.path.exists(partial):
+            os.remove(partial)
     return result, False

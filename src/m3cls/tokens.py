@@ -110,16 +110,17 @@ class TextEncoder:
     @contextmanager
     def remembering(self):
         """Within the block, each text is tokenized once: its full token ids are kept (as int32 arrays, a few
-        bytes per token) and reused by ``full_ids``, ``encode`` and ``windows``; forgotten at the end.
+        bytes per token) and reused by ``full_ids``, ``encode`` and ``windows``; forgotten when the outermost
+        block ends.
 
         Training tokenizes its texts in full to inspect them, then again to embed or train on them; this makes
         that one pass (the Rust tokenizer cuts a text only after tokenizing all of it, so cutting is no cheaper).
         """
-        self._memo = {}
+        outer, self._memo = self._memo, {} if self._memo is None else self._memo
         try:
             yield self
         finally:
-            self._memo = None
+            self._memo = outer
 
     def full_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Every token of every text, with special tokens, untruncated."""

@@ -67,10 +67,14 @@ def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig, full_id
 
     random_split = not config.validation_path and not config.group_column
     train, validation = prepared.train, prepared.validation
-    inputs = {"format": INSPECTION_FORMAT, "model": model_fingerprint(resolve_model_name(config.model_name_or_path)),
-              "max_length": config.max_length, "random_split": random_split,
-              "data": data_digest(train.texts, train.labels, train.groups, validation.texts, validation.labels,
-                                  validation.groups)}
+
+    def inputs() -> dict:
+        return {"inspection_format": INSPECTION_FORMAT, "max_length": config.max_length,
+                "model": model_fingerprint(resolve_model_name(config.model_name_or_path)),
+                "random_split": random_split, "data": data_digest(train.texts, train.labels, train.groups,
+                                                                  validation.texts, validation.labels,
+                                                                  validation.groups)}
+
     report, kept = cached_result(config.embedding_cache(), "inspection", inputs, lambda: inspect_splits(
         train, validation, tokenizer, config.max_length, random_split=random_split, full_ids=full_ids))
     if kept:
