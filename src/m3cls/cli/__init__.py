@@ -44,10 +44,10 @@ def run() -> None:
     """The ``m3cls`` console script and ``python -m m3cls``: :func:`main` in a process of its own.
 
     Importing torch and transformers creates a few million long-lived objects, and the cyclic garbage collector
-    scans them again and again as they arrive, and once more when the interpreter exits. On a 2-core EPYC,
-    importing torch, transformers' model code and scikit-learn took 4.3 s and exiting 1.3 s; with a higher first
-    threshold (the scans are rarer; cycles are still collected) and what exists frozen at exit (the final scan
-    skips it), 3.5 s and 0.2 s. The price: objects still caught in reference cycles at exit are not finalized
+    scans them again and again as they arrive, and once more when the interpreter exits. On a 2-core EPYC
+    (``python benchmarks/startup.py``), importing what ``m3cls train`` imports took 4.8 s and exiting 1.3 s; with
+    a higher first threshold (the scans are rarer; cycles are still collected) and what exists frozen at exit
+    (the final scan skips it), 4.0 s and 0.2 s. The price: objects still caught in reference cycles at exit are not finalized
     (their ``__del__`` does not run). m3cls writes every file in a ``with`` block and renames it into place, so
     none of its output depends on that. :func:`main` alone leaves the collector as it is, for callers whose
     process goes on afterwards (tests, notebooks).
@@ -114,5 +114,5 @@ def _setup_logging() -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         hf_logging.disable_progress_bar()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    # TOKENIZERS_PARALLELISM stays unset: the Rust tokenizer then uses every core (twice as fast on 2 cores as
-    # "false"), and switches itself off, with one warning, in a process forked after using it
+    # TOKENIZERS_PARALLELISM stays unset: the Rust tokenizer then uses every core (1.7x "false"'s speed on 2
+    # cores, benchmarks/startup.py), and switches itself off, with one warning, in a process forked after using it
