@@ -112,3 +112,20 @@ def test_evaluate_skips_bad_records_or_stops(trained_xlmr, tmp_path, capsys):
     assert captured.out.startswith("3 labelled texts\n")
     assert f"m3cls evaluate: {source}: read 5 records: 3 evaluated, 2 skipped (first reasons: record 3:" \
         in captured.err
+
+
+def test_parquet_output_keeps_predictions_after_thousands_of_bad_records(trained_xlmr, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "in.jsonl"
+    bad = ["{not json"] * 4200  # more than the first row group's 4,096 rows: all marked records
+    good = [json.dumps({"text": "furthermore delve tapestry"}), json.dumps({"text": "lol yeah kinda weird"})]
+    source.write_text("\n".join(bad + good) + "\n", encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    assert main(["predict", "--model_path", trained_xlmr, "--input", str(source), "--output", str(out),
+                 "--on_error", "skip"]) == 0
+    rows = pq.read_table(out).to_pylist()
+    assert [r["index"] for r in rows] == list(range(4202))
+    assert all(r["error"] and r["label"] is None for r in rows[:4200])
+    assert [r["label"] for r in rows[4200:]] == ["GPT", "Human"] and rows[-1]["error"] is None
+    assert set(rows[-1]["probabilities"]) == {"GPT", "Human"}

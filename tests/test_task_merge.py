@@ -239,3 +239,24 @@ def test_calibrate_refuses_a_rule_for_a_plain_multilabel_folder(multilabel_run, 
                  "0.6"]) == 2
     _one_error_line(capsys, "choose a decision rule for a single-label model", "multi_label")
     assert not os.path.exists(os.path.join(plain, "m3cls.json"))
+
+
+def test_parquet_keeps_fields_that_first_appear_after_the_first_rows(tmp_path):
+    import pyarrow.parquet as pq
+
+    from m3cls.sources import write_parquet
+
+    rows = [{"index": i, "error": "line 1: not JSON"} for i in range(5000)]  # --on_error skip's marked records
+    rows += [{"index": 5000 + i, "label": "a", "probabilities": {"a": 0.9, "b": 0.1}} for i in range(3)]
+    rows += [{"index": 9000, "error": "empty text"}] + [{"index": 9001, "label": "b", "unknown_token_share": 0.0}]
+    path = str(tmp_path / "out.parquet")
+    assert write_parquet(path, iter(rows)) == len(rows)
+    table = pq.read_table(path)
+    assert table.column_names == ["index", "error", "label", "probabilities", "unknown_token_share"]
+    got = table.to_pylist()
+    assert [r["index"] for r in got] == [r["index"] for r in rows]
+    assert got[4999] == {"index": 4999, "error": "line 1: not JSON", "label": None, "probabilities": None,
+                         "unknown_token_share": None}
+    assert got[5000]["label"] == "a" and got[5000]["probabilities"] == {"a": 0.9, "b": 0.1}
+    assert got[-2]["error"] == "empty text" and got[-1]["label"] == "b" and got[-1]["unknown_token_share"] == 0.0
+    assert not list(tmp_path.glob("*.narrow")) and not list(tmp_path.glob("*.partial"))

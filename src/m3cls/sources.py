@@ -307,28 +307,26 @@ def _settled(pa, schema):
 def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> int:
     """Write dict rows to Parquet as they come, in row groups, under ``path`` only once complete.
 
-    The columns are every field of the first rows, in order of appearance (a marked bad record of
-    ``--on_error skip`` has only ``index`` and ``error``); nested dicts such as ``probabilities`` become structs.
+    The columns are every field of the rows, in order of appearance; nested dicts such as ``probabilities``
+    become structs. A field that first appears after the first rows (a prediction after thousands of marked bad
+    records of ``--on_error skip``, which have only ``index`` and ``error``) becomes a column too: the rows
+    written so far are copied once into a file with the wider schema, their new columns empty.
     """
     pa = require("pyarrow", "parquet", f"writing {path}")
     pq = require("pyarrow.parquet", "parquet", f"writing {path}")
-    count, writer, unknown = 0, None, set()
+    count, writer = 0, None
     with atomic_path(path, what) as partial:
         try:
             for batch in _chunks(rows, 4 * _BATCH_ROWS):
+                names = list(dict.fromkeys(key for row in batch for key in row))
                 if writer is None:
-                    names = list(dict.fromkeys(key for row in batch for key in row))
-                    table = pa.Table.from_pylist([{k: row.get(k) for k in names} for row in batch])
-                    table = table.cast(_settled(pa, table.schema))
-                    writer = pq.ParquetWriter(partial, table.schema)
-                else:
-                    new = {key for row in batch for key in row} - set(writer.schema.names) - unknown
-                    if new:
-                        logger.warning("%s: field(s) %s first appear after row %d and are not written (Parquet "
-                                       "columns are fixed by the first rows)", path, ", ".join(sorted(new)), count)
-                        unknown |= new
-                    table = pa.Table.from_pylist(batch, schema=writer.schema)
-                writer.write_table(table)
+                    schema = _batch_schema(pa, batch, names)
+                    writer = pq.ParquetWriter(partial, schema)
+                elif set(names) - set(writer.schema.names):
+                    new = [n for n in names if n not in writer.schema.names]
+                    wider = pa.schema(list(writer.schema) + list(_batch_schema(pa, batch, new)))
+                    writer = _widened(pa, pq, writer, partial, wider)
+                writer.write_table(pa.Table.from_pylist(batch, schema=writer.schema))
                 count += len(batch)
             if writer is None:
                 pq.write_table(pa.table({}), partial)
@@ -336,6 +334,31 @@ def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> in
             if writer is not None:
                 writer.close()
     return count
+
+
+def _batch_schema(pa, batch: list[dict], names: list[str]):
+    """The settled types of the ``names`` fields in these rows."""
+    return _settled(pa, pa.Table.from_pylist([{k: row.get(k) for k in names} for row in batch]).schema)
+
+
+def _widened(pa, pq, writer, partial: str, schema):
+    """Close ``writer``, copy what it wrote into a new file at ``partial`` with ``schema`` (its fields first, the
+    new ones empty in those rows), and return the new file's open writer."""
+    writer.close()
+    old = partial + ".narrow"
+    os.replace(partial, old)
+    try:
+        wide = pq.ParquetWriter(partial, schema)
+        source = pq.ParquetFile(old)
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)
+            for field in schema:
+                if field.name not in table.column_names:
+                    table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+            wide.write_table(table)
+    finally:
+        os.remove(old)
+    return wide
 
 
 def _chunks(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
