@@ -260,3 +260,23 @@ def test_parquet_keeps_fields_that_first_appear_after_the_first_rows(tmp_path):
     assert got[5000]["label"] == "a" and got[5000]["probabilities"] == {"a": 0.9, "b": 0.1}
     assert got[-2]["error"] == "empty text" and got[-1]["label"] == "b" and got[-1]["unknown_token_share"] == 0.0
     assert not list(tmp_path.glob("*.narrow")) and not list(tmp_path.glob("*.partial"))
+
+
+def test_parquet_widens_again_for_each_batch_that_brings_a_field_and_refuses_a_type_clash(tmp_path):
+    import pyarrow.parquet as pq
+
+    from m3cls.errors import DataError
+    from m3cls.sources import write_parquet
+
+    size = 4096  # rows per batch
+    rows = [{"i": i, "a": 1} for i in range(size)] + [{"i": size + i, "b": "x"} for i in range(size)]
+    rows += [{"i": 2 * size, "c": [1.5]}]
+    path = str(tmp_path / "out.parquet")
+    assert write_parquet(path, iter(rows)) == len(rows)
+    got = pq.read_table(path).to_pylist()
+    assert [r["i"] for r in got] == list(range(len(rows)))
+    assert got[0] == {"i": 0, "a": 1, "b": None, "c": None} and got[size]["b"] == "x" and got[-1]["c"] == [1.5]
+    clash = [{"i": i, "a": 1} for i in range(size)] + [{"i": size, "a": "one"}]
+    with pytest.raises(DataError, match=r"rows 4096 to 4096 do not fit the Parquet columns"):
+        write_parquet(str(tmp_path / "clash.parquet"), iter(clash))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]

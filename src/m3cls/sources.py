@@ -310,7 +310,9 @@ def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> in
     The columns are every field of the rows, in order of appearance; nested dicts such as ``probabilities``
     become structs. A field that first appears after the first rows (a prediction after thousands of marked bad
     records of ``--on_error skip``, which have only ``index`` and ``error``) becomes a column too: the rows
-    written so far are copied once into a file with the wider schema, their new columns empty.
+    written so far are copied into a file with the wider schema, their new columns empty (one copy for each
+    batch of rows that brings a new field; in predict's output, at most one). A value of another type than
+    its column's first values is a ``DataError`` naming the rows.
     """
     pa = require("pyarrow", "parquet", f"writing {path}")
     pq = require("pyarrow.parquet", "parquet", f"writing {path}")
@@ -326,7 +328,12 @@ def write_parquet(path: str, rows: Iterator[dict], what: str = "--output") -> in
                     new = [n for n in names if n not in writer.schema.names]
                     wider = pa.schema(list(writer.schema) + list(_batch_schema(pa, batch, new)))
                     writer = _widened(pa, pq, writer, partial, wider)
-                writer.write_table(pa.Table.from_pylist(batch, schema=writer.schema))
+                try:
+                    table = pa.Table.from_pylist(batch, schema=writer.schema)
+                except (pa.ArrowTypeError, pa.ArrowInvalid) as e:
+                    raise DataError(f"{path}: rows {count} to {count + len(batch) - 1} do not fit the Parquet "
+                                    f"columns of the rows before them ({e}); write JSONL instead") from None
+                writer.write_table(table)
                 count += len(batch)
             if writer is None:
                 pq.write_table(pa.table({}), partial)
@@ -349,13 +356,13 @@ def _widened(pa, pq, writer, partial: str, schema):
     os.replace(partial, old)
     try:
         wide = pq.ParquetWriter(partial, schema)
-        source = pq.ParquetFile(old)
-        for group in range(source.num_row_groups):
-            table = source.read_row_group(group)
-            for field in schema:
-                if field.name not in table.column_names:
-                    table = table.append_column(field, pa.nulls(table.num_rows, field.type))
-            wide.write_table(table)
+        with pq.ParquetFile(old) as source:
+            for group in range(source.num_row_groups):
+                table = source.read_row_group(group)
+                for field in schema:
+                    if field.name not in table.column_names:
+                        table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+                wide.write_table(table)
     finally:
         os.remove(old)
     return wide
