@@ -103,15 +103,14 @@ def test_two_process_prediction_of_a_multilabel_model(multilabel_run, tmp_path):
 def test_web_page_draws_threshold_marks_and_values(multilabel_run, regression_run, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    from test_webpage import _driver
+    from test_webpage import _driver, open_page
 
     driver = _driver(tmp_path)
     read = """return [...document.querySelectorAll('#bars .bar')].map(b => [b.dataset.label,
         parseFloat(b.dataset.threshold), b.querySelector('.mark').style.left, b.className]);"""
     try:
         with start(multilabel_run["model"]) as live:
-            driver.get(f"{live.url}/")
-            WebDriverWait(driver, 20).until(lambda d: "casual" in d.find_element(By.ID, "model").text)
+            open_page(driver, live.url, "casual")
             driver.find_element(By.ID, "text").send_keys(TEXTS[0])
             driver.find_element(By.ID, "classify").click()
             WebDriverWait(driver, 20).until(lambda d: len(d.execute_script(read)) == 4)
@@ -121,8 +120,7 @@ def test_web_page_draws_threshold_marks_and_values(multilabel_run, regression_ru
             assert bars["casual"][1] == f"{100 * thresholds['casual']:.1f}%" and "top" in bars["casual"][2]
             assert "casual" in driver.find_element(By.ID, "result").text
         with start(regression_run["model"]) as live:
-            driver.get(f"{live.url}/")
-            WebDriverWait(driver, 20).until(lambda d: "value" in d.find_element(By.ID, "model").text)
+            open_page(driver, live.url, "value")
             driver.find_element(By.ID, "text").send_keys(TEXTS[1])
             driver.find_element(By.ID, "classify").click()
             WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "result").text.startswith("Value: "))

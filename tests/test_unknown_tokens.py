@@ -78,9 +78,7 @@ def test_the_service_returns_the_share_per_prediction(trained_xlmr):
 
 def test_the_page_shows_a_notice_for_unknown_text(trained_xlmr, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-    from test_webpage import _driver, read_bars
+    from test_webpage import _driver, open_page, read_bars
 
     from m3cls.webpage import PAGE
 
@@ -88,9 +86,7 @@ def test_the_page_shows_a_notice_for_unknown_text(trained_xlmr, tmp_path):
     driver = _driver(tmp_path)
     try:
         with start(trained_xlmr) as live:
-            driver.get(f"{live.url}/")
-            wait = WebDriverWait(driver, 20)
-            wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "GPT"))
+            wait = open_page(driver, live.url)
             notice = driver.find_element(By.ID, "notice")
             for text, shown in ((FOREIGN, True), (NORMAL, False)):
                 box = driver.find_element(By.ID, "text")

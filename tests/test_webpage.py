@@ -26,6 +26,18 @@ def _driver(tmp_path):
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
+def open_page(driver, url: str, shown: str = "GPT"):
+    """Load the served page and wait until its label line shows ``shown``; the wait, for the next steps."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{url}/")
+    wait = WebDriverWait(driver, 20)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "model"), shown))
+    return wait
+
+
 READ_BARS = """return [...document.querySelectorAll('#bars .bar')].map(b => [b.dataset.label,
     parseFloat(b.dataset.probability), b.querySelector('.fill').getBoundingClientRect().width]);"""
 
@@ -37,15 +49,11 @@ def read_bars(driver) -> list:
 
 def test_page_classifies_text_and_draws_bars(trained_xlmr, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _driver(tmp_path)
     try:
         with start(trained_xlmr) as live:
-            driver.get(f"{live.url}/")
-            wait = WebDriverWait(driver, 20)
-            wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "GPT"))
+            wait = open_page(driver, live.url)
             driver.find_element(By.ID, "text").send_keys("furthermore delve tapestry moreover crucial")
             driver.find_element(By.ID, "classify").click()
             wait.until(lambda d: len(read_bars(d)) == 2)
@@ -69,16 +77,12 @@ READ_MARKS = """return [...document.querySelectorAll('#explanation mark')].map(m
 def test_page_shades_the_words_that_decided(marker_xlmr, tmp_path):
     from conftest import MARKER
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     text = f"the of and {MARKER} to in it"
     driver = _driver(tmp_path)
     try:
         with start(marker_xlmr) as live:
-            driver.get(f"{live.url}/")
-            wait = WebDriverWait(driver, 20)
-            wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "GPT"))
+            wait = open_page(driver, live.url)
             driver.find_element(By.ID, "text").send_keys(text)
             driver.find_element(By.ID, "explain").click()
             driver.find_element(By.ID, "classify").click()

@@ -150,16 +150,23 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
     base = _table([["fine-tuned model", after["accuracy"], after["macro_f1"]],
                    ["TF-IDF + logistic regression", baseline["accuracy"], baseline["macro_f1"]]],
                   ["model", "accuracy", "macro-F1"]) if baseline else ""
+    content = (f"<h2>Summary</h2>{summary}"
+               f"{''.join(f'<h2>{html.escape(h)}</h2>{part}' for h, part in sections or [])}"
+               f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}"
+               f"{'<h2>Decisions</h2>' + extra_html if extra_html else ''}")
+    return write_page(folder, title, f"{evaluation['n']} labelled texts.", content, images)
+
+
+def write_page(folder: str, title: str, intro: str, body: str, images: list[tuple[str, str | None]]) -> str:
+    """``folder/index.html``: the title, an intro line, ``body`` (HTML), then each (caption, PNG name) figure
+    that was drawn; returns its path. The one page layout of every report."""
     figures = "".join(f"<figure><img src=\"{name}\" alt=\"{html.escape(caption)}\"><figcaption>"
                       f"{html.escape(caption)}</figcaption></figure>" for caption, name in images if name)
     page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>"
             "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}"
             "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{evaluation['n']} labelled texts.</p><h2>Summary</h2>{summary}"
-            f"{''.join(f'<h2>{html.escape(h)}</h2>{body}' for h, body in sections or [])}"
-            f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}"
-            f"{'<h2>Decisions</h2>' + extra_html if extra_html else ''}{figures}</body></html>")
+            f"<h1>{html.escape(title)}</h1><p>{intro}</p>{body}{figures}</body></html>")
     path = os.path.join(folder, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

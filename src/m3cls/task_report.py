@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 
-from .report import _pyplot, _save, _table, curves, write_report
+from .report import _pyplot, _save, _table, curves, write_page, write_report
 
 _MULTI_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 _REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
@@ -116,16 +116,6 @@ def write_task_report(folder: str, evaluation: dict, history: list[dict] | None 
     plt.close("all")
     body = "".join(f"<h2>{html.escape(name)}</h2>{table}" for name, table in [*parts_html, *(sections or [])]
                    if table)
-    figures = "".join(f"<figure><img src=\"{name}\" alt=\"{html.escape(caption)}\"><figcaption>"
-                      f"{html.escape(caption)}</figcaption></figure>" for caption, name in images if name)
     task = evaluation["task"].replace("_", "-")
-    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>"
-            "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-            "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}"
-            "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{evaluation['n']} labelled texts ({task}).</p><h2>Summary</h2>"
-            f"{summary}{body}{figures}</body></html>")
-    path = os.path.join(folder, "index.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
+    return write_page(folder, title, f"{evaluation['n']} labelled texts ({task}).",
+                      f"<h2>Summary</h2>{summary}{body}", images)

@@ -66,22 +66,29 @@ async function loadLabels() {
   if (info.task === "regression") $("temperature").parentElement.hidden = true;  // a number has no temperature
   else if (!$("temperature").value) $("temperature").value = info.temperature;
 }
+function barRow(name, value, top, cut) {
+  // one bar: the label, its probability as a filled track and a percentage; a mark at the threshold cut if given
+  const row = document.createElement("div");
+  row.className = "bar" + (top ? " top" : "");
+  row.dataset.label = name;
+  row.dataset.probability = value;
+  if (cut !== undefined) row.dataset.threshold = cut;
+  row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span>' +
+                  (cut === undefined ? '' : '<span class="mark"></span>') + '</span><span class="value"></span>';
+  row.querySelector(".name").textContent = name;
+  row.querySelector(".fill").style.width = (100 * value).toFixed(1) + "%";
+  row.querySelector(".fill").style.display = "block";
+  if (cut !== undefined) {
+    row.querySelector(".mark").style.left = (100 * cut).toFixed(1) + "%";
+    row.querySelector(".mark").title = "threshold " + cut.toFixed(3);
+  }
+  row.querySelector(".value").textContent = (100 * value).toFixed(1) + "%";
+  return row;
+}
 function showBars(p) {
   const bars = $("bars");
   bars.innerHTML = "";
-  Object.entries(p.probabilities).forEach(([name, value], i) => {
-    const row = document.createElement("div");
-    row.className = "bar" + (i === 0 ? " top" : "");
-    row.dataset.label = name;
-    row.dataset.probability = value;
-    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span>' +
-                    '<span class="value"></span>';
-    row.querySelector(".name").textContent = name;
-    row.querySelector(".fill").style.width = (100 * value).toFixed(1) + "%";
-    row.querySelector(".fill").style.display = "block";
-    row.querySelector(".value").textContent = (100 * value).toFixed(1) + "%";
-    bars.appendChild(row);
-  });
+  Object.entries(p.probabilities).forEach(([name, value], i) => bars.appendChild(barRow(name, value, i === 0)));
   $("result").textContent = p.label;
 }
 function showDecision(p) {
@@ -140,20 +147,7 @@ function showLabelBars(p, thresholds) {
   bars.innerHTML = "";
   Object.entries(p.probabilities).forEach(([name, value]) => {
     const cut = thresholds[name] === undefined ? 0.5 : thresholds[name];
-    const row = document.createElement("div");
-    row.className = "bar" + (p.labels.includes(name) ? " top" : "");
-    row.dataset.label = name;
-    row.dataset.probability = value;
-    row.dataset.threshold = cut;
-    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span>' +
-                    '<span class="mark"></span></span><span class="value"></span>';
-    row.querySelector(".name").textContent = name;
-    row.querySelector(".fill").style.width = (100 * value).toFixed(1) + "%";
-    row.querySelector(".fill").style.display = "block";
-    row.querySelector(".mark").style.left = (100 * cut).toFixed(1) + "%";
-    row.querySelector(".mark").title = "threshold " + cut.toFixed(3);
-    row.querySelector(".value").textContent = (100 * value).toFixed(1) + "%";
-    bars.appendChild(row);
+    bars.appendChild(barRow(name, value, p.labels.includes(name), cut));
   });
   $("result").textContent = p.labels.length ? p.labels.join(", ") : "(no label over its threshold)";
 }
