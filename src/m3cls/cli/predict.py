@@ -97,7 +97,8 @@ def cmd_predict(argv: list[str]) -> int:
     shown: list | None = [] if a.explain_html else None  # explaining is slow, so such files are small
     rows = prediction_rows(clf, items, temperature, tally, explain=explain, shown=shown)
     count = write_rows(a.output, _for_parquet(rows) if is_parquet(a.output) else rows)
-    logger.info("wrote %d lines to %s", count, "stdout" if a.output == "-" else a.output)
+    logger.info("wrote %d %s to %s", count, "rows" if is_parquet(a.output) else "lines",
+                "stdout" if a.output == "-" else a.output)
     _write_explanations(a.explain_html, shown)
     _report(policy, tally, training_share)
     return 0
