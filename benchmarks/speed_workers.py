@@ -33,7 +33,7 @@ def write_labels(path: str, labels: list[str]) -> None:
 
 
 def quality(predicted: list[str], path: str) -> dict:
-    from m3cls.metrics import classification_report
+    from m3cls.metrics.classification import classification_report
 
     truth = [r["label"] for r in read_rows(path)]
     names = sorted(set(truth) | set(predicted))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from m3cls.calibration import choose_temperature, evaluate_logits, fit_temperature, nll
-from m3cls.metrics import expected_calibration_error, softmax
+from m3cls.metrics.calibration import choose_temperature, evaluate_logits, fit_temperature, nll
+from m3cls.metrics.classification import expected_calibration_error, softmax
 
 
 def _sampled(n=6000, k=4, seed=0):

@@ -10,8 +10,8 @@ import pytest
 from conftest import make_texts
 
 from m3cls.cli import main
-from m3cls.decisions import DecisionRule, choose_threshold, rates
 from m3cls.errors import DataError
+from m3cls.metrics.decisions import DecisionRule, choose_threshold, rates
 
 
 @pytest.mark.parametrize("metric,target", [("fpr", 0.05), ("fpr", 0.01), ("precision", 0.9), ("recall", 0.9)])

@@ -30,7 +30,7 @@ def test_export_folder_stands_alone(exported):
 
 def test_fp32_matches_torch_and_int8_agrees(exported, trained_xlmr):
     from m3cls import Classifier
-    from m3cls.metrics import softmax
+    from m3cls.metrics.classification import softmax
 
     texts = [t for t, _ in make_texts(200, seed=21)]
     torch_clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")

@@ -46,7 +46,7 @@ def test_predict_and_export_load_the_adapter_with_no_extra_flags(lora_run, tiny_
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from m3cls import Classifier
-    from m3cls.metrics import softmax
+    from m3cls.metrics.classification import softmax
 
     texts = ["furthermore delve tapestry", "lol yeah kinda weird", "the a of and moreover crucial"]
     clf = Classifier.from_pretrained(lora_run, precision="fp32")

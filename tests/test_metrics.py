@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from m3cls.metrics import classification_report, expected_calibration_error, log_loss, softmax
+from m3cls.metrics.classification import classification_report, expected_calibration_error, log_loss, softmax
 
 
 def test_report_matches_hand_computed_values():

@@ -75,7 +75,7 @@ def test_predict_evaluate_calibrate_on_a_probe(probe_xlmr, tmp_path, capsys):
 
 def test_export_onnx_matches_torch_and_serves(probe_xlmr, tmp_path):
     from m3cls import Classifier
-    from m3cls.metrics import softmax
+    from m3cls.metrics.classification import softmax
 
     exported = str(tmp_path / "onnx")
     assert main(["export", "--model_path", probe_xlmr, "--output", exported, "--quantize", "int8"]) == 0
@@ -213,7 +213,7 @@ def test_head_folds_standardisation_into_the_weights():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from m3cls.metrics import softmax
+    from m3cls.metrics.classification import softmax
     from m3cls.probe import HeadSettings, fit_head
 
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ from m3cls.contract import ModelContract
 from m3cls.data import ReadOptions, read_labeled
 from m3cls.errors import ConfigError, DataError, ModelLoadError
 from m3cls.labels import LabelSet
-from m3cls.multilabel import (
+from m3cls.metrics.multilabel import (
     bce,
     choose_shared_temperature,
     decisions,

@@ -136,8 +136,8 @@ class ModelContract:
         if len(self.labels) < 2 and self.task == "single_label":
             problems.append(f"labels {list(self.labels)!r} (need at least 2)")
         if self.decision is not None:
-            from .decisions import DecisionRule
             from .errors import ConfigError
+            from .metrics.decisions import DecisionRule
 
             try:
                 DecisionRule.from_dict(self.decision, self.labels, source)

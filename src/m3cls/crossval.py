@@ -28,7 +28,7 @@ import numpy as np
 from .data import TextData, read_labeled
 from .files import atomic_open, write_json
 from .labels import LabelSet
-from .metrics import classification_report, softmax
+from .metrics.classification import classification_report, softmax
 from .splits import fold_indices
 from .tasks import resolve_task, single_label_only
 from .training.config import TrainConfig
@@ -169,7 +169,7 @@ def write_cv(folder: str, result: CVResult, report: bool = True) -> list[str]:
 
 def write_cv_report(folder: str, result: CVResult, sections: list | None = None) -> str:
     """The HTML report of the out-of-fold predictions, with the cross-validation section (and any others)."""
-    from .calibration import evaluate_logits
+    from .metrics.calibration import evaluate_logits
     from .report import cv_section, write_report
 
     logits = np.log(np.clip(result.probabilities, 1e-12, 1.0))  # softmax(log p) = p

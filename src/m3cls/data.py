@@ -61,7 +61,7 @@ def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: boo
     """
     if options.data_format not in FORMATS:
         raise ConfigError(f"--data_format {options.data_format!r} is not one of: {', '.join(FORMATS)}")
-    from . import sources  # Parquet, datasets folders and files: m3cls.sources
+    from . import sources
 
     if sources.handles(path, options.data_format):
         yield from sources.iter_items(path, options, need_labels, keep_bad)

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import softmax
+from .metrics.classification import softmax
 from .segments import aggregate
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"

@@ -24,11 +24,11 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
-from .decisions import rule_for
 from .errors import ConfigError, ModelLoadError
 from .labels import LabelSet
-from .metrics import softmax
-from .multilabel import DEFAULT_THRESHOLD, sigmoid
+from .metrics.classification import softmax
+from .metrics.decisions import rule_for
+from .metrics.multilabel import DEFAULT_THRESHOLD, sigmoid
 from .segments import aggregate, segment_rows
 from .tokens import TextEncoder
 

@@ -16,7 +16,7 @@ Example::
 
     >>> import numpy as np
     >>> windows = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 3.0]])
-    >>> from m3cls.metrics import softmax
+    >>> from m3cls.metrics.classification import softmax
     >>> [softmax(aggregate(windows, how, 1.0, positive=0)).round(3).tolist() for how in AGGREGATES]
     [[0.269, 0.731], [0.881, 0.119], [0.333, 0.667]]
 """
@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .decisions import AGGREGATES
-from .metrics import softmax
+from .metrics.classification import softmax
+from .metrics.decisions import AGGREGATES
 
 __all__ = ["AGGREGATES", "aggregate", "segment_rows"]
 

@@ -8,7 +8,9 @@ import os
 
 import numpy as np
 
-from ..decisions import (
+from ..errors import ConfigError
+from ..metrics.classification import softmax
+from ..metrics.decisions import (
     INTERVAL_METHOD,
     METRICS,
     DecisionRule,
@@ -19,8 +21,6 @@ from ..decisions import (
     risk_coverage,
     summarize,
 )
-from ..errors import ConfigError
-from ..metrics import softmax
 
 
 def add_target_flags(p: argparse.ArgumentParser) -> None:
@@ -124,7 +124,7 @@ def _operating_point(a, clf, logits, y_true, target, start: DecisionRule) -> Dec
 
 
 def _write_report(a, clf, logits, y_true, summary: dict) -> None:
-    from ..calibration import evaluate_logits
+    from ..metrics.calibration import evaluate_logits
     from ..report import write_report
 
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)

@@ -47,10 +47,10 @@ def truth_of(clf, labels: list, source: str) -> np.ndarray:
 def evaluate_task(clf, logits: np.ndarray, truth: np.ndarray) -> dict:
     """The evaluation of a multi-label or regression model at its saved settings."""
     if clf.contract.task == "regression":
-        from ..regression import evaluate_regression
+        from ..metrics.regression import evaluate_regression
 
         return evaluate_regression(clf.values(logits), truth)
-    from ..multilabel import evaluate_multilabel
+    from ..metrics.multilabel import evaluate_multilabel
 
     return evaluate_multilabel(logits, truth, clf.labels.names, clf.temperature, clf.thresholds)
 
@@ -91,13 +91,13 @@ def format_task_evaluation(evaluation: dict) -> str:
 def calibrate_task(clf, logits: np.ndarray, truth: np.ndarray, model_path: str, data_path: str) -> list[str]:
     """Refit a multi-label model's shared temperature, move its thresholds so every decision stays, and save."""
     from ..contract import write_contract
-    from ..modelcard import refresh_model_card
-    from ..multilabel import (
+    from ..metrics.multilabel import (
         DEFAULT_THRESHOLD,
         choose_shared_temperature,
         evaluate_multilabel,
         move_thresholds,
     )
+    from ..modelcard import refresh_model_card
 
     if clf.contract.task == "regression":
         raise ConfigError("a regression model predicts numbers, not probabilities: it has no temperature to "

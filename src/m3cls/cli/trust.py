@@ -98,8 +98,8 @@ def _task_checked(items, task: str):
 
 
 def cmd_evaluate(argv: list[str]) -> int:
-    from ..calibration import evaluate_logits
     from ..inspection import UnknownTally, training_unknown_share
+    from ..metrics.calibration import evaluate_logits
 
     p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
     _model_flags(p)
@@ -154,8 +154,8 @@ def cmd_evaluate(argv: list[str]) -> int:
 
 
 def cmd_calibrate(argv: list[str]) -> int:
-    from ..calibration import choose_temperature, evaluate_logits
     from ..contract import write_contract
+    from ..metrics.calibration import choose_temperature, evaluate_logits
     from ..modelcard import refresh_model_card
 
     p = argparse.ArgumentParser(prog="m3cls calibrate",

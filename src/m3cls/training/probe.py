@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..metrics import classification_report, softmax
+from ..metrics.classification import classification_report, softmax
 from ..tasks import single_label_only
 from .config import TrainConfig
 from .inputs import PreparedData, prepare_data

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..contract import ModelContract
 from ..errors import ConfigError, TrainingInterrupted
-from ..metrics import softmax
+from ..metrics.classification import softmax
 from ..tasks import PROBLEM_TYPES
 from ..tokens import TextEncoder
 from .args import as_values, build_training_args

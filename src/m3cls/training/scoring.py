@@ -27,7 +27,7 @@ RUNG_NAMES = {"tfidf": "TF-IDF + logistic regression", "probe": "frozen encoder 
 
 def score_and_calibrate(logits: np.ndarray, y_true: np.ndarray, names: tuple[str, ...]) -> dict:
     """Validation scores before and after a temperature fitted on the same logits (logged on one line)."""
-    from ..calibration import choose_temperature, evaluate_logits
+    from ..metrics.calibration import choose_temperature, evaluate_logits
 
     logits = np.asarray(logits, dtype=np.float64)
     temperature, note = choose_temperature(logits, y_true)

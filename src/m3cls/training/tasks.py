@@ -15,7 +15,7 @@ import numpy as np
 
 from ..contract import ModelContract
 from ..labels import LabelSet
-from ..multilabel import (
+from ..metrics.multilabel import (
     choose_shared_temperature,
     evaluate_multilabel,
     flat_multilabel_metrics,
@@ -23,7 +23,7 @@ from ..multilabel import (
     sigmoid,
     tune_thresholds,
 )
-from ..regression import evaluate_regression, regression_report
+from ..metrics.regression import evaluate_regression, regression_report
 from ..tasks import TargetScale
 
 logger = logging.getLogger(__name__)

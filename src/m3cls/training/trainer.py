@@ -13,7 +13,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback, Tra
 
 from ..contract import ModelContract, write_contract
 from ..labels import LabelSet
-from ..metrics import classification_report, flat_metrics
+from ..metrics.classification import classification_report, flat_metrics
 
 logger = logging.getLogger(__name__)
 

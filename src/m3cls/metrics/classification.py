@@ -3,7 +3,7 @@
 Example::
 
     >>> import numpy as np
-    >>> from m3cls.metrics import classification_report
+    >>> from m3cls.metrics.classification import classification_report
     >>> r = classification_report(np.array([0, 1, 1]), np.array([0, 1, 0]), ("a", "b"))
     >>> round(r["accuracy"], 3), round(r["macro_f1"], 3)
     (0.667, 0.667)

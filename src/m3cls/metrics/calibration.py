@@ -6,7 +6,7 @@ data (Guo et al., 2017). It never changes which label wins, only how sure the mo
 Example::
 
     >>> import numpy as np
-    >>> from m3cls.calibration import fit_temperature
+    >>> from m3cls.metrics.calibration import fit_temperature
     >>> rng = np.random.default_rng(0)
     >>> true = rng.normal(size=(4000, 3)); y = np.array([rng.choice(3, p=np.exp(r) / np.exp(r).sum()) for r in true])
     >>> round(fit_temperature(true * 3.0, y), 1)   # logits 3x too confident -> T close to 3
@@ -19,8 +19,14 @@ import math
 
 import numpy as np
 
-from .errors import DataError
-from .metrics import classification_report, expected_calibration_error, log_loss, reliability_bins, softmax
+from ..errors import DataError
+from .classification import (
+    classification_report,
+    expected_calibration_error,
+    log_loss,
+    reliability_bins,
+    softmax,
+)
 
 _LOG_T_RANGE = (math.log(1e-3), math.log(1e3))
 

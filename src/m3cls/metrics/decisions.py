@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .metrics import softmax
+from ..errors import ConfigError, DataError
+from .classification import softmax
 
 if TYPE_CHECKING:
-    from .contract import ModelContract
+    from ..contract import ModelContract
 
 logger = logging.getLogger(__name__)
 METRICS = ("fpr", "precision", "recall")
