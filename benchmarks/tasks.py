@@ -32,9 +32,9 @@ import numpy as np
 
 from m3cls.baseline import multilabel_baseline, regression_baseline, tfidf_features
 from m3cls.demo import bbc_news
-from m3cls.labels import LabelSet
 from m3cls.metrics.multilabel import decisions, multilabel_report, tune_thresholds
-from m3cls.tasks import multi_hot
+from m3cls.tasks.labels import LabelSet
+from m3cls.tasks.targets import multi_hot
 
 
 def article_pools(seed: int = 0) -> tuple[list, list]:

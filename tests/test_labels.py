@@ -1,7 +1,7 @@
 import pytest
 
 from m3cls.errors import ConfigError, DataError
-from m3cls.labels import LabelSet
+from m3cls.tasks.labels import LabelSet
 
 
 def test_discovered_labels_are_sorted_numbers_numerically():
@@ -52,7 +52,7 @@ def test_label_order_does_not_depend_on_the_order_seen():
     # two labels with equal sort keys ("012" and "12") would swap class ids between runs: every key is unique
     from itertools import permutations
 
-    from m3cls.labels import _sort_key
+    from m3cls.tasks.labels import _sort_key
 
     labels = ["١٢", "12", "012", "①", "-3", "x"]
     assert len({_sort_key(n) for n in labels}) == len(labels)

@@ -10,7 +10,6 @@ from conftest import messages_record, write_json
 from m3cls.contract import ModelContract
 from m3cls.data import ReadOptions, read_labeled
 from m3cls.errors import ConfigError, DataError, ModelLoadError
-from m3cls.labels import LabelSet
 from m3cls.metrics.multilabel import (
     bce,
     choose_shared_temperature,
@@ -20,7 +19,8 @@ from m3cls.metrics.multilabel import (
     tune_thresholds,
 )
 from m3cls.splits import iterative_split, quantile_split
-from m3cls.tasks import check_known, discover_labels, normalize_labels, resolve_task
+from m3cls.tasks.labels import LabelSet
+from m3cls.tasks.targets import check_known, discover_labels, normalize_labels, resolve_task
 
 
 def _labels(path, **options):

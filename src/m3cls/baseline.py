@@ -7,8 +7,8 @@ import logging
 
 import numpy as np
 
-from .labels import LabelSet
 from .metrics.classification import classification_report
+from .tasks.labels import LabelSet
 
 logger = logging.getLogger(__name__)
 

@@ -203,7 +203,7 @@ def write_contract(folder: str, contract: ModelContract) -> str:
 def derive_contract(labels: tuple[str, ...], tokenizer, config) -> ModelContract:
     """The contract of a plain transformers classifier folder: its labels, its task (from
     ``config.problem_type``), and what it can read (max 512)."""
-    from .tasks import task_of_problem_type
+    from .tasks.targets import task_of_problem_type
 
     limits = [512, getattr(tokenizer, "model_max_length", 512) or 512]
     positions = getattr(config, "max_position_embeddings", None)

@@ -27,10 +27,10 @@ import numpy as np
 
 from .data import TextData, read_labeled
 from .files import atomic_open, write_json
-from .labels import LabelSet
 from .metrics.classification import classification_report, softmax
 from .splits import fold_indices
-from .tasks import resolve_task, single_label_only
+from .tasks.labels import LabelSet
+from .tasks.targets import resolve_task, single_label_only
 from .training.config import TrainConfig
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from .backends import ONNX_INT8_FILE as INT8_FILE
 from .contract import derive_contract, read_contract, write_contract
 from .errors import ConfigError, DataError, OutputError
 from .files import require, staged_folder
-from .labels import LabelSet
+from .tasks.labels import LabelSet
 from .tokens import TextEncoder
 
 CALIBRATION_BATCH = 8

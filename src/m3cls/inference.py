@@ -25,11 +25,11 @@ import numpy as np
 
 from .contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
 from .errors import ConfigError, ModelLoadError
-from .labels import LabelSet
 from .metrics.classification import softmax
 from .metrics.decisions import rule_for
 from .metrics.multilabel import DEFAULT_THRESHOLD, sigmoid
 from .segments import aggregate, segment_rows
+from .tasks.labels import LabelSet
 from .tokens import TextEncoder
 
 logger = logging.getLogger(__name__)

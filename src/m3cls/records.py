@@ -161,10 +161,10 @@ def check_label(value: object, where: str, what: str, strict: bool = False,
     """Labels are non-empty strings; flat formats also accept whole numbers (common in HF datasets).
 
     A JSON list (or, with ``separator``, a delimited string) is a label list, a tuple; a JSON fraction in a flat
-    format is a float. :mod:`m3cls.tasks` checks them against the task.
+    format is a float. :mod:`m3cls.tasks.targets` checks them against the task.
     """
     if isinstance(value, list) or (separator and isinstance(value, str)):
-        from .tasks import label_list
+        from .tasks.targets import label_list
 
         return label_list(value, where, what, separator)
     if not strict and isinstance(value, float):

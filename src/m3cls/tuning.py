@@ -153,7 +153,7 @@ def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_t
          train_fn: Callable | None = None) -> TuneResult:
     """Search ``space`` around the run ``config``/``values`` describe; the best trial becomes ``output_dir``."""
     from . import tuning_output as out
-    from .tasks import single_label_only
+    from .tasks.targets import single_label_only
     from .training import train
     from .training.hub import push_folder, take_hub_target
     from .training.inputs import prepare_data

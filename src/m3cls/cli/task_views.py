@@ -32,7 +32,7 @@ def format_task_prediction(text: str, temperature: float, prediction, thresholds
 def truth_of(clf, labels: list, source: str) -> np.ndarray:
     """The labelled file's truth in the model's terms: class ids, a 0/1 row per text, or the targets; a label
     that does not fit the model's task or labels is one line naming the record."""
-    from ..tasks import check_known, multi_hot, normalize_labels
+    from ..tasks.targets import check_known, multi_hot, normalize_labels
 
     task = clf.contract.task
     labels = normalize_labels(task, labels, source)

@@ -86,7 +86,7 @@ def _task_checked(items, task: str):
     """Items with their labels in the task's form; one whose label does not fit becomes a bad item."""
     from dataclasses import replace
 
-    from ..tasks import normalize_label
+    from ..tasks.targets import normalize_label
 
     for item in items:
         if item.error is None:
@@ -199,7 +199,7 @@ def cmd_inspect(argv: list[str]) -> int:
     from ..data import read_labeled
     from ..inspection import inspect_splits, warnings_for
     from ..splits import split_for_task
-    from ..tasks import TASK_CHOICES, normalize_labels, resolve_task
+    from ..tasks.targets import TASK_CHOICES, normalize_labels, resolve_task
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
     p.add_argument("--data_path", required=True)

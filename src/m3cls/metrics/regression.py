@@ -1,6 +1,6 @@
 """Regression scores in plain numpy: RMSE, MAE, R², Pearson and Spearman correlation.
 
-A regression model learns its target standardised (``m3cls.tasks.TargetScale``); every figure here is in the
+A regression model learns its target standardised (``m3cls.tasks.targets.TargetScale``); every figure here is in the
 target's own units.
 
 Example::

@@ -113,7 +113,7 @@ class TrainConfig(ReadOptions):
             raise ConfigError(f"--stride {self.stride} needs --long_text chunks and must be 0 or more")
         if self.class_weights not in ("none", "balanced"):
             raise ConfigError(f"--class_weights {self.class_weights!r} is not one of: none, balanced")
-        from ..tasks import TASK_CHOICES
+        from ..tasks.targets import TASK_CHOICES
 
         if self.task not in TASK_CHOICES:
             raise ConfigError(f"--task {self.task!r} is not one of: {', '.join(TASK_CHOICES)}")

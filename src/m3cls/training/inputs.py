@@ -9,9 +9,9 @@ import numpy as np
 
 from ..data import TextData, read_labeled
 from ..errors import ConfigError
-from ..labels import LabelSet
 from ..splits import split_for_task
-from ..tasks import (
+from ..tasks.labels import LabelSet
+from ..tasks.targets import (
     TargetScale,
     check_known,
     discover_labels,

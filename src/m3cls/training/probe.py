@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..metrics.classification import classification_report, softmax
-from ..tasks import single_label_only
+from ..tasks.targets import single_label_only
 from .config import TrainConfig
 from .inputs import PreparedData, prepare_data
 from .save import check_output_dir, save_folder

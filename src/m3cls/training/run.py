@@ -23,7 +23,7 @@ import numpy as np
 from ..contract import ModelContract
 from ..errors import ConfigError, TrainingInterrupted
 from ..metrics.classification import softmax
-from ..tasks import PROBLEM_TYPES
+from ..tasks.targets import PROBLEM_TYPES
 from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig, TrainResult

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..contract import ModelContract
 from ..splits import SPLIT_METHODS
-from ..tasks import label_counts
+from ..tasks.targets import label_counts
 from .config import TrainConfig
 from .inputs import PreparedData
 

@@ -14,7 +14,6 @@ import logging
 import numpy as np
 
 from ..contract import ModelContract
-from ..labels import LabelSet
 from ..metrics.multilabel import (
     choose_shared_temperature,
     evaluate_multilabel,
@@ -24,7 +23,8 @@ from ..metrics.multilabel import (
     tune_thresholds,
 )
 from ..metrics.regression import evaluate_regression, regression_report
-from ..tasks import TargetScale
+from ..tasks.labels import LabelSet
+from ..tasks.targets import TargetScale
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def task_summary(task: str, metrics: dict) -> dict:
 def task_baseline(task: str, prepared) -> dict:
     """The TF-IDF baseline for the task on the same split: one-vs-rest logistic regression, or ridge."""
     from ..baseline import multilabel_baseline, regression_baseline
-    from ..tasks import multi_hot
+    from ..tasks.targets import multi_hot
 
     train, validation = prepared.train, prepared.validation
     if task == "multi_label":

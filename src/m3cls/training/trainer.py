@@ -12,8 +12,8 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
 from ..contract import ModelContract, write_contract
-from ..labels import LabelSet
 from ..metrics.classification import classification_report, flat_metrics
+from ..tasks.labels import LabelSet
 
 logger = logging.getLogger(__name__)
 

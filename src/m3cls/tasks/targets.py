@@ -8,7 +8,7 @@ and turns labels into training targets. No torch here.
 
 Example::
 
-    >>> from m3cls.tasks import resolve_task, normalize_labels
+    >>> from m3cls.tasks.targets import resolve_task, normalize_labels
     >>> resolve_task("auto", [("politics", "economy"), ()], "train.json")
     'multi_label'
     >>> normalize_labels("multi_label", ["sport", ("sport", "politics")], "train.json")
@@ -26,7 +26,7 @@ from typing import Union
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 from .labels import LabelSet, _sort_key
 
 TASKS = ("single_label", "multi_label", "regression")

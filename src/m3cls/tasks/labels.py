@@ -5,7 +5,7 @@ so plain transformers gives label names back.
 
 Example::
 
-    >>> from m3cls.labels import LabelSet
+    >>> from m3cls.tasks.labels import LabelSet
     >>> LabelSet.discover(["Human", "GPT", "Human"], source="train.json").names
     ('GPT', 'Human')
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 _WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
