@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 
-from m3cls.demo import bbc_news, to_messages
+from m3cls.data.demo import bbc_news, to_messages
 
 
 def split_bbc(workdir: str, seed: int = 0) -> tuple[str, str, int]:

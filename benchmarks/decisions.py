@@ -23,7 +23,7 @@ import sys
 import time
 from collections import defaultdict
 
-from m3cls.demo import bbc_news, to_messages
+from m3cls.data.demo import bbc_news, to_messages
 
 SHARES = {"train": 0.4, "calibration": 0.3, "test": 0.3}
 

@@ -124,7 +124,7 @@ def server_counters(url: str) -> dict:
 
 
 def bbc_pools(max_chars: int = 20_000) -> dict[str, list[str]]:
-    from m3cls.demo import bbc_news
+    from m3cls.data.demo import bbc_news
 
     articles = [text for text, _ in bbc_news()[:400]]
     short = [s for text in articles for s in text.split(". ") if 6 <= len(s.split()) <= 40]

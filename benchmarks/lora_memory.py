@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from m3cls.demo import bbc_news
+from m3cls.data.demo import bbc_news
 
 
 def run(args: list[str]) -> float:

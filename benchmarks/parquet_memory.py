@@ -1,7 +1,7 @@
 """Peak memory of reading Parquet through m3cls' reader, for files of growing size.
 
 Writes files of 60-word texts (row groups of 10,000 rows) and reads each in a fresh process with
-``m3cls.data.iter_items`` (what ``predict --input`` streams from), printing its peak RSS. Bounded reading shows
+``m3cls.data.readers.iter_items`` (what ``predict --input`` streams from), printing its peak RSS. Bounded reading shows
 as a peak that stays nearly flat while the file grows.
 
     python benchmarks/parquet_memory.py [--rows 20000 400000 1600000]
@@ -20,7 +20,7 @@ import tempfile
 # the peak is VmHWM of the reading process: ru_maxrss would keep the writer's peak across fork and exec
 READ = """
 import json, sys
-from m3cls.data import ReadOptions, iter_items
+from m3cls.data.readers import ReadOptions, iter_items
 n = sum(1 for _ in iter_items(sys.argv[1], ReadOptions()))
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"rows": n, "peak_rss_mb": peak // 1024}))

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from m3cls.demo import bbc_news, to_messages
+from m3cls.data.demo import bbc_news, to_messages
 
 COMMON = ["--model_name_or_path", "bundled", "--max_length", "128", "--overwrite_output_dir"]
 

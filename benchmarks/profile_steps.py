@@ -46,7 +46,7 @@ def group_of(name: str) -> str:
 
 
 def batches(tokenizer, n_texts: int, batch: int, max_length: int) -> list[list[list[int]]]:
-    from m3cls.demo import bbc_news
+    from m3cls.data.demo import bbc_news
 
     texts = [t for t, _ in bbc_news()[: n_texts * 7: 7]][:n_texts]
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]

@@ -53,7 +53,7 @@ SIZES = {  # timed training texts, validation texts, texts to train the predicti
 
 
 def bbc_sets(short: bool, seed: int = 0) -> list[tuple[str, str]]:
-    from m3cls.demo import bbc_news
+    from m3cls.data.demo import bbc_news
 
     pairs = bbc_news()
     if short:

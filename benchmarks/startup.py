@@ -7,7 +7,7 @@
 2. ``tokenizer``: the bundled MiniLM's tokenizer over the BBC News articles at full length, with
    ``TOKENIZERS_PARALLELISM=false`` (what m3cls set before) and unset (the tokenizer's default, m3cls' now).
 3. ``near_duplicates``: the character 3-4-gram vectors of the near-duplicate check over BBC News: scikit-learn's
-   ``HashingVectorizer(analyzer="char_wb")`` (what m3cls used before) and ``m3cls.inspection.char_gram_vectors``;
+   ``HashingVectorizer(analyzer="char_wb")`` (what m3cls used before) and ``m3cls.data.inspection.char_gram_vectors``;
    each side's libraries are imported before the clock starts.
 
 Each side runs ``--runs`` times (default 3), alternating; the median is printed.
@@ -40,7 +40,7 @@ if sys.argv[1] == "m3cls":
 
 TOKENIZE = """
 import json, sys, time
-from m3cls.demo import bbc_news
+from m3cls.data.demo import bbc_news
 from m3cls.modeling import load_tokenizer
 texts = [t for t, _ in bbc_news()]
 tokenizer = load_tokenizer("bundled")
@@ -51,7 +51,7 @@ print(time.perf_counter() - start)
 
 NEAR = """
 import sys, time
-from m3cls.demo import bbc_news
+from m3cls.data.demo import bbc_news
 texts = [t for t, _ in bbc_news()]
 if sys.argv[1] == "sklearn":
     from sklearn.feature_extraction.text import HashingVectorizer
@@ -60,7 +60,7 @@ if sys.argv[1] == "sklearn":
                       norm="l2").transform([t[:1000] for t in texts])
 else:
     import scipy.sparse  # noqa: F401 (imported before the clock, as scikit-learn is)
-    from m3cls.inspection import char_gram_vectors
+    from m3cls.data.inspection import char_gram_vectors
     start = time.perf_counter()
     char_gram_vectors(texts)
 print(time.perf_counter() - start)

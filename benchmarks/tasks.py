@@ -1,6 +1,6 @@
 """Multi-label and regression on BBC News with the bundled MiniLM, against TF-IDF baselines, on held-out texts.
 
-The data: BBC News (``m3cls.demo.bbc_news``) without duplicate articles, split 80/20 into a training and a test
+The data: BBC News (``m3cls.data.demo.bbc_news``) without duplicate articles, split 80/20 into a training and a test
 pool of articles, so no article is in both. Each text joins the first ``--words`` words of 1 to 3 articles
 drawn from one pool (1, 2 or 3 with equal chance), so the whole text fits in ``--max_length`` tokens.
 
@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from m3cls.baseline import multilabel_baseline, regression_baseline, tfidf_features
-from m3cls.demo import bbc_news
+from m3cls.data.demo import bbc_news
 from m3cls.metrics.multilabel import decisions, multilabel_report, tune_thresholds
 from m3cls.tasks.labels import LabelSet
 from m3cls.tasks.targets import multi_hot

@@ -5,7 +5,7 @@ import sys
 import pytest
 from conftest import messages_record, write_json
 
-from m3cls.data import ReadOptions, iter_items, read_labeled, stratified_split
+from m3cls.data.readers import ReadOptions, iter_items, read_labeled, stratified_split
 from m3cls.errors import ConfigError, DataError
 
 PAIRS = [("first text", "Human"), ("second text", "GPT"), ("third, with comma", "Human")]

@@ -1,5 +1,5 @@
-from m3cls.data import TextData
-from m3cls.inspection import inspect_splits, warnings_for
+from m3cls.data.inspection import inspect_splits, warnings_for
+from m3cls.data.readers import TextData
 
 
 def test_leakage_duplicates_and_imbalance_are_reported():
@@ -45,7 +45,7 @@ def _exact_cosine(a: str, b: str) -> float:
 def test_char_gram_cosines_match_exact_counts():
     import random
 
-    from m3cls.inspection import char_gram_vectors
+    from m3cls.data.inspection import char_gram_vectors
 
     rng = random.Random(0)
     words = ["market", "shares", "goal", "match", "vote", "film", "这是", "文本", "改写", "人类", "to", "up"]
@@ -66,7 +66,7 @@ def test_char_gram_cosines_match_exact_counts():
 
 
 def test_near_duplicates_cross_the_split_in_any_script():
-    from m3cls.inspection import near_duplicates
+    from m3cls.data.inspection import near_duplicates
 
     base_zh = "这是一段由人类撰写的中文段落，讲述了一个小镇在冬天里发生的故事，以及居民们如何面对大雪的考验。"
     base_en = "The central bank raised interest rates by a quarter point on Thursday, its third rise this year."

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from m3cls.jsonstream import JsonSyntaxError, NotAnArray, iter_array
+from m3cls.data.jsonstream import JsonSyntaxError, NotAnArray, iter_array
 
 CHUNKS = (1, 3, 7, 64, 1 << 16)
 

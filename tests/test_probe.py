@@ -37,7 +37,7 @@ def test_probe_folder_holds_encoder_head_and_contract(probe_xlmr):
 def assert_reproduces_validation(folder: str, data_path: str, seed: int) -> None:
     """The head fitted on cached embeddings (numpy) and the saved encoder+pooling+head module (torch) agree."""
     from m3cls import Classifier
-    from m3cls.data import ReadOptions, read_labeled, stratified_split
+    from m3cls.data.readers import ReadOptions, read_labeled, stratified_split
 
     _, validation = stratified_split(read_labeled(data_path, ReadOptions()), 0.1, seed)
     rows = [json.loads(line) for line in open(os.path.join(folder, "validation_predictions.jsonl"))]
@@ -178,7 +178,7 @@ def test_int8_onnx_embedding_backend_is_exported_once(tiny_xlmr, messages_file, 
 def assert_reproduces_validation_labels(folder: str, data_path: str, seed: int) -> None:
     """int8 embeddings at training, torch at prediction: the same labels, probabilities close."""
     from m3cls import Classifier
-    from m3cls.data import ReadOptions, read_labeled, stratified_split
+    from m3cls.data.readers import ReadOptions, read_labeled, stratified_split
 
     _, validation = stratified_split(read_labeled(data_path, ReadOptions()), 0.1, seed)
     rows = [json.loads(line) for line in open(os.path.join(folder, "validation_predictions.jsonl"))]

@@ -110,7 +110,7 @@ def test_push_to_hub_uploads_the_final_folder_once(tiny_xlmr, messages_file, tmp
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    monkeypatch.setattr(m3cls.modeling, "_hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(m3cls.hub, "hub_reachable", lambda timeout=3.0: True)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     out = str(tmp_path / "model")
     assert main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", messages_file, "--output_dir", out,

@@ -10,7 +10,7 @@ import pytest
 from conftest import TRAIN_FLAGS, make_texts
 
 from m3cls.cli import main
-from m3cls.data import ReadOptions, iter_items, read_labeled
+from m3cls.data.readers import ReadOptions, iter_items, read_labeled
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -52,7 +52,7 @@ def test_parquet_trains_and_predicts_parquet_with_the_jsonl_fields(tiny_xlmr, tr
 
 
 def test_parquet_is_read_in_row_groups_in_order(tmp_path, monkeypatch):
-    import m3cls.sources as sources
+    import m3cls.data.sources as sources
 
     path = _parquet(tmp_path / "t.parquet", make_texts(50, seed=1), row_group_size=10)
     seen = []
@@ -175,7 +175,7 @@ def test_dataset_not_cached_and_no_hub_fails_fast_in_one_line(datasets_cache, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "m3cls-test/absent: it is not in the local datasets cache" in err[0], err
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(m3cls.modeling, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(m3cls.hub, "hub_reachable", lambda timeout=3.0: False)
     assert main([*base, "m3cls-test/absent"]) == 2
     assert "the Hugging Face Hub cannot be reached" in capsys.readouterr().err
     assert main([*base, "m3cls-test/tiny_topics", "--dataset_config", "other"]) == 2

@@ -79,8 +79,8 @@ def test_model_card_describes_multilabel_and_regression(multilabel_run, regressi
 
 
 def test_grouped_split_keeps_groups_whole_for_every_task():
-    from m3cls.data import TextData
-    from m3cls.splits import split_for_task
+    from m3cls.data.readers import TextData
+    from m3cls.data.splits import split_for_task
 
     groups = [f"g{i // 3}" for i in range(60)]
     sets = [(("a",), ("a", "b"), ("b",))[i % 3] for i in range(60)]
@@ -95,9 +95,9 @@ def test_grouped_split_keeps_groups_whole_for_every_task():
 
 
 def test_grouped_split_refuses_a_label_only_in_validation_groups():
-    from m3cls.data import TextData
+    from m3cls.data.readers import TextData
+    from m3cls.data.splits import split_for_task
     from m3cls.errors import DataError
-    from m3cls.splits import split_for_task
 
     labels = [("a",)] * 10 + [("rare",)] * 2
     data = TextData([f"t{i}" for i in range(12)], labels, "d.json", [f"g{i}" for i in range(10)] + ["r", "r"])
@@ -206,7 +206,7 @@ def test_a_multilabel_temperature_changes_the_probabilities_shown_not_the_labels
 def test_parquet_types_a_labels_column_whose_first_rows_are_all_empty(tmp_path):
     import pyarrow.parquet as pq
 
-    from m3cls.sources import write_parquet
+    from m3cls.data.sources import write_parquet
 
     rows = [{"index": i, "labels": [], "probabilities": {"a": 0.1}} for i in range(5000)]
     rows.append({"index": 5000, "labels": ["a"], "probabilities": {"a": 0.9}})
@@ -244,7 +244,7 @@ def test_calibrate_refuses_a_rule_for_a_plain_multilabel_folder(multilabel_run, 
 def test_parquet_keeps_fields_that_first_appear_after_the_first_rows(tmp_path):
     import pyarrow.parquet as pq
 
-    from m3cls.sources import write_parquet
+    from m3cls.data.sources import write_parquet
 
     rows = [{"index": i, "error": "line 1: not JSON"} for i in range(5000)]  # --on_error skip's marked records
     rows += [{"index": 5000 + i, "label": "a", "probabilities": {"a": 0.9, "b": 0.1}} for i in range(3)]
@@ -265,8 +265,8 @@ def test_parquet_keeps_fields_that_first_appear_after_the_first_rows(tmp_path):
 def test_parquet_widens_again_for_each_batch_that_brings_a_field_and_refuses_a_type_clash(tmp_path):
     import pyarrow.parquet as pq
 
+    from m3cls.data.sources import write_parquet
     from m3cls.errors import DataError
-    from m3cls.sources import write_parquet
 
     size = 4096  # rows per batch
     rows = [{"i": i, "a": 1} for i in range(size)] + [{"i": size + i, "b": "x"} for i in range(size)]

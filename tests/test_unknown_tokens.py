@@ -9,7 +9,12 @@ import pytest
 from test_serving import start
 
 from m3cls.cli import main
-from m3cls.inspection import TEXT_UNK_WARN_SHARE, token_stats, training_unknown_share, unknown_text_warning
+from m3cls.data.inspection import (
+    TEXT_UNK_WARN_SHARE,
+    token_stats,
+    training_unknown_share,
+    unknown_text_warning,
+)
 
 FOREIGN = "Ж Ω Й Ђ Ѣ"  # characters the tiny tokenizers never saw: each becomes the unknown token
 NORMAL = "furthermore the tapestry of this landscape is crucial"

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .data import TextData, read_labeled
+from .data.readers import TextData, read_labeled
+from .data.splits import fold_indices
 from .files import atomic_open, write_json
 from .metrics.classification import classification_report, softmax
-from .splits import fold_indices
 from .tasks.labels import LabelSet
 from .tasks.targets import resolve_task, single_label_only
 from .training.config import TrainConfig

@@ -92,7 +92,7 @@ def export_pooled_encoder(module, tokenizer, folder: str, opset: int = 17) -> st
 
 def calibration_texts(contract, path: str | None, size: int) -> list[str]:
     """Up to ``size`` texts sampled evenly (a fixed-seed reservoir) from the calibration file."""
-    from .data import ReadOptions, iter_items
+    from .data.readers import ReadOptions, iter_items
 
     if path and not os.path.isfile(path):
         raise ConfigError(f"--calibration_data {path}: file not found; give a file of training texts")

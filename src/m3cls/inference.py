@@ -159,7 +159,7 @@ class Classifier:
         ``inspection.TEXT_UNK_WARN_SHARE`` is the level m3cls warns at. It counts with a private copy of the
         tokenizer, so a server may call it while another thread encodes model inputs.
         """
-        from .inspection import unknown_token_shares
+        from .data.inspection import unknown_token_shares
 
         return unknown_token_shares(self._counting_tokenizer, list(texts))
 

@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from . import hub
 from .bundled import BUNDLED, resolve_model_name  # noqa: F401 (part of this module's API)
 from .errors import ConfigError, ModelLoadError
 
@@ -44,23 +45,11 @@ def _check_reachable(name: str) -> None:
     except Exception:  # a malformed name: let from_pretrained explain
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    if offline or not _hub_reachable():
+    if offline or not hub.hub_reachable():
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached from here"
         raise ModelLoadError(f"cannot load model {name!r}: it is not in the local cache and {why} -- give a "
                              f"local model folder with --model_name_or_path PATH, or use --model_name_or_path "
                              f"bundled for the packaged MiniLM")
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    import socket
-    from urllib.parse import urlparse
-
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _check_pickle(folder: str, allow_pickle: bool) -> None:

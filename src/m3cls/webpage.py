@@ -46,7 +46,7 @@ button{font:inherit;padding:.4em 1.4em;cursor:pointer}
 <div id="explanation"></div>
 <script>
 const $ = id => document.getElementById(id);
-const UNK_WARN = 0.1;  // m3cls.inspection.TEXT_UNK_WARN_SHARE
+const UNK_WARN = 0.1;  // m3cls.data.inspection.TEXT_UNK_WARN_SHARE
 function showNotice(p) {
   const share = p.unknown_token_share || 0;
   $("notice").hidden = !(share > UNK_WARN);

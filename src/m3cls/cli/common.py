@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 from typing import Iterable
 
-from ..data import FORMATS, ReadOptions
+from ..data.readers import FORMATS, ReadOptions
 from ..errors import ConfigError
 from ..files import atomic_open
 
@@ -130,7 +130,7 @@ def write_jsonl(path: str, rows: Iterable[dict]) -> int:
 
 def is_parquet(path: str) -> bool:
     """True when results for ``path`` are written as Parquet (.parquet/.pq)."""
-    from ..sources import PARQUET_EXTENSIONS
+    from ..data.sources import PARQUET_EXTENSIONS
 
     return path != "-" and path.lower().endswith(PARQUET_EXTENSIONS)
 
@@ -138,7 +138,7 @@ def is_parquet(path: str) -> bool:
 def write_rows(path: str, rows: Iterable[dict]) -> int:
     """Write result rows as Parquet when ``path`` ends in .parquet/.pq, else as JSONL (``-``: stdout)."""
     if is_parquet(path):
-        from ..sources import write_parquet
+        from ..data.sources import write_parquet
 
         return write_parquet(path, rows)
     return write_jsonl(path, rows)

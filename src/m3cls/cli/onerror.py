@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Iterable, Iterator
 
-from ..data import Item
+from ..data.readers import Item
 from ..errors import ConfigError, DataError
 
 ON_ERROR = ("stop", "skip")

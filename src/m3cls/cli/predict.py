@@ -16,9 +16,9 @@ import sys
 from typing import Iterable, Iterator
 
 from .. import distributed
-from ..data import Item, iter_items
+from ..data.inspection import UnknownTally, training_unknown_share, unknown_text_warning
+from ..data.readers import Item, iter_items
 from ..errors import ConfigError, DataError
-from ..inspection import UnknownTally, training_unknown_share, unknown_text_warning
 from .common import (
     add_decision_flags,
     add_model_flags,

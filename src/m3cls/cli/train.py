@@ -26,7 +26,7 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_demo(argv: list[str]) -> int:
-    from ..demo import SAMPLE_TEXT, write_bbc_messages
+    from ..data.demo import SAMPLE_TEXT, write_bbc_messages
     from .predict import cmd_predict
 
     p = argparse.ArgumentParser(prog="m3cls demo", description="fine-tune the bundled MiniLM on BBC News, "

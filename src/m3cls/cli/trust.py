@@ -69,7 +69,7 @@ def _read_labelled(path: str, options, policy: BadRecords | None, task: str | No
     With the model's ``task`` known (its m3cls.json), a label that does not fit it (a target that is not a
     number, a label list for a single-label model) is a bad record too, so --on_error skip can leave it out.
     """
-    from ..data import TextData, iter_items, read_labeled
+    from ..data.readers import TextData, iter_items, read_labeled
 
     if policy is None:
         data = read_labeled(path, options)
@@ -98,7 +98,7 @@ def _task_checked(items, task: str):
 
 
 def cmd_evaluate(argv: list[str]) -> int:
-    from ..inspection import UnknownTally, training_unknown_share
+    from ..data.inspection import UnknownTally, training_unknown_share
     from ..metrics.calibration import evaluate_logits
 
     p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
@@ -196,9 +196,9 @@ def cmd_calibrate(argv: list[str]) -> int:
 
 
 def cmd_inspect(argv: list[str]) -> int:
-    from ..data import read_labeled
-    from ..inspection import inspect_splits, warnings_for
-    from ..splits import split_for_task
+    from ..data.inspection import inspect_splits, warnings_for
+    from ..data.readers import read_labeled
+    from ..data.splits import split_for_task
     from ..tasks.targets import TASK_CHOICES, normalize_labels, resolve_task
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")

@@ -1,6 +1,6 @@
 """Task types: one label per text (single_label), a set of labels (multi_label), or a number (regression).
 
-The readers in :mod:`m3cls.data` hand labels over as they found them: a label name (``str``), a list of names
+The readers in :mod:`m3cls.data.readers` hand labels over as they found them: a label name (``str``), a list of names
 (``tuple``, from a JSON list or a ``--label_separator`` string), or a JSON number (``float``). This module
 decides the task (``auto``: any list means multi-label; regression is never guessed), checks every label
 against it with one line naming the record and the fix, builds the label set, splits off validation data,

@@ -39,14 +39,14 @@ def take_hub_target(values: dict) -> HubTarget | None:
     values["push_to_hub"] = False
     from huggingface_hub import get_token
 
-    from ..modeling import _hub_reachable
+    from .. import hub
 
     repo_id = values.get("hub_model_id") or os.path.basename(os.path.abspath(values["output_dir"]))
     token = values.get("hub_token") or get_token()
     if not token:
         raise ConfigError("--push_to_hub needs a Hugging Face token: run 'hf auth login', set HF_TOKEN, or pass "
                           "--hub_token")
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or not _hub_reachable():
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or not hub.hub_reachable():
         raise ConfigError(f"--push_to_hub {repo_id}: the Hugging Face Hub cannot be reached from here (or "
                           f"HF_HUB_OFFLINE is set); train without it and upload the folder later")
     if values.get("hub_strategy") not in (None, "every_save"):

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import TextData, read_labeled
+from ..data.readers import TextData, read_labeled
+from ..data.splits import split_for_task
 from ..errors import ConfigError
-from ..splits import split_for_task
 from ..tasks.labels import LabelSet
 from ..tasks.targets import (
     TargetScale,
@@ -60,7 +60,7 @@ def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
 
 def _read_training(config: TrainConfig, options) -> tuple[TextData, TextData | None]:
     """The training data, and a validation split when the dataset brings one (--dataset_name, DatasetDict)."""
-    from .. import sources
+    from ..data import sources
 
     if config.dataset_name or sources.is_dataset_dict(config.data_path):
         return sources.read_splits(config.dataset_name or config.data_path, options, config.train_split,

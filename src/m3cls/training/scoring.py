@@ -14,7 +14,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..contract import ModelContract
-from ..splits import SPLIT_METHODS
+from ..data.splits import SPLIT_METHODS
 from ..tasks.targets import label_counts
 from .config import TrainConfig
 from .inputs import PreparedData
@@ -58,12 +58,12 @@ def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig, full_id
 
     Kept in the cache folder (``--cache_dir``) under a hash of the splits' texts, labels and groups, the model's
     tokenizer and max_length, so a second run on the same data (another head, a fold, a setting) reads it.
-    ``full_ids`` tokenizes (see :func:`m3cls.inspection.token_stats`).
+    ``full_ids`` tokenizes (see :func:`m3cls.data.inspection.token_stats`).
     """
     from ..bundled import resolve_model_name
+    from ..data.inspection import inspect_splits, warnings_for
     from ..embedcache import cached_result, data_digest
     from ..embeddings import model_fingerprint
-    from ..inspection import inspect_splits, warnings_for
 
     random_split = not config.validation_path and not config.group_column
     train, validation = prepared.train, prepared.validation

@@ -4,12 +4,12 @@ From one parsed record to its text and label: the messages schema, flat records,
 
 The reference's chat records hold the text in ``messages[1].content`` and the label in
 ``messages[-1].content``; flat records hold them in named fields. Every check raises
-:class:`~m3cls.errors.DataError` naming the record (``where``) and the fix. :mod:`m3cls.data` reads files and
+:class:`~m3cls.errors.DataError` naming the record (``where``) and the fix. :mod:`m3cls.data.readers` reads files and
 calls these once per record.
 
 Example::
 
-    >>> from m3cls.data import ReadOptions
+    >>> from m3cls.data.readers import ReadOptions
     >>> fields_of({"text": "hello", "label": 3}, "f.json: record 1", ReadOptions(), "columns", need=True)
     ('hello', '3')
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from .errors import DataError
+from ..errors import DataError
 
 
 @dataclass
@@ -164,7 +164,7 @@ def check_label(value: object, where: str, what: str, strict: bool = False,
     format is a float. :mod:`m3cls.tasks.targets` checks them against the task.
     """
     if isinstance(value, list) or (separator and isinstance(value, str)):
-        from .tasks.targets import label_list
+        from ..tasks.targets import label_list
 
         return label_list(value, where, what, separator)
     if not strict and isinstance(value, float):

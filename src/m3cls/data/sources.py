@@ -23,8 +23,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from .errors import DataError
-from .files import atomic_path, require
+from ..errors import DataError
+from ..files import atomic_path, require
 from .records import Item, ReadOptions, TextData, fields_of
 
 logger = logging.getLogger(__name__)
@@ -286,9 +286,9 @@ def _from_cache(name: str, config_name: str | None) -> dict | None:
 
 
 def _hub_reachable() -> bool:
-    from .modeling import _hub_reachable as reachable  # the model loader's check (imports torch: rare path)
+    from .. import hub
 
-    return reachable()
+    return hub.hub_reachable()
 
 
 def _settled(pa, schema):

@@ -1,6 +1,6 @@
 """Validation splits for every task, and the folds of cross-validation; reproducible for a seed.
 
-- single-label: every class in proportion (:func:`m3cls.data.stratified_split`);
+- single-label: every class in proportion (:func:`m3cls.data.readers.stratified_split`);
 - multi-label: iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011): the rarest label is placed
   first, each of its texts going to the side that still wants most of that label, so every label, rare ones
   included, is held out close to the asked share. A label seen in only one text stays in training, and any
@@ -15,7 +15,7 @@ whole groups drawn at random.
 
 Example::
 
-    >>> from m3cls.splits import fold_indices, iterative_split
+    >>> from m3cls.data.splits import fold_indices, iterative_split
     >>> sets = [("a",), ("a", "b"), ("b",), ("a",), ("c",), ("a", "c"), ("b",), ()] * 5
     >>> train, val = iterative_split(sets, 0.25, seed=0)
     >>> len(val), sorted({n for i in val for n in sets[i]})
@@ -32,8 +32,8 @@ from collections import Counter
 
 import numpy as np
 
-from .data import TextData, stratified_split
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from .readers import TextData, stratified_split
 
 #: how each task's validation split is drawn (recorded in m3cls.json)
 SPLIT_METHODS = {"single_label": "stratified", "multi_label": "iterative stratification",

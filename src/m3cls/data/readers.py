@@ -5,13 +5,13 @@ The reference workflow feeds a JSON array of chat records; the text is ``message
 ``text``/``label`` fields in JSON, JSONL, CSV or TSV. Plain ``.txt`` files (one text per line) are accepted
 where no labels are needed. Every problem raises :class:`~m3cls.errors.DataError` naming the file and record;
 for prediction, ``iter_items(..., keep_bad=True)`` marks bad records instead, so the caller can skip them. Every
-format is streamed, JSON arrays included (:mod:`m3cls.jsonstream`).
+format is streamed, JSON arrays included (:mod:`m3cls.data.jsonstream`).
 
 This module never imports torch, so inspecting data stays fast.
 
 Example::
 
-    >>> from m3cls.data import ReadOptions, read_labeled
+    >>> from m3cls.data.readers import ReadOptions, read_labeled
     >>> data = read_labeled("train.json", ReadOptions())            # doctest: +SKIP
     >>> data.texts[0], data.labels[0]                               # doctest: +SKIP
 """
@@ -27,7 +27,7 @@ import sys
 from collections import Counter, defaultdict
 from typing import IO, Iterator
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 from .jsonstream import JsonSyntaxError, NotAnArray, iter_array
 from .records import Item, ReadOptions, TextData, check_label, check_text, fields_of, group_of, schema_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from .files import require
+from ..files import require
 
 SAMPLE_TEXT = ("Shares in the carmaker fell sharply after it warned that profits would be lower than "
                "expected, blaming weak sales in Europe and the rising cost of steel.")

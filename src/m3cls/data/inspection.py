@@ -5,7 +5,7 @@ spread of its targets.
 
 Example::
 
-    >>> from m3cls.inspection import inspect_texts
+    >>> from m3cls.data.inspection import inspect_texts
     >>> r = inspect_texts(["a", "a", "b"], ["x", "x", "y"])
     >>> r["duplicates"]["count"], r["imbalance_ratio"]
     (1, 2.0)
