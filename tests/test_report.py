@@ -35,7 +35,7 @@ def test_training_report_renders_with_all_images(trained_xlmr, tmp_path):
 
 def test_evaluation_report_renders(tmp_path):
     from m3cls.metrics.calibration import evaluate_logits
-    from m3cls.report import write_report
+    from m3cls.reports.pages import write_report
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(200, 3)) * 3

@@ -170,7 +170,7 @@ def write_cv(folder: str, result: CVResult, report: bool = True) -> list[str]:
 def write_cv_report(folder: str, result: CVResult, sections: list | None = None) -> str:
     """The HTML report of the out-of-fold predictions, with the cross-validation section (and any others)."""
     from .metrics.calibration import evaluate_logits
-    from .report import cv_section, write_report
+    from .reports.pages import cv_section, write_report
 
     logits = np.log(np.clip(result.probabilities, 1e-12, 1.0))  # softmax(log p) = p
     evaluation = evaluate_logits(logits, result.y, result.labels.names, 1.0)

@@ -47,7 +47,7 @@ def cmd_audit(argv: list[str]) -> int:
     write_json(os.path.join(out, "audit.json"), summary, "--output_dir")
     if config.report:
         from ..crossval import write_cv_report
-        from ..report import audit_section
+        from ..reports.pages import audit_section
 
         page = write_cv_report(os.path.join(out, "report"), result, [audit_section(summary, suspects)])
         logger.info("report written to %s", page)

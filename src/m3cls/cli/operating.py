@@ -125,7 +125,7 @@ def _operating_point(a, clf, logits, y_true, target, start: DecisionRule) -> Dec
 
 def _write_report(a, clf, logits, y_true, summary: dict) -> None:
     from ..metrics.calibration import evaluate_logits
-    from ..report import write_report
+    from ..reports.pages import write_report
 
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
     write_report(a.report, evaluation, title=f"m3cls calibrate: {a.model_path} on {a.data_path}",
@@ -134,7 +134,7 @@ def _write_report(a, clf, logits, y_true, summary: dict) -> None:
 
 def decision_extra(clf, logits, y_true, summary: dict | None):
     """The report's decision section for ``write_report(extra=...)``."""
-    from ..decision_report import decision_section
+    from ..reports.decisions import decision_section
 
     rule = clf.rule if summary is None else DecisionRule(**summary["rule"])
     points = risk_coverage(logits, y_true, clf.temperature)

@@ -141,7 +141,7 @@ def cmd_evaluate(argv: list[str]) -> int:
                 for i, p, t in zip(positions, clf.predictions_from_logits(logits), y_true))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
-        from ..task_report import write_task_report
+        from ..reports.tasks import write_task_report
 
         info = clf.contract.info
         name = os.path.basename(os.path.abspath(a.model_path))

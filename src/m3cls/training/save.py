@@ -130,8 +130,8 @@ def save_folder(write_model, output_dir: str, contract: ModelContract, evaluatio
     os.makedirs(output_dir, exist_ok=True)
     write_model(staging)
     if evaluation is not None:
-        from ..report import ladder_section
-        from ..task_report import write_task_report
+        from ..reports.pages import ladder_section
+        from ..reports.tasks import write_task_report
 
         ladder = contract.info.get("ladder")
         write_task_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),

@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from m3cls.report import write_report
+    >>> from m3cls.reports.pages import write_report
     >>> write_report("runs/m3/report", evaluation, history=meta["history"])   # doctest: +SKIP
     'runs/m3/report/index.html'
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def _pyplot():
@@ -126,7 +126,7 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
 
     ``sections`` are extra (heading, HTML) parts placed after the summary: the ladder, cross-validation, the
     label audit (see :func:`ladder_section`, :func:`cv_section`, :func:`audit_section`). ``extra(plt, folder)``
-    may add a section with figures (the decisions of :mod:`m3cls.decision_report`): it returns (figures as
+    may add a section with figures (the decisions of :mod:`m3cls.reports.decisions`): it returns (figures as
     (caption, PNG name), HTML).
     """
     plt = _pyplot()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 
-from .report import _pyplot, _save, _table, curves, write_page, write_report
+from .pages import _pyplot, _save, _table, curves, write_page, write_report
 
 _MULTI_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 _REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
@@ -105,7 +105,7 @@ def write_task_report(folder: str, evaluation: dict, history: list[dict] | None 
     """Write ``index.html`` and its PNGs for an evaluation of any task; returns the page's path.
 
     ``sections`` are extra (heading, HTML) parts, and ``extra`` single-label decision plots, as for
-    :func:`m3cls.report.write_report`.
+    :func:`m3cls.reports.pages.write_report`.
     """
     if evaluation.get("task") not in ("multi_label", "regression"):
         return write_report(folder, evaluation, history, baseline, title, sections, extra)

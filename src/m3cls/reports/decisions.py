@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .metrics.decisions import UNCERTAIN
+from ..metrics.decisions import UNCERTAIN
 
 
 def _curve(scores: np.ndarray, y: np.ndarray):
