@@ -10,7 +10,7 @@ and a training sample three times that (the backward pass does two products for 
 bundled MiniLM-L6 (L 6, h 384, f 1536) that is 21.2 MFLOP per token plus 9.2 kFLOP per token per token of
 context: 13.3 GFLOP for a full 512-token text. This is the usual "model FLOPs" count: it counts the work of the
 whole model on the unpadded text, whatever an implementation skips or wastes (padding, or the last layer's
-positions that m3cls does not compute, see ``m3cls.first_token``), so implementations compare on one scale.
+positions that m3cls does not compute, see ``m3cls.model.first_token``), so implementations compare on one scale.
 
     >>> shape = {"layers": 6, "hidden": 384, "ffn": 1536, "labels": 5}
     >>> round(forward_flops(512, shape) / 1e9, 1)

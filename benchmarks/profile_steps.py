@@ -99,7 +99,7 @@ def levers(model, work: list, rounds: int, flops: float) -> None:
     import numpy as np
     import torch
 
-    from m3cls.backends import TorchBackend
+    from m3cls.model.backends import TorchBackend
 
     cpu = torch.device("cpu")
     variants = {"fp32": ("fp32", "autocast", False), "bf16 autocast": ("bf16", "autocast", False),
@@ -141,7 +141,7 @@ def main() -> None:
     a = p.parse_args()
     import torch
 
-    from m3cls.modeling import load_model, load_tokenizer
+    from m3cls.model.loading import load_model, load_tokenizer
 
     tokenizer = load_tokenizer("bundled")
     overrides = {"attention_probs_dropout_prob": 0.0} if a.mode == "train" else {}
@@ -153,7 +153,7 @@ def main() -> None:
     if a.mode == "levers":
         return levers(model, work, a.rounds, flops / a.rounds)
     if a.mode == "predict":
-        from m3cls.backends import TorchBackend
+        from m3cls.model.backends import TorchBackend
 
         backend = TorchBackend(model, torch.device("cpu"), "bf16", weights=a.weights,
                                first_token=not a.no_first_token)

@@ -101,7 +101,7 @@ def interleaved(runs: int, measures: dict) -> dict:
 
 
 def token_lengths(texts: list[str], max_length: int) -> list[int]:
-    from m3cls.modeling import load_tokenizer
+    from m3cls.model.loading import load_tokenizer
 
     return [len(x) for x in load_tokenizer("bundled")(texts, truncation=True, max_length=max_length)["input_ids"]]
 

@@ -23,7 +23,7 @@ TRAIN_PEERS = [("reference fp32", "m3cls fp32", True), ("reference bf16", "m3cls
 
 
 def model_shape() -> dict:
-    from m3cls.modeling import resolve_model_name
+    from m3cls.model.loading import resolve_model_name
 
     with open(os.path.join(resolve_model_name("bundled"), "config.json"), encoding="utf-8") as f:
         config = json.load(f)

@@ -137,7 +137,7 @@ def reference_train(a: dict) -> dict:
     import numpy as np
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    from m3cls.modeling import resolve_model_name  # "bundled" -> the packaged model's folder
+    from m3cls.model.loading import resolve_model_name  # "bundled" -> the packaged model's folder
 
     names, base = a["labels"], resolve_model_name(a["base"])
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -172,7 +172,7 @@ def m3cls_train(a: dict) -> dict:
 
     Timed work: read and tokenize, train, score and calibrate on the validation file, save the model folder.
     """
-    import m3cls.modeling as modeling
+    import m3cls.model.loading as modeling
     import m3cls.training.run  # noqa: F401  (imports are setup, as on the reference side)
     from m3cls.cli import main
 

@@ -41,7 +41,7 @@ if sys.argv[1] == "m3cls":
 TOKENIZE = """
 import json, sys, time
 from m3cls.data.demo import bbc_news
-from m3cls.modeling import load_tokenizer
+from m3cls.model.loading import load_tokenizer
 texts = [t for t, _ in bbc_news()]
 tokenizer = load_tokenizer("bundled")
 start = time.perf_counter()

@@ -130,8 +130,8 @@ def test_a_probe_model_takes_a_saved_rule_and_explains(probe_model, tmp_path, ca
 
 
 def test_the_model_card_states_the_operating_point(tmp_path):
-    from m3cls.contract import ModelContract
-    from m3cls.modelcard import model_card
+    from m3cls.model.card import model_card
+    from m3cls.model.contract import ModelContract
 
     target = {"metric": "fpr", "value": 0.01, "achieved": 0.0075, "interval": [0.0015, 0.0218],
               "interval_method": "Clopper-Pearson exact binomial, 95% two-sided", "fitted_on": "held.jsonl",
@@ -161,7 +161,7 @@ def test_calibrate_rewrites_the_card_with_the_rule(trained_xlmr, tmp_path):
 
 def test_serve_warns_when_the_threshold_was_chosen_on_windows(marker_xlmr, tmp_path, monkeypatch, caplog):
     from m3cls import serving
-    from m3cls.contract import read_contract, write_contract
+    from m3cls.model.contract import read_contract, write_contract
 
     copy = str(tmp_path / "m")
     shutil.copytree(marker_xlmr, copy)

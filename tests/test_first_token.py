@@ -9,7 +9,7 @@ from conftest import make_texts
 
 
 def _model_and_inputs(folder: str):
-    from m3cls.modeling import load_model, load_tokenizer
+    from m3cls.model.loading import load_model, load_tokenizer
 
     model = load_model(folder, 3, {0: "a", 1: "b", 2: "c"}).eval()
     tokenizer = load_tokenizer(folder)
@@ -20,8 +20,8 @@ def _model_and_inputs(folder: str):
 
 @pytest.mark.parametrize("fixture", ["tiny_xlmr", "tiny_bert"])
 def test_first_token_layer_gives_the_full_models_logits(fixture, request):
-    from m3cls.backends import TorchBackend
-    from m3cls.first_token import FirstTokenLayer
+    from m3cls.model.backends import TorchBackend
+    from m3cls.model.first_token import FirstTokenLayer
 
     model, ids, mask = _model_and_inputs(request.getfixturevalue(fixture))
     assert mask.min() == 0  # the batch is padded: the mask path is exercised
@@ -34,7 +34,7 @@ def test_first_token_layer_gives_the_full_models_logits(fixture, request):
 
 
 def test_first_token_is_skipped_where_the_layout_is_unknown_or_training(tiny_xlmr):
-    from m3cls.first_token import apply_first_token_shortcut
+    from m3cls.model.first_token import apply_first_token_shortcut
 
     model, _, _ = _model_and_inputs(tiny_xlmr)
     assert apply_first_token_shortcut(model.train()) is False
@@ -46,7 +46,7 @@ def test_first_token_is_skipped_where_the_layout_is_unknown_or_training(tiny_xlm
 
 
 def test_bf16_weights_keep_labels_of_autocast(tiny_xlmr):
-    from m3cls.backends import TorchBackend
+    from m3cls.model.backends import TorchBackend
 
     model, ids, mask = _model_and_inputs(tiny_xlmr)
     autocast = TorchBackend(copy.deepcopy(model), torch.device("cpu"), "bf16", weights="autocast")

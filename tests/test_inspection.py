@@ -15,7 +15,7 @@ def test_leakage_duplicates_and_imbalance_are_reported():
 
 
 def test_chinese_text_with_the_english_bundled_model_warns():
-    from m3cls.modeling import load_tokenizer
+    from m3cls.model.loading import load_tokenizer
 
     tokenizer = load_tokenizer("bundled")
     chinese = ["这是一段由人类撰写的中文段落，用来测试分词器。", "模型改写后的文本往往更加流畅，但缺少个人风格。"] * 5

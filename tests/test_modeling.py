@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from m3cls.errors import ConfigError, ModelLoadError
-from m3cls.modeling import choose_precision, load_model, resolve_model_name
+from m3cls.model.loading import choose_precision, load_model, resolve_model_name
 
 
 def test_bundled_alias_is_a_plain_hf_folder():
@@ -70,7 +70,7 @@ def two_gpus(monkeypatch):
 
 @pytest.mark.parametrize("asked", ["auto", "cuda"])
 def test_each_torchrun_rank_takes_its_own_gpu(two_gpus, monkeypatch, asked):
-    from m3cls.modeling import choose_device
+    from m3cls.model.loading import choose_device
 
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert choose_device(asked) == torch.device("cuda", 1)  # not GPU 0, where every rank would stack
@@ -80,7 +80,7 @@ def test_each_torchrun_rank_takes_its_own_gpu(two_gpus, monkeypatch, asked):
 
 
 def test_a_typed_gpu_or_cpu_wins_over_the_rank(two_gpus, monkeypatch):
-    from m3cls.modeling import choose_device
+    from m3cls.model.loading import choose_device
 
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert choose_device("cuda:0") == torch.device("cuda", 0)
@@ -92,7 +92,7 @@ def test_a_typed_gpu_or_cpu_wins_over_the_rank(two_gpus, monkeypatch):
 
 def test_one_visible_gpu_per_rank_is_gpu_0(monkeypatch, two_gpus):
     # a launcher that sets CUDA_VISIBLE_DEVICES per process leaves each rank one GPU, numbered 0
-    from m3cls.modeling import choose_device
+    from m3cls.model.loading import choose_device
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("LOCAL_RANK", "3")

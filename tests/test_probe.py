@@ -151,7 +151,7 @@ def test_chunks_train_on_averaged_windows_and_predict_with_them(tiny_xlmr, tmp_p
     texts = [t for t, _ in pairs[:6]]
     logits, n_chunks = clf.logits_and_chunks(texts)
     assert min(n_chunks) > 1
-    from m3cls.heads import head_logits, read_head
+    from m3cls.model.heads import head_logits, read_head
 
     embedder = Embedder(tiny_xlmr, max_length=24, long_text="chunks", stride=4, pooling="mean", precision="fp32")
     expected = head_logits(read_head(out), embedder.embed(texts))
@@ -191,7 +191,7 @@ def assert_reproduces_validation_labels(folder: str, data_path: str, seed: int) 
 def test_sentence_transformers_pooling_config_is_followed(tiny_bert, tmp_path):
     import shutil
 
-    from m3cls.heads import detect_pooling
+    from m3cls.model.heads import detect_pooling
 
     folder = tmp_path / "st"
     shutil.copytree(tiny_bert, folder)

@@ -82,8 +82,8 @@ def test_model_card_metadata_parses_back_with_huggingface_hub(trained_xlmr):
 def test_model_card_base_model_and_language(tmp_path):
     from huggingface_hub import ModelCard
 
-    from m3cls.contract import ModelContract
-    from m3cls.modelcard import write_model_card
+    from m3cls.model.card import write_model_card
+    from m3cls.model.contract import ModelContract
 
     contract = ModelContract(labels=("a", "b"), max_length=128, info={
         "base_model": "bundled", "settings": {"language": "zh, en", "hub_model_id": "me/cls"}})
@@ -96,7 +96,7 @@ def test_push_to_hub_uploads_the_final_folder_once(tiny_xlmr, messages_file, tmp
     """Up to the upload call: huggingface_hub's create_repo and upload_folder are replaced, so no network."""
     import huggingface_hub
 
-    import m3cls.modeling
+    import m3cls.model.loading
 
     calls = []
 
@@ -150,8 +150,8 @@ def test_report_to_tensorboard_writes_events(tiny_xlmr, messages_file, tmp_path)
 
 
 def test_calibrate_refreshes_an_m3cls_card_and_leaves_another_readme_alone(tmp_path):
-    from m3cls.contract import ModelContract
-    from m3cls.modelcard import refresh_model_card, write_model_card
+    from m3cls.model.card import refresh_model_card, write_model_card
+    from m3cls.model.contract import ModelContract
 
     contract = ModelContract(labels=("a", "b"), max_length=128)
     write_model_card(str(tmp_path), contract)

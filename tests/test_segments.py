@@ -26,7 +26,7 @@ def _same(a: str, b: str) -> bool:
 def test_spans_slice_the_text_back_exactly(tiny_bert):
     from transformers import AutoTokenizer
 
-    from m3cls.tokens import TextEncoder
+    from m3cls.model.tokens import TextEncoder
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     encoder = TextEncoder(tokenizer, max_length=12, stride=3)
@@ -43,7 +43,7 @@ def test_spans_slice_the_text_back_exactly(tiny_bert):
 @pytest.fixture(scope="module")
 def with_rule(trained_xlmr, tmp_path_factory):
     """The trained model with a saved rule naming GPT the positive label (for --aggregate max)."""
-    from m3cls.contract import read_contract, write_contract
+    from m3cls.model.contract import read_contract, write_contract
 
     model = str(tmp_path_factory.mktemp("segments") / "model")
     shutil.copytree(trained_xlmr, model)

@@ -165,7 +165,7 @@ def test_dataset_by_name_loads_offline_from_the_cache(tiny_xlmr, datasets_cache,
 
 
 def test_dataset_not_cached_and_no_hub_fails_fast_in_one_line(datasets_cache, tmp_path, capsys, monkeypatch):
-    import m3cls.modeling
+    import m3cls.model.loading
 
     _cache_by_name(datasets_cache)
     capsys.readouterr()

@@ -107,8 +107,8 @@ def test_grouped_split_refuses_a_label_only_in_validation_groups():
 
 
 def test_probe_head_is_single_label_only_in_the_contract():
-    from m3cls.contract import ModelContract
     from m3cls.errors import ModelLoadError
+    from m3cls.model.contract import ModelContract
 
     with pytest.raises(ModelLoadError, match="head probe with task 'multi_label'"):
         ModelContract(labels=("a", "b"), max_length=32, task="multi_label", head="probe",

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from conftest import messages_record, write_json
 
-from m3cls.contract import ModelContract
 from m3cls.data.readers import ReadOptions, read_labeled
 from m3cls.data.splits import iterative_split, quantile_split
 from m3cls.errors import ConfigError, DataError, ModelLoadError
@@ -19,6 +18,7 @@ from m3cls.metrics.multilabel import (
     sigmoid,
     tune_thresholds,
 )
+from m3cls.model.contract import ModelContract
 from m3cls.tasks.labels import LabelSet
 from m3cls.tasks.targets import check_known, discover_labels, normalize_labels, resolve_task
 

@@ -1,7 +1,7 @@
 import pytest
 
 from m3cls.errors import ConfigError
-from m3cls.tokens import SpecialLayout
+from m3cls.model.tokens import SpecialLayout
 
 
 @pytest.mark.parametrize("fixture", ["tiny_xlmr", "tiny_bert"])
@@ -38,7 +38,7 @@ def test_remembering_tokenizes_each_text_once_and_changes_no_input(tiny_xlmr, tr
     from conftest import make_texts
     from transformers import AutoTokenizer
 
-    from m3cls.tokens import TextEncoder
+    from m3cls.model.tokens import TextEncoder
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_xlmr)
     texts = [t for t, _ in make_texts(20, seed=3)] + [""]

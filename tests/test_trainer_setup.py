@@ -70,7 +70,7 @@ def test_reference_precision_flags_work_on_a_cpu(tiny_bert, tmp_path, monkeypatc
     import torch
 
     from m3cls.cli import main
-    from m3cls.modeling import choose_precision
+    from m3cls.model.loading import choose_precision
 
     seen = _linear_dtypes(monkeypatch)
     data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(24, seed=2)])

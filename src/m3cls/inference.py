@@ -23,14 +23,14 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
 from .errors import ConfigError, ModelLoadError
 from .metrics.classification import softmax
 from .metrics.decisions import rule_for
 from .metrics.multilabel import DEFAULT_THRESHOLD, sigmoid
+from .model.contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
+from .model.tokens import TextEncoder
 from .segments import aggregate, segment_rows
 from .tasks.labels import LabelSet
-from .tokens import TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ class Classifier:
     """A sequence classifier: a backend, a tokenizer, and the model contract that joins them.
 
     ``backend`` is anything that maps (input_ids, attention_mask) int64 arrays to logits
-    (``m3cls.backends.TorchBackend`` or ``OnnxBackend``). Inputs come from the contract's
-    :class:`~m3cls.tokens.TextEncoder`, the same function training used. ``max_length``, ``long_text`` and
+    (``m3cls.model.backends.TorchBackend`` or ``OnnxBackend``). Inputs come from the contract's
+    :class:`~m3cls.model.tokens.TextEncoder`, the same function training used. ``max_length``, ``long_text`` and
     ``stride`` given here override the contract for this process only, as do ``aggregate`` (how windows make a
     document) and ``abstain_below`` over the contract's decision rule; ``segments`` adds each window's scores;
     ``threshold`` (multi-label) is one decision threshold for every label instead of the tuned ones.
@@ -130,8 +130,8 @@ class Classifier:
                         **options) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
         ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text."""
-        from .backends import load_backend
-        from .modeling import load_tokenizer
+        from .model.backends import load_backend
+        from .model.loading import load_tokenizer
 
         contract = read_contract(path)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .heads import head_logits
+from .model.heads import head_logits
 
 logger = logging.getLogger(__name__)
 

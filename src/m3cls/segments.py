@@ -1,6 +1,6 @@
 """Long documents as windows: how window scores become the document's, and each window's scores per segment.
 
-``--long_text chunks`` classifies overlapping ``max_length`` windows (laid by :class:`m3cls.tokens.TextEncoder`,
+``--long_text chunks`` classifies overlapping ``max_length`` windows (laid by :class:`m3cls.model.tokens.TextEncoder`,
 the same function training used). ``--aggregate`` decides how they make one document:
 
 - ``mean`` (default): the mean of the windows' logits, so every part counts by its evidence;

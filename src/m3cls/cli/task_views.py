@@ -90,14 +90,14 @@ def format_task_evaluation(evaluation: dict) -> str:
 
 def calibrate_task(clf, logits: np.ndarray, truth: np.ndarray, model_path: str, data_path: str) -> list[str]:
     """Refit a multi-label model's shared temperature, move its thresholds so every decision stays, and save."""
-    from ..contract import write_contract
     from ..metrics.multilabel import (
         DEFAULT_THRESHOLD,
         choose_shared_temperature,
         evaluate_multilabel,
         move_thresholds,
     )
-    from ..modelcard import refresh_model_card
+    from ..model.card import refresh_model_card
+    from ..model.contract import write_contract
 
     if clf.contract.task == "regression":
         raise ConfigError("a regression model predicts numbers, not probabilities: it has no temperature to "

@@ -46,7 +46,7 @@ def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
 
     With a ``policy`` (evaluate's --on_error), bad records stop or are left out as it says.
     """
-    from ..contract import read_contract
+    from ..model.contract import read_contract
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     options = read_options(a, saved and saved.read_options)
@@ -154,9 +154,9 @@ def cmd_evaluate(argv: list[str]) -> int:
 
 
 def cmd_calibrate(argv: list[str]) -> int:
-    from ..contract import write_contract
     from ..metrics.calibration import choose_temperature, evaluate_logits
-    from ..modelcard import refresh_model_card
+    from ..model.card import refresh_model_card
+    from ..model.contract import write_contract
 
     p = argparse.ArgumentParser(prog="m3cls calibrate",
                                 description="Refit the model's temperature on a labelled file and save it; with "
@@ -224,7 +224,7 @@ def cmd_inspect(argv: list[str]) -> int:
         train, validation = split_for_task(task, data, a.validation_split, a.seed)  # by group with --group_column
     tokenizer = None
     if a.model_name_or_path:
-        from ..modeling import load_tokenizer
+        from ..model.loading import load_tokenizer
 
         tokenizer = load_tokenizer(a.model_name_or_path)
     report = inspect_splits(train, validation, tokenizer, a.max_length,

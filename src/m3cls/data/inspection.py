@@ -203,7 +203,7 @@ def token_stats(tokenizer, texts: list[str], max_length: int, sample: int = 5000
     """Token-length percentiles, the share cut at max_length, and the unknown-token share (on a sample).
 
     ``full_ids`` (texts -> untruncated token ids) tokenizes; by default the tokenizer itself (training passes
-    its :class:`~m3cls.tokens.TextEncoder`'s, which keeps them for the model inputs)."""
+    its :class:`~m3cls.model.tokens.TextEncoder`'s, which keeps them for the model inputs)."""
     if len(texts) > sample:
         rng = np.random.default_rng(0)
         texts = [texts[i] for i in rng.choice(len(texts), sample, replace=False)]

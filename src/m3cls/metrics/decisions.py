@@ -36,7 +36,7 @@ from ..errors import ConfigError, DataError
 from .classification import softmax
 
 if TYPE_CHECKING:
-    from ..contract import ModelContract
+    from ..model.contract import ModelContract
 
 logger = logging.getLogger(__name__)
 METRICS = ("fpr", "precision", "recall")

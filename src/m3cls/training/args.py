@@ -115,7 +115,7 @@ def resolve_precision(values: dict, precision: str) -> str:
     """``--precision`` (or the reference's ``--fp16``/``--bf16``) resolved for the device that will train."""
     import torch
 
-    from ..modeling import choose_precision
+    from ..model.loading import choose_precision
 
     requested = precision
     if precision == "auto" and values.get("fp16"):

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..contract import LONG_TEXT_MODES, POOLINGS, TRUNCATION_MODES, ModelContract
 from ..data.readers import ReadOptions
 from ..embedcache import default_cache_dir
 from ..errors import ConfigError
+from ..model.contract import LONG_TEXT_MODES, POOLINGS, TRUNCATION_MODES, ModelContract
 
 METHODS = ("finetune", "probe")
 

@@ -10,6 +10,7 @@ import numpy as np
 from ..data.readers import TextData, read_labeled
 from ..data.splits import split_for_task
 from ..errors import ConfigError
+from ..model.tokens import TextEncoder
 from ..tasks.labels import LabelSet
 from ..tasks.targets import (
     TargetScale,
@@ -19,7 +20,6 @@ from ..tasks.targets import (
     resolve_task,
     training_targets,
 )
-from ..tokens import TextEncoder
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)

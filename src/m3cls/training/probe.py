@@ -1,7 +1,7 @@
 """``m3cls train --method probe``: a frozen encoder, each text embedded once (and cached), a small head on top.
 
 One forward pass per text instead of epochs of forward and backward passes brings a model like BGE-M3 onto a
-CPU. The saved folder is a probe model (:mod:`m3cls.heads`): the encoder, ``probe_head.safetensors`` and
+CPU. The saved folder is a probe model (:mod:`m3cls.model.heads`): the encoder, ``probe_head.safetensors`` and
 ``m3cls.json`` with ``head: "probe"``, which predict, evaluate, calibrate, serve, export and the Python API
 load like any other model.
 
@@ -129,7 +129,7 @@ def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = fr
     contract = contract.with_info(ladder=ladder)
 
     def write_model(staging: str) -> None:
-        from ..heads import write_head
+        from ..model.heads import write_head
 
         os.makedirs(staging, exist_ok=True)
         encoder = embedder.load_encoder()

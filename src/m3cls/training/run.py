@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 
-from ..contract import ModelContract
 from ..errors import ConfigError, TrainingInterrupted
 from ..metrics.classification import softmax
+from ..model.contract import ModelContract
+from ..model.tokens import TextEncoder
 from ..tasks.targets import PROBLEM_TYPES
-from ..tokens import TextEncoder
 from .args import as_values, build_training_args
 from .config import TrainConfig, TrainResult
 from .hub import HubTarget, push_folder, take_hub_target
@@ -48,7 +48,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     """
     import transformers
 
-    from ..modeling import load_model, load_tokenizer
+    from ..model.loading import load_model, load_tokenizer
 
     values = as_values(args)
     if config.method == "probe":
@@ -74,7 +74,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     contract = base_contract(config, prepared, precision).with_info(attention_dropout=config.attention_dropout,
                                                                     settings=settings)
     if config.lora_r:
-        from .. import lora
+        from ..model import lora
 
         model, summary = lora.wrap(model, config.lora_r, config.lora_alpha, config.lora_dropout,
                                    config.lora_target_modules)

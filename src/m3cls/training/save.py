@@ -10,10 +10,10 @@ import shutil
 
 import numpy as np
 
-from ..contract import ModelContract, write_contract
 from ..errors import ConfigError, OutputError
 from ..files import atomic_open
-from ..modelcard import write_model_card
+from ..model.card import write_model_card
+from ..model.contract import ModelContract, write_contract
 from ..runconfig import write_train_config
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def write_validation_rows(folder: str, rows: list[dict]) -> str:
 def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: dict | None = None,
                merge_lora: bool = False, validation: tuple | None = None) -> None:
     """Write the Trainer's model with its tokenizer, config, report and m3cls.json (see :func:`save_folder`)."""
-    from .. import lora
+    from ..model import lora
 
     def write_model(staging: str) -> None:
         if lora.is_peft_model(trainer.model):

@@ -13,8 +13,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..contract import ModelContract
 from ..data.splits import SPLIT_METHODS
+from ..model.contract import ModelContract
 from ..tasks.targets import label_counts
 from .config import TrainConfig
 from .inputs import PreparedData
@@ -60,10 +60,10 @@ def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig, full_id
     tokenizer and max_length, so a second run on the same data (another head, a fold, a setting) reads it.
     ``full_ids`` tokenizes (see :func:`m3cls.data.inspection.token_stats`).
     """
-    from ..bundled import resolve_model_name
     from ..data.inspection import inspect_splits, warnings_for
     from ..embedcache import cached_result, data_digest
     from ..embeddings import model_fingerprint
+    from ..model.bundled import resolve_model_name
 
     random_split = not config.validation_path and not config.group_column
     train, validation = prepared.train, prepared.validation

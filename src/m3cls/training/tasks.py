@@ -13,7 +13,6 @@ import logging
 
 import numpy as np
 
-from ..contract import ModelContract
 from ..metrics.multilabel import (
     choose_shared_temperature,
     evaluate_multilabel,
@@ -23,6 +22,7 @@ from ..metrics.multilabel import (
     tune_thresholds,
 )
 from ..metrics.regression import evaluate_regression, regression_report
+from ..model.contract import ModelContract
 from ..tasks.labels import LabelSet
 from ..tasks.targets import TargetScale
 

@@ -11,8 +11,8 @@ from torch.utils.data import SequentialSampler
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
-from ..contract import ModelContract, write_contract
 from ..metrics.classification import classification_report, flat_metrics
+from ..model.contract import ModelContract, write_contract
 from ..tasks.labels import LabelSet
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ Both take int64 arrays padded on the right and return float32 logits, one row pe
   weights on GPUs);
 - :class:`OnnxBackend` runs a folder written by ``m3cls export`` with onnxruntime.
 
-Inputs are always built by :class:`m3cls.tokens.TextEncoder` from the model contract, never here.
+Inputs are always built by :class:`m3cls.model.tokens.TextEncoder` from the model contract, never here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
-from .errors import ConfigError, ModelLoadError
-from .files import require
+from ..errors import ConfigError, ModelLoadError
+from ..files import require
 
 ONNX_FP32_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
@@ -30,13 +30,13 @@ class TorchBackend:
     - ``weights``: on a CPU with bf16 precision, ``"bf16"`` casts the weights once (activations stay bf16
       between layers) and ``"autocast"`` keeps fp32 weights under ``torch.autocast``; on a GPU half-precision
       weights are always used. README, "Speed", has what each measured.
-    - ``first_token``: the last encoder layer runs for the first token only (:mod:`m3cls.first_token`), the
+    - ``first_token``: the last encoder layer runs for the first token only (:mod:`m3cls.model.first_token`), the
       one position a BERT-family classifier reads.
     """
 
     def __init__(self, model, device, precision: str, *, weights: str = "bf16", first_token: bool = True):
         from .first_token import apply_first_token_shortcut
-        from .modeling import autocast_dtype
+        from .loading import autocast_dtype
 
         if weights not in WEIGHT_MODES:
             raise ConfigError(f"weights {weights!r} is not one of: {', '.join(WEIGHT_MODES)}")
@@ -104,7 +104,7 @@ def load_backend(path: str, kind: str = "torch", *, device: str = "auto", precis
         return _load_onnx(path, onnx_file)
     if kind != "torch":
         raise ConfigError(f"--backend {kind!r} is not one of: {', '.join(BACKENDS)}")
-    from .modeling import choose_device, choose_precision, load_model
+    from .loading import choose_device, choose_precision, load_model
 
     model = load_model(path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     dev = choose_device(device)

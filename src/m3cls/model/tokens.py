@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
 from .contract import TRUNCATION_MODES, ModelContract
-from .errors import ConfigError
 
 
 @dataclass(frozen=True)

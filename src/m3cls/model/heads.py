@@ -19,8 +19,8 @@ import os
 
 import numpy as np
 
+from ..errors import ConfigError, ModelLoadError
 from .contract import POOLINGS
-from .errors import ConfigError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """The model card: ``README.md`` in the Hugging Face Hub's format, written into every saved model folder.
 
-Built from the :class:`~m3cls.contract.ModelContract` alone: YAML metadata (``library_name``,
+Built from the :class:`~m3cls.model.contract.ModelContract` alone: YAML metadata (``library_name``,
 ``pipeline_tag: text-classification``, ``base_model``, ``language`` when given, the validation scores as a
 ``model-index``), then the labels, validation scores per class, calibration, the baseline comparison, the
 training settings, the data counts, and how to use the model with m3cls and with plain transformers.
 
 Example::
 
-    >>> from m3cls.contract import ModelContract
+    >>> from m3cls.model.contract import ModelContract
     >>> card = model_card(ModelContract(labels=("GPT", "Human"), max_length=512), "my-model")
     >>> card.splitlines()[0], "pipeline_tag: text-classification" in card
     ('---', True)
@@ -19,8 +19,8 @@ import logging
 import os
 import re
 
+from ..files import atomic_open
 from .contract import ModelContract
-from .files import atomic_open
 
 logger = logging.getLogger(__name__)
 

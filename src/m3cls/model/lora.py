@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 
-from .errors import ConfigError
-from .files import require
+from ..errors import ConfigError
+from ..files import require
 
 logger = logging.getLogger(__name__)
 ADAPTER_CONFIG = "adapter_config.json"

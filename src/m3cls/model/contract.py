@@ -2,11 +2,11 @@
 
 Training writes it once; every consumer (the torch and ONNX backends, predict, evaluate, calibrate, serve,
 export, distributed predict and the Python API) reads it here and builds model inputs from it through
-:class:`m3cls.tokens.TextEncoder`. A setting added at training time is added to this class, or it is a silent
+:class:`m3cls.model.tokens.TextEncoder`. A setting added at training time is added to this class, or it is a silent
 train/predict mismatch.
 
 Head ``probe`` (``m3cls train --method probe``) is a frozen encoder with ``pooling`` (cls, mean or max), optional
-L2 ``normalize``, and dense layers in ``probe_head.safetensors`` (:mod:`m3cls.heads`).
+L2 ``normalize``, and dense layers in ``probe_head.safetensors`` (:mod:`m3cls.model.heads`).
 
 The model folder stays a plain Hugging Face folder; ``m3cls.json`` sits beside it. Facts about the run that
 do not change a decision (metrics, data counts, history, calibration notes) live in ``info``.
@@ -32,14 +32,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ModelLoadError
-from .files import write_json
+from ..errors import ModelLoadError
+from ..files import write_json
 
 CONTRACT_FILE = "m3cls.json"
 FORMAT_VERSION = 2
 TASKS = ("single_label", "multi_label", "regression")
 HEADS = ("sequence_classification", "probe")
-#: how a frozen encoder's token vectors become one text vector (head "probe"); see m3cls.heads
+#: how a frozen encoder's token vectors become one text vector (head "probe"); see m3cls.model.heads
 POOLINGS = ("cls", "mean", "max")
 TRUNCATION_MODES = ("head", "tail", "head_tail")
 LONG_TEXT_MODES = ("truncate", "chunks")
@@ -136,8 +136,8 @@ class ModelContract:
         if len(self.labels) < 2 and self.task == "single_label":
             problems.append(f"labels {list(self.labels)!r} (need at least 2)")
         if self.decision is not None:
-            from .errors import ConfigError
-            from .metrics.decisions import DecisionRule
+            from ..errors import ConfigError
+            from ..metrics.decisions import DecisionRule
 
             try:
                 DecisionRule.from_dict(self.decision, self.labels, source)
@@ -203,7 +203,7 @@ def write_contract(folder: str, contract: ModelContract) -> str:
 def derive_contract(labels: tuple[str, ...], tokenizer, config) -> ModelContract:
     """The contract of a plain transformers classifier folder: its labels, its task (from
     ``config.problem_type``), and what it can read (max 512)."""
-    from .tasks.targets import task_of_problem_type
+    from ..tasks.targets import task_of_problem_type
 
     limits = [512, getattr(tokenizer, "model_max_length", 512) or 512]
     positions = getattr(config, "max_position_embeddings", None)

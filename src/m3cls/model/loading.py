@@ -12,9 +12,9 @@ import os
 
 import torch
 
-from . import hub
+from .. import hub
+from ..errors import ConfigError, ModelLoadError
 from .bundled import BUNDLED, resolve_model_name  # noqa: F401 (part of this module's API)
-from .errors import ConfigError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .files import require
+from ..files import require
 
 BUNDLED = "bundled"
 
