@@ -13,7 +13,7 @@ __all__ = ["Classifier", "Prediction", "TrainConfig", "train", "__version__"]
 
 def __getattr__(name):  # heavy imports (torch, transformers) only when asked for
     if name in ("Classifier", "Prediction"):
-        from . import inference
+        from .inference import classifier as inference
 
         return getattr(inference, name)
     if name in ("TrainConfig", "train"):

@@ -120,9 +120,9 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
         return await run(await asyncio.get_running_loop().run_in_executor(tokenizer, classifier.encode, texts))
 
     async def explain(texts: list[str], predictions: list) -> None:
-        """Word occlusion (m3cls.explain): tokenized on the tokenizer thread, each text's variants run through
+        """Word occlusion (m3cls.inference.explain): tokenized on the tokenizer thread, each text's variants run through
         the batcher like any request's texts (so they share its batches, budget and metrics)."""
-        from .explain import occlusion_scores, plan_occlusions
+        from .inference.explain import occlusion_scores, plan_occlusions
 
         plans = await asyncio.get_running_loop().run_in_executor(tokenizer, plan_occlusions, classifier, texts)
         for prediction, plan in zip(predictions, plans):

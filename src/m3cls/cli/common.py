@@ -67,7 +67,7 @@ def read_options(a: argparse.Namespace, saved: dict | None = None) -> ReadOption
 
 
 def parse_temperature(value: str) -> float | None:
-    from ..inference import check_temperature
+    from ..inference.classifier import check_temperature
 
     if value == "auto":
         return None
@@ -89,7 +89,7 @@ def check_model_folder(path: str) -> None:
 
 def load_classifier(a: argparse.Namespace):
     """The Classifier the model flags describe; the model's contract fills in what the flags leave unset."""
-    from ..inference import Classifier
+    from ..inference.classifier import Classifier
 
     check_model_folder(a.model_path)
     names = os.listdir(a.model_path)

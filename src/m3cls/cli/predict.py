@@ -15,10 +15,10 @@ import os
 import sys
 from typing import Iterable, Iterator
 
-from .. import distributed
 from ..data.inspection import UnknownTally, training_unknown_share, unknown_text_warning
 from ..data.readers import Item, iter_items
 from ..errors import ConfigError, DataError
+from ..inference import distributed
 from .common import (
     add_decision_flags,
     add_model_flags,
@@ -120,7 +120,7 @@ def _predict_text(a, clf, temperature, training_share: float | None, explain: bo
 
 def _write_explanations(path: str | None, shown: list | None) -> None:
     if path:
-        from ..explain import write_html
+        from ..inference.explain import write_html
 
         write_html(path, shown or [])
         logger.info("wrote the shaded texts to %s", path)

@@ -13,7 +13,7 @@ logger = logging.getLogger("m3cls")
 
 
 def cmd_train(argv: list[str]) -> int:
-    from .. import distributed
+    from ..inference import distributed
     from ..training import train
 
     config, values, explicit, _ = parse_train_args(argv)

@@ -27,8 +27,8 @@ def tune_parser() -> argparse.ArgumentParser:
 
 
 def cmd_tune(argv: list[str]) -> int:
-    from .. import distributed
     from ..errors import ConfigError
+    from ..inference import distributed
     from ..runconfig import load_config_file
     from ..tuning import parse_space, tune
     from .common import parse_train_args, train_parser

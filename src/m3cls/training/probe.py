@@ -96,7 +96,7 @@ def probe_rung(fit: ProbeFit, names: tuple[str, ...]) -> dict:
 def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = frozenset(),
                 prepared: PreparedData | None = None):
     """Fit a probe on ``config.data_path`` and save a probe model folder in ``values['output_dir']``."""
-    from .. import distributed
+    from ..inference import distributed
     from .config import TrainResult
 
     output_dir = values.get("output_dir")

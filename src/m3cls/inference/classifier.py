@@ -23,14 +23,14 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, ModelLoadError
-from .metrics.classification import softmax
-from .metrics.decisions import rule_for
-from .metrics.multilabel import DEFAULT_THRESHOLD, sigmoid
-from .model.contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
-from .model.tokens import TextEncoder
+from ..errors import ConfigError, ModelLoadError
+from ..metrics.classification import softmax
+from ..metrics.decisions import rule_for
+from ..metrics.multilabel import DEFAULT_THRESHOLD, sigmoid
+from ..model.contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
+from ..model.tokens import TextEncoder
+from ..tasks.labels import LabelSet
 from .segments import aggregate, segment_rows
-from .tasks.labels import LabelSet
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +130,8 @@ class Classifier:
                         **options) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
         ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text."""
-        from .model.backends import load_backend
-        from .model.loading import load_tokenizer
+        from ..model.backends import load_backend
+        from ..model.loading import load_tokenizer
 
         contract = read_contract(path)
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
@@ -159,7 +159,7 @@ class Classifier:
         ``inspection.TEXT_UNK_WARN_SHARE`` is the level m3cls warns at. It counts with a private copy of the
         tokenizer, so a server may call it while another thread encodes model inputs.
         """
-        from .data.inspection import unknown_token_shares
+        from ..data.inspection import unknown_token_shares
 
         return unknown_token_shares(self._counting_tokenizer, list(texts))
 
@@ -214,7 +214,7 @@ class Classifier:
     def predict(self, texts: Sequence[str], temperature: float | None = None, explain: bool = False) \
             -> list[Prediction]:
         """Predict labels and probabilities; ``temperature`` None means the model's fitted one. ``explain``
-        adds each word's attribution (:mod:`m3cls.explain`)."""
+        adds each word's attribution (:mod:`m3cls.inference.explain`)."""
         if explain and self.contract.task != "single_label":
             raise ConfigError(f"--explain attributes a single-label decision to words; this model's task is "
                               f"{self.contract.task}: drop --explain")

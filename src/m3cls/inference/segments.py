@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics.classification import softmax
-from .metrics.decisions import AGGREGATES
+from ..metrics.classification import softmax
+from ..metrics.decisions import AGGREGATES
 
 __all__ = ["AGGREGATES", "aggregate", "segment_rows"]
 

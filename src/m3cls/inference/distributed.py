@@ -10,7 +10,7 @@ import json
 import os
 from typing import Iterable, Iterator
 
-from .files import atomic_open
+from ..files import atomic_open
 
 
 def world() -> tuple[int, int]:

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics.classification import softmax
+from ..metrics.classification import softmax
 from .segments import aggregate
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -169,7 +169,7 @@ def shade(text: str, attributions: Sequence[Sequence]) -> str:
 
 def write_html(path: str, items: Sequence[tuple[str, object]]) -> None:
     """One page with each (text, prediction): its label and the text shaded by its attributions."""
-    from .files import atomic_open
+    from ..files import atomic_open
 
     blocks = []
     for i, (text, p) in enumerate(items):
