@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import make_texts
 
-from m3cls.embedcache import EmbeddingCache
-from m3cls.embeddings import Embedder
+from m3cls.probe.cache import EmbeddingCache
+from m3cls.probe.embeddings import Embedder
 
 TEXTS = [t for t, _ in make_texts(30, seed=41)]
 
@@ -56,7 +56,7 @@ def test_changed_weights_are_a_miss(tiny_xlmr, tmp_path):
 def test_settings_sharing_a_folder_never_share_vectors(tmp_path, monkeypatch):
     # the folder is named by a hash of the settings; settings.json in it is compared too, so even two settings
     # whose hashes collided would not read each other's vectors
-    from m3cls import embedcache
+    from m3cls.probe import cache as embedcache
 
     monkeypatch.setattr(embedcache, "settings_key", lambda settings: "same")
     one = EmbeddingCache(str(tmp_path), {"model": "m", "max_length": 8})
@@ -79,7 +79,7 @@ def test_a_damaged_shard_is_reported_once_and_rebuilt(tiny_xlmr, tmp_path, caplo
     else:
         blob = bytearray(b"not a shard at all")
     open(shards[0], "wb").write(bytes(blob))
-    with caplog.at_level(logging.WARNING, logger="m3cls.embedcache"):
+    with caplog.at_level(logging.WARNING, logger="m3cls.probe.cache"):
         again = embedder(tiny_xlmr, tmp_path)
     lines = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
     assert len(lines) == 1 and shards[0] in lines[0]
@@ -91,7 +91,7 @@ def test_a_damaged_shard_is_reported_once_and_rebuilt(tiny_xlmr, tmp_path, caplo
 
 
 def test_an_interrupted_run_keeps_finished_blocks(tiny_xlmr, tmp_path, monkeypatch):
-    from m3cls import embeddings
+    from m3cls.probe import embeddings as embeddings
 
     monkeypatch.setattr(embeddings, "BLOCK_TEXTS", 10)
     first = embedder(tiny_xlmr, tmp_path)
@@ -125,7 +125,7 @@ def test_a_shard_from_other_settings_is_never_read(tmp_path):
 def test_kept_results_are_read_only_for_the_same_inputs(tmp_path, caplog):
     import json
 
-    from m3cls.embedcache import cached_result, data_digest
+    from m3cls.probe.cache import cached_result, data_digest
 
     calls = []
 

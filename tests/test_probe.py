@@ -137,7 +137,7 @@ def test_python_api_probe_with_mlp_head_and_class_weights(tiny_bert, tmp_path):
 def test_chunks_train_on_averaged_windows_and_predict_with_them(tiny_xlmr, tmp_path):
     # logreg is linear: the mean of the windows' logits (prediction) is the logit of the mean embedding
     from m3cls import Classifier
-    from m3cls.embeddings import Embedder
+    from m3cls.probe.embeddings import Embedder
 
     pairs = [(" ".join([t] * 4), y) for t, y in make_texts(40, seed=36)]
     data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in pairs])
@@ -214,7 +214,7 @@ def test_head_folds_standardisation_into_the_weights():
     from sklearn.preprocessing import StandardScaler
 
     from m3cls.metrics.classification import softmax
-    from m3cls.probe import HeadSettings, fit_head
+    from m3cls.probe.head import HeadSettings, fit_head
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 6)) * [1, 10, 0.01, 5, 1, 100] + [0, 3, -2, 0, 50, 0]

@@ -93,7 +93,7 @@ def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozens
 
 def _probe_folds(config, values, data, labels, y, folds, seed):
     """One embedding pass (cached), one head per fold."""
-    from .probe import fit_head
+    from .probe.head import fit_head
     from .training.probe import make_embedder
 
     embedder = make_embedder(config, values)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..data.readers import ReadOptions
-from ..embedcache import default_cache_dir
 from ..errors import ConfigError
 from ..model.contract import LONG_TEXT_MODES, POOLINGS, TRUNCATION_MODES, ModelContract
+from ..probe.cache import default_cache_dir
 
 METHODS = ("finetune", "probe")
 
@@ -147,8 +147,8 @@ class TrainConfig(ReadOptions):
                               "logits, which equals averaging their embeddings only for a linear head")
 
     def head_settings(self, seed: int):
-        """The probe head's settings (``m3cls.probe.HeadSettings``)."""
-        from ..probe import HeadSettings
+        """The probe head's settings (``m3cls.probe.head.HeadSettings``)."""
+        from ..probe.head import HeadSettings
 
         return HeadSettings(self.probe_head, self.class_weights, self.probe_c, self.probe_hidden, seed)
 

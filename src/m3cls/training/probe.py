@@ -49,7 +49,7 @@ class ProbeFit:
 
 def make_embedder(config: TrainConfig, values: dict):
     """The Embedder the training flags describe (device, precision and batch size from TrainingArguments)."""
-    from ..embeddings import Embedder
+    from ..probe.embeddings import Embedder
     from .args import resolve_precision
 
     device = "cpu" if values.get("use_cpu") else "auto"
@@ -63,7 +63,7 @@ def make_embedder(config: TrainConfig, values: dict):
 
 def fit_probe(embedder, prepared: PreparedData, settings) -> ProbeFit:
     """Embed the split's texts (through the cache), fit the head on train, and score validation."""
-    from ..probe import fit_head
+    from ..probe.head import fit_head
 
     start = time.perf_counter()
     labels = prepared.labels

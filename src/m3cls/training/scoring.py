@@ -61,9 +61,9 @@ def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig, full_id
     ``full_ids`` tokenizes (see :func:`m3cls.data.inspection.token_stats`).
     """
     from ..data.inspection import inspect_splits, warnings_for
-    from ..embedcache import cached_result, data_digest
-    from ..embeddings import model_fingerprint
     from ..model.bundled import resolve_model_name
+    from ..probe.cache import cached_result, data_digest
+    from ..probe.embeddings import model_fingerprint
 
     random_split = not config.validation_path and not config.group_column
     train, validation = prepared.train, prepared.validation

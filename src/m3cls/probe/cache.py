@@ -29,7 +29,7 @@ import uuid
 
 import numpy as np
 
-from .errors import OutputError
+from ..errors import OutputError
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .model.heads import head_logits
+from ..errors import ConfigError, DataError
+from ..model.heads import head_logits
 
 logger = logging.getLogger(__name__)
 

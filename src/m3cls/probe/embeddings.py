@@ -4,7 +4,7 @@ Texts become model inputs through the contract's :class:`~m3cls.model.tokens.Tex
 averaged per text for ``long_text="chunks"``), are embedded in batches sorted by length under the precision
 ``modeling.choose_precision`` picks (bf16 autocast on CPUs that pay for it), with a progress bar on stderr, and
 pooled as the encoder's own pooling says (:mod:`m3cls.model.heads`). Each finished block of texts is written to the
-:class:`~m3cls.embedcache.EmbeddingCache` at once. The encoder is loaded only when some text is not cached.
+:class:`~m3cls.probe.cache.EmbeddingCache` at once. The encoder is loaded only when some text is not cached.
 
 Example::
 
@@ -24,8 +24,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .errors import ConfigError
-from .model.contract import LONG_TEXT_MODES, ModelContract
+from ..errors import ConfigError
+from ..model.contract import LONG_TEXT_MODES, ModelContract
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class Embedder:
                  long_text: str = "truncate", stride: int = 0, pooling: str = "auto", device: str = "auto",
                  precision: str = "auto", batch_size: int = 32, cache_dir: str | None = None,
                  backend: str = "torch", trust_remote_code: bool = False, allow_pickle: bool = False):
-        from .model.heads import detect_pooling
-        from .model.loading import choose_device, choose_precision, load_tokenizer, resolve_model_name
+        from ..model.heads import detect_pooling
+        from ..model.loading import choose_device, choose_precision, load_tokenizer, resolve_model_name
 
         if long_text not in LONG_TEXT_MODES:
             raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
@@ -93,7 +93,7 @@ class Embedder:
         self.precision = choose_precision(precision, self.device) if backend == "torch" else "int8"
         self.contract_settings = dict(max_length=max_length, truncation=truncation, long_text=long_text,
                                       stride=stride if long_text == "chunks" else 0)
-        from .model.tokens import TextEncoder
+        from ..model.tokens import TextEncoder
 
         self.encoder = TextEncoder(self.tokenizer, max_length, truncation, self.contract_settings["stride"])
         if long_text == "chunks":
@@ -102,7 +102,7 @@ class Embedder:
         self._backend = None
         self.cache = None
         if cache_dir:
-            from .embedcache import EmbeddingCache
+            from .cache import EmbeddingCache
 
             self.cache = EmbeddingCache(cache_dir, self.settings())
         self.stats = {"texts": 0, "cached": 0, "computed": 0, "seconds": 0.0}
@@ -186,12 +186,12 @@ class Embedder:
     def _load_backend(self):
         """The encoder with pooling behind the torch backend (precision and device handling), loaded once."""
         if self._backend is None and self.backend_kind == "onnx":
-            from .model.backends import OnnxBackend
+            from ..model.backends import OnnxBackend
 
             self._backend = OnnxBackend(self._onnx_graph(), per_text=True)
         if self._backend is None:
-            from .model.backends import TorchBackend
-            from .model.loading import load_encoder
+            from ..model.backends import TorchBackend
+            from ..model.loading import load_encoder
 
             encoder = load_encoder(self.model_name, trust_remote_code=self.trust_remote_code,
                                    allow_pickle=self.allow_pickle)
@@ -203,9 +203,9 @@ class Embedder:
         """The encoder+pooling int8 graph, exported once per model and pooling into the cache folder."""
         import tempfile
 
-        from .embedcache import settings_key
-        from .export import export_pooled_encoder
-        from .model.loading import load_encoder
+        from ..export import export_pooled_encoder
+        from ..model.loading import load_encoder
+        from .cache import settings_key
 
         key = settings_key({"model": model_fingerprint(self.path), "pooling": self.pooling,
                             "normalize": self.normalize})
@@ -224,7 +224,7 @@ class Embedder:
                 and not self._backend.weights_cast:
             # the weights are as loaded (bf16 inference casts them; then it reloads)
             return self._backend.model.encoder
-        from .model.loading import load_encoder
+        from ..model.loading import load_encoder
 
         return load_encoder(self.model_name, trust_remote_code=self.trust_remote_code,
                             allow_pickle=self.allow_pickle)
@@ -234,7 +234,7 @@ def _Pooled(encoder, pooling: str, normalize: bool):
     """The encoder returning pooled vectors as ``.logits``, so :class:`~m3cls.model.backends.TorchBackend` runs it."""
     import torch
 
-    from .model.heads import pool
+    from ..model.heads import pool
 
     class Pooled(torch.nn.Module):
         def __init__(self):
