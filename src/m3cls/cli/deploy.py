@@ -15,7 +15,7 @@ logger = logging.getLogger("m3cls")
 
 
 def cmd_export(argv: list[str]) -> int:
-    from ..export import export_onnx
+    from ..export.onnx import export_onnx
 
     p = argparse.ArgumentParser(prog="m3cls export", description="Export a model to a standalone ONNX folder.")
     p.add_argument("--model_path", required=True)

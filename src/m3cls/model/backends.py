@@ -66,7 +66,7 @@ class OnnxBackend:
     ``per_text`` runs each text alone, unpadded. Only int8 models exported before m3cls calibrated their
     scales (dynamic int8, ``m3cls.json`` without ``onnx.int8``) need it: they quantize activations with a
     scale taken over the whole batch, so in a batch one text's probabilities would depend on its neighbours.
-    Static int8 models (:mod:`m3cls.quantize`) and fp32 models run in batches.
+    Static int8 models (:mod:`m3cls.export.quantize`) and fp32 models run in batches.
     """
 
     def __init__(self, path: str, threads: int | None = None, per_text: bool = False):

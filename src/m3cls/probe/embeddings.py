@@ -203,7 +203,7 @@ class Embedder:
         """The encoder+pooling int8 graph, exported once per model and pooling into the cache folder."""
         import tempfile
 
-        from ..export import export_pooled_encoder
+        from ..export.onnx import export_pooled_encoder
         from ..model.loading import load_encoder
         from .cache import settings_key
 

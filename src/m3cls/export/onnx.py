@@ -1,6 +1,6 @@
 """ONNX export (with optional static int8 quantization): this module only writes folders.
 
-The onnxruntime runner is ``m3cls.model.backends.OnnxBackend``; the int8 calibration is ``m3cls.quantize``.
+The onnxruntime runner is ``m3cls.model.backends.OnnxBackend``; the int8 calibration is ``m3cls.export.quantize``.
 
 The exported folder stands alone: ``model.onnx`` (and ``model.int8.onnx`` with ``--quantize int8``), the
 tokenizer, ``config.json`` with the labels, and ``m3cls.json``. Inputs are ``input_ids`` and
@@ -9,7 +9,7 @@ batch and sequence axes; the output is ``logits``.
 
 Example::
 
-    >>> from m3cls.export import export_onnx
+    >>> from m3cls.export.onnx import export_onnx
     >>> export_onnx("runs/m3", "runs/m3-onnx", quantize="int8",
     ...             calibration_data="train.json")                          # doctest: +SKIP
 """
@@ -20,13 +20,13 @@ import logging
 import os
 import random
 
-from .errors import ConfigError, DataError, OutputError
-from .files import require, staged_folder
-from .model.backends import ONNX_FP32_FILE as FP32_FILE
-from .model.backends import ONNX_INT8_FILE as INT8_FILE
-from .model.contract import derive_contract, read_contract, write_contract
-from .model.tokens import TextEncoder
-from .tasks.labels import LabelSet
+from ..errors import ConfigError, DataError, OutputError
+from ..files import require, staged_folder
+from ..model.backends import ONNX_FP32_FILE as FP32_FILE
+from ..model.backends import ONNX_INT8_FILE as INT8_FILE
+from ..model.contract import derive_contract, read_contract, write_contract
+from ..model.tokens import TextEncoder
+from ..tasks.labels import LabelSet
 
 CALIBRATION_BATCH = 8
 
@@ -47,7 +47,7 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
     ``quantize="int8"`` also writes a static int8 model whose activation scales are calibrated on
     ``calibration_size`` texts of ``calibration_data`` (default: the training data named in m3cls.json).
     """
-    from .model.loading import load_model, load_tokenizer
+    from ..model.loading import load_model, load_tokenizer
 
     _need("onnx")
     if quantize not in (None, "int8"):
@@ -92,7 +92,7 @@ def export_pooled_encoder(module, tokenizer, folder: str, opset: int = 17) -> st
 
 def calibration_texts(contract, path: str | None, size: int) -> list[str]:
     """Up to ``size`` texts sampled evenly (a fixed-seed reservoir) from the calibration file."""
-    from .data.readers import ReadOptions, iter_items
+    from ..data.readers import ReadOptions, iter_items
 
     if path and not os.path.isfile(path):
         raise ConfigError(f"--calibration_data {path}: file not found; give a file of training texts")

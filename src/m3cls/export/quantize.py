@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .files import require
+from ..files import require
 
 logger = logging.getLogger(__name__)
 
