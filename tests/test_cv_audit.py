@@ -139,7 +139,7 @@ def test_audit_flags_identical_texts_with_different_labels(tiny_xlmr, tmp_path, 
 
 
 def test_near_duplicates_by_embedding_cosine():
-    from m3cls.audit import find_suspects, near_duplicate_pairs
+    from m3cls.evaluation.audit import find_suspects, near_duplicate_pairs
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 16))

@@ -13,8 +13,8 @@ SUSPECTS_FILE = "suspects.jsonl"
 
 
 def cmd_audit(argv: list[str]) -> int:
-    from ..audit import AuditSettings, find_suspects
     from ..crossval import CVSettings, run_cv, write_cv
+    from ..evaluation.audit import AuditSettings, find_suspects
     from ..files import require, write_json
     from ..training.save import check_output_dir
 

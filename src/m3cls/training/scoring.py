@@ -113,7 +113,7 @@ def rung(key: str, accuracy: float, macro_f1: float, seconds: float, note: str =
 
 def timed_baseline(prepared: PreparedData) -> tuple[dict, dict]:
     """The TF-IDF baseline on the run's split, and its ladder rung with its wall time."""
-    from ..baseline import tfidf_baseline
+    from ..evaluation.baseline import tfidf_baseline
 
     start = time.perf_counter()
     result = tfidf_baseline(prepared.train.texts, prepared.train.labels, prepared.validation.texts,

@@ -141,7 +141,7 @@ def task_summary(task: str, metrics: dict) -> dict:
 
 def task_baseline(task: str, prepared) -> dict:
     """The TF-IDF baseline for the task on the same split: one-vs-rest logistic regression, or ridge."""
-    from ..baseline import multilabel_baseline, regression_baseline
+    from ..evaluation.baseline import multilabel_baseline, regression_baseline
     from ..tasks.targets import multi_hot
 
     train, validation = prepared.train, prepared.validation

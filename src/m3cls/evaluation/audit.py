@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data.inspection import text_key
-from .errors import ConfigError
-from .files import require
+from ..data.inspection import text_key
+from ..errors import ConfigError
+from ..files import require
 
 logger = logging.getLogger(__name__)
 

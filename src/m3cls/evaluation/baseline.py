@@ -7,8 +7,8 @@ import logging
 
 import numpy as np
 
-from .metrics.classification import classification_report
-from .tasks.labels import LabelSet
+from ..metrics.classification import classification_report
+from ..tasks.labels import LabelSet
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def multilabel_baseline(train_texts: list[str], train_truth: np.ndarray, val_tex
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
 
-    from .metrics.multilabel import multilabel_report
+    from ..metrics.multilabel import multilabel_report
 
     model = make_pipeline(tfidf_features(), OneVsRestClassifier(LogisticRegression(max_iter=2000, C=10.0)))
     columns = np.asarray(train_truth)
@@ -68,7 +68,7 @@ def regression_baseline(train_texts: list[str], train_targets: list[float], val_
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
 
-    from .metrics.regression import regression_report
+    from ..metrics.regression import regression_report
 
     model = make_pipeline(tfidf_features(), RidgeCV(alphas=(0.1, 0.3, 1.0, 3.0, 10.0)))
     model.fit(train_texts, np.asarray(train_targets, dtype=np.float64))
