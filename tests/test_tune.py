@@ -54,7 +54,7 @@ def test_three_trial_search_ends_with_a_model_and_a_trial_table(tiny_xlmr, messa
 def test_failed_trial_is_recorded_and_the_search_goes_on(tiny_xlmr, messages_file, tmp_path):
     from m3cls.cli.common import parse_train_args
     from m3cls.training import train
-    from m3cls.tuning import parse_space, tune
+    from m3cls.training.tuning import parse_space, tune
 
     config_path, out = _config(tmp_path, tiny_xlmr, messages_file)
     config, values, explicit, _ = parse_train_args(["--config", config_path])
@@ -76,7 +76,7 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(tiny_xlmr, messages_fil
 
 
 def test_pruning_callback_reports_macro_f1_and_prunes_below_the_median():
-    from m3cls.tuning import pruning_callback
+    from m3cls.training.tuning import pruning_callback
 
     study = optuna.create_study(direction="maximize",
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))

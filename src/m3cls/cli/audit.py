@@ -13,9 +13,9 @@ SUSPECTS_FILE = "suspects.jsonl"
 
 
 def cmd_audit(argv: list[str]) -> int:
-    from ..crossval import CVSettings, run_cv, write_cv
     from ..evaluation.audit import AuditSettings, find_suspects
     from ..files import require, write_json
+    from ..training.crossval import CVSettings, run_cv, write_cv
     from ..training.save import check_output_dir
 
     config, values, explicit, (cv_settings, settings) = parse_train_args(
@@ -46,8 +46,8 @@ def cmd_audit(argv: list[str]) -> int:
     write_jsonl(path, suspects)
     write_json(os.path.join(out, "audit.json"), summary, "--output_dir")
     if config.report:
-        from ..crossval import write_cv_report
         from ..reports.pages import audit_section
+        from ..training.crossval import write_cv_report
 
         page = write_cv_report(os.path.join(out, "report"), result, [audit_section(summary, suspects)])
         logger.info("report written to %s", page)

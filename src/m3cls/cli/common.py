@@ -195,7 +195,7 @@ def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls trai
 
 def config_file_argv(argv: list[str], parser) -> tuple[list[str], dict]:
     """``argv`` with a ``--config`` file's flags put first, and the values no token can carry (lists)."""
-    from ..runconfig import check_keys, load_config_file, to_argv
+    from ..training.runconfig import check_keys, load_config_file, to_argv
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")

@@ -11,7 +11,7 @@ logger = logging.getLogger("m3cls")
 
 
 def cmd_cv(argv: list[str]) -> int:
-    from ..crossval import CVSettings, run_cv, write_cv
+    from ..training.crossval import CVSettings, run_cv, write_cv
     from ..training.save import check_output_dir
 
     config, values, explicit, (settings,) = parse_train_args(

@@ -29,8 +29,8 @@ def tune_parser() -> argparse.ArgumentParser:
 def cmd_tune(argv: list[str]) -> int:
     from ..errors import ConfigError
     from ..inference import distributed
-    from ..runconfig import load_config_file
-    from ..tuning import parse_space, tune
+    from ..training.runconfig import load_config_file
+    from ..training.tuning import parse_space, tune
     from .common import parse_train_args, train_parser
 
     a, rest = tune_parser().parse_known_args(argv)

@@ -14,7 +14,7 @@ from ..errors import ConfigError, OutputError
 from ..files import atomic_open
 from ..model.card import write_model_card
 from ..model.contract import ModelContract, write_contract
-from ..runconfig import write_train_config
+from .runconfig import write_train_config
 
 logger = logging.getLogger(__name__)
 VALIDATION_PREDICTIONS = "validation_predictions.jsonl"

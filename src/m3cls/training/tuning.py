@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .errors import ConfigError, TrainingInterrupted
-from .files import require
+from ..errors import ConfigError, TrainingInterrupted
+from ..files import require
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +152,12 @@ def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_t
          timeout: float | None, startup_trials: int = 3, warmup_steps: int = 0,
          train_fn: Callable | None = None) -> TuneResult:
     """Search ``space`` around the run ``config``/``values`` describe; the best trial becomes ``output_dir``."""
+    from ..tasks.targets import single_label_only
+    from . import train
     from . import tuning_output as out
-    from .tasks.targets import single_label_only
-    from .training import train
-    from .training.hub import push_folder, take_hub_target
-    from .training.inputs import prepare_data
-    from .training.save import check_output_dir
+    from .hub import push_folder, take_hub_target
+    from .inputs import prepare_data
+    from .save import check_output_dir
 
     optuna = require("optuna", "tune", "m3cls tune")
     if n_trials is not None and n_trials < 1:

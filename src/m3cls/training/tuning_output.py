@@ -8,9 +8,9 @@ import json
 import os
 import shutil
 
-from .files import atomic_open
-from .model.card import write_model_card
-from .model.contract import CONTRACT_FILE, read_contract, write_contract
+from ..files import atomic_open
+from ..model.card import write_model_card
+from ..model.contract import CONTRACT_FILE, read_contract, write_contract
 from .runconfig import write_train_config
 
 TRIALS_FILE = "trials.jsonl"

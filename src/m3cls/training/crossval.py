@@ -8,7 +8,7 @@ picked on it, so its scores are not optimistic).
 
 Example::
 
-    >>> from m3cls.crossval import CVSettings, run_cv
+    >>> from m3cls.training.crossval import CVSettings, run_cv
     >>> result = run_cv(TrainConfig(model_name_or_path="bundled", data_path="d.json", method="probe"),
     ...                 {"output_dir": "runs/cv"}, settings=CVSettings(folds=5))          # doctest: +SKIP
     >>> result.summary["macro_f1_mean"], result.summary["macro_f1_std"]                     # doctest: +SKIP
@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .data.readers import TextData, read_labeled
-from .data.splits import fold_indices
-from .files import atomic_open, write_json
-from .metrics.classification import classification_report, softmax
-from .tasks.labels import LabelSet
-from .tasks.targets import resolve_task, single_label_only
-from .training.config import TrainConfig
+from ..data.readers import TextData, read_labeled
+from ..data.splits import fold_indices
+from ..files import atomic_open, write_json
+from ..metrics.classification import classification_report, softmax
+from ..tasks.labels import LabelSet
+from ..tasks.targets import resolve_task, single_label_only
+from .config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozens
 
     ``what`` names the command in the refusal of multi-label and regression data (single-label only).
     """
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     config.check()
     if config.validation_path:
@@ -93,8 +93,8 @@ def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozens
 
 def _probe_folds(config, values, data, labels, y, folds, seed):
     """One embedding pass (cached), one head per fold."""
-    from .probe.head import fit_head
-    from .training.probe import make_embedder
+    from ..probe.head import fit_head
+    from .probe import make_embedder
 
     embedder = make_embedder(config, values)
     x = embedder.embed(data.texts)
@@ -110,8 +110,8 @@ def _probe_folds(config, values, data, labels, y, folds, seed):
 
 def _finetune_folds(config, values, explicit, data, labels, folds, settings):
     """One fine-tuned model per fold, trained without looking at its held-out fold, scored on it at the end."""
-    from .training import train
-    from .training.inputs import PreparedData
+    from . import train
+    from .inputs import PreparedData
 
     probabilities = np.zeros((len(data), len(labels)))
     fold_config = replace(config, baseline=False, report=False, ladder=False, overwrite_output_dir=True)
@@ -169,8 +169,8 @@ def write_cv(folder: str, result: CVResult, report: bool = True) -> list[str]:
 
 def write_cv_report(folder: str, result: CVResult, sections: list | None = None) -> str:
     """The HTML report of the out-of-fold predictions, with the cross-validation section (and any others)."""
-    from .metrics.calibration import evaluate_logits
-    from .reports.pages import cv_section, write_report
+    from ..metrics.calibration import evaluate_logits
+    from ..reports.pages import cv_section, write_report
 
     logits = np.log(np.clip(result.probabilities, 1e-12, 1.0))  # softmax(log p) = p
     evaluation = evaluate_logits(logits, result.y, result.labels.names, 1.0)

@@ -22,8 +22,8 @@ import logging
 import os
 from typing import Any, Iterable
 
-from .errors import ConfigError
-from .files import atomic_open
+from ..errors import ConfigError
+from ..files import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def write_train_config(folder: str, settings: dict | None) -> str | None:
 
     if not settings:
         return None
-    from . import __version__
+    from .. import __version__
 
     path = os.path.join(folder, TRAIN_CONFIG_FILE)
     with atomic_open(path, "model folder") as f:
