@@ -1,6 +1,6 @@
 """The token-budget packer: budget, text cap, length buckets, fairness, and settled requests."""
 
-from m3cls.batching import Request, TokenPacker, bucket_of
+from m3cls.serving.batching import Request, TokenPacker, bucket_of
 
 
 def _lengths(batch) -> list[int]:

@@ -41,7 +41,7 @@ class LiveServer:
 
 def start(model_path, api_key=None, **limits):
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     clf = Classifier.from_pretrained(model_path, precision="fp32")
     return LiveServer(create_app(clf, ServeLimits(**limits), api_key))

@@ -16,7 +16,7 @@ SHORT = "lol yeah"
 def _server(trained_xlmr, spy: list | None = None, **limits):
     """An in-process server; with ``spy``, every model batch's token lengths are appended to it."""
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
     if spy is not None:
@@ -32,7 +32,7 @@ def _server(trained_xlmr, spy: list | None = None, **limits):
 
 
 def test_mixed_lengths_run_in_fewer_shape_homogeneous_batches(trained_xlmr):
-    from m3cls.batching import bucket_of
+    from m3cls.serving.batching import bucket_of
 
     batches: list[list[int]] = []
     live, clf = _server(trained_xlmr, batches, max_batch_tokens=256, max_wait_ms=400)
@@ -101,7 +101,7 @@ def test_metrics_names_and_values_after_known_traffic(trained_xlmr):
 
 def test_metrics_and_probes_with_an_api_key(trained_xlmr):
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     app = create_app(Classifier.from_pretrained(trained_xlmr, precision="fp32"), ServeLimits(), api_key="k")
     with LiveServer(app) as live:
@@ -168,7 +168,7 @@ def test_max_batch_tokens_below_max_length_is_a_one_line_error(trained_xlmr, cap
         assert len(err) == 1 and message in err[0]
     from m3cls import Classifier
     from m3cls.errors import ConfigError
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     with pytest.raises(ConfigError, match="below max_length 64"):   # the model's saved max_length, too
         create_app(Classifier.from_pretrained(trained_xlmr), ServeLimits(max_batch_tokens=63))

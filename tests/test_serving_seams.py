@@ -32,7 +32,7 @@ def _wait_for(condition, seconds=5.0):
 
 
 def test_a_cancelled_request_does_not_kill_the_worker():
-    from m3cls.batching import MicroBatcher
+    from m3cls.serving.batching import MicroBatcher
 
     model = Gate()
     batcher = MicroBatcher(model, max_batch_size=4)
@@ -53,7 +53,7 @@ def test_a_cancelled_request_does_not_kill_the_worker():
 
 
 def test_close_answers_queued_requests_at_once_and_does_not_hang_on_a_full_queue():
-    from m3cls.batching import MicroBatcher
+    from m3cls.serving.batching import MicroBatcher
 
     model = Gate()
     batcher = MicroBatcher(model, max_batch_size=1, max_queue=2)
@@ -75,7 +75,7 @@ def test_close_answers_queued_requests_at_once_and_does_not_hang_on_a_full_queue
 def _blocked_server(trained_xlmr, release: threading.Event, **limits):
     """A server whose model blocks every batch until ``release`` is set."""
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
     inner = clf.logits_from_ids
@@ -113,7 +113,7 @@ def test_timed_out_requests_get_504_and_the_server_keeps_answering(trained_xlmr)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_health_says_503_when_the_worker_is_gone(trained_xlmr):
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
     inner, broken = clf.logits_from_ids, [False]
@@ -136,7 +136,7 @@ def test_health_says_503_when_the_worker_is_gone(trained_xlmr):
 
 @pytest.mark.parametrize("n", [40])
 def test_many_cancelled_requests_leave_a_working_batcher(n):
-    from m3cls.batching import MicroBatcher
+    from m3cls.serving.batching import MicroBatcher
 
     calls = []
 

@@ -101,8 +101,8 @@ def test_drain_deadline_answers_the_waiting_requests_with_503(trained_xlmr):
     import uvicorn
 
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
-    from m3cls.serving_http import _graceful
+    from m3cls.serving.app import ServeLimits, create_app
+    from m3cls.serving.http import _graceful
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
     inner, slow = clf.logits_from_ids, threading.Event()

@@ -85,7 +85,7 @@ def test_the_page_shows_a_notice_for_unknown_text(trained_xlmr, tmp_path):
     from selenium.webdriver.common.by import By
     from test_webpage import _driver, open_page, read_bars
 
-    from m3cls.webpage import PAGE
+    from m3cls.serving.page import PAGE
 
     assert re.search(r"const UNK_WARN = ([\d.]+);", PAGE).group(1) == str(TEXT_UNK_WARN_SHARE)
     driver = _driver(tmp_path)

@@ -44,7 +44,7 @@ def cmd_export(argv: list[str]) -> int:
 def cmd_serve(argv: list[str]) -> int:
     import time
 
-    from ..serving import ServeLimits, batch_token_budget, create_app, serve
+    from ..serving.app import ServeLimits, batch_token_budget, create_app, serve
 
     d = ServeLimits()
     p = argparse.ArgumentParser(prog="m3cls serve", description="Serve a model over HTTP with a web page at /.")

@@ -6,13 +6,13 @@ The only module that imports fastapi. Routes: ``POST /predict``, ``GET /labels``
 ``Authorization: Bearer KEY`` (the page asks for the key and sends it).
 
 Each request's texts are tokenized once (``Classifier.encode``, on one tokenizer thread off the event loop),
-then packed with other requests' texts into batches by ``m3cls.batching`` and run with
+then packed with other requests' texts into batches by ``m3cls.serving.batching`` and run with
 ``Classifier.logits_from_ids`` on the batching worker. The app warms the model up with one batch at startup.
 
 Example::
 
     >>> from m3cls import Classifier
-    >>> from m3cls.serving import ServeLimits, create_app
+    >>> from m3cls.serving.app import ServeLimits, create_app
     >>> app = create_app(Classifier.from_pretrained("demo/model"), ServeLimits())   # doctest: +SKIP
 """
 
@@ -26,9 +26,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+from ..files import require
 from .batching import BatcherClosed, MicroBatcher, QueueFull
-from .errors import ConfigError
-from .files import require
 
 logger = logging.getLogger(__name__)
 # Chosen by benchmarks/load.py (README, "Serving load"); never below the model's max_length.
@@ -83,8 +83,8 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     _fastapi()
     from fastapi import Depends, FastAPI
 
-    from .serving_http import RequestGate, ServeState
-    from .serving_metrics import ServeMetrics
+    from .http import RequestGate, ServeState
+    from .metrics import ServeMetrics
 
     budget = batch_token_budget(limits.max_batch_tokens, classifier.max_length)
     batcher = MicroBatcher(classifier.logits_from_ids, limits.max_batch_size, limits.max_wait_ms,
@@ -122,7 +122,7 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     async def explain(texts: list[str], predictions: list) -> None:
         """Word occlusion (m3cls.inference.explain): tokenized on the tokenizer thread, each text's variants run through
         the batcher like any request's texts (so they share its batches, budget and metrics)."""
-        from .inference.explain import occlusion_scores, plan_occlusions
+        from ..inference.explain import occlusion_scores, plan_occlusions
 
         plans = await asyncio.get_running_loop().run_in_executor(tokenizer, plan_occlusions, classifier, texts)
         for prediction, plan in zip(predictions, plans):
@@ -151,7 +151,7 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
     _, pydantic = _fastapi()
     from fastapi.responses import HTMLResponse
 
-    from .webpage import PAGE
+    from .page import PAGE
 
     class PredictRequest(pydantic.BaseModel):
         texts: list[str]
@@ -293,8 +293,8 @@ def _guard_docs(app, authorize) -> None:
 
 
 def serve(app, host: str, port: int, shutdown_timeout: float) -> None:
-    """Run the app with uvicorn until SIGTERM/SIGINT, then drain gracefully (see ``m3cls.serving_http``)."""
-    from .serving_http import run
+    """Run the app with uvicorn until SIGTERM/SIGINT, then drain gracefully (see ``m3cls.serving.http``)."""
+    from .http import run
 
     check_address(host, port)
     run(app, host, port, shutdown_timeout)
@@ -317,6 +317,6 @@ def check_address(host: str, port: int) -> None:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .files import require
+from ..files import require
 
 ROUTES = ("/predict", "/labels", "/health", "/ready", "/metrics", "/", "/docs", "/openapi.json")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from .serving_metrics import route_of
+from .metrics import route_of
 
 logger = logging.getLogger(__name__)
 ALWAYS_OPEN = ("/health", "/ready", "/metrics")
