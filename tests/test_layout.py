@@ -3,8 +3,12 @@
 - no import circle among m3cls modules (a package's ``__init__`` importing its own submodules is fine: that is
   how a package exposes them, and the lazy ``m3cls.__getattr__`` does it inside a function; an import under
   ``if TYPE_CHECKING:`` is for type hints only and never runs);
-- ``inference`` and ``backends`` never reach ``training``, directly or through other modules;
-- nothing outside ``cli`` imports ``m3cls.cli`` (``m3cls.__main__``, the ``python -m m3cls`` entry, is the CLI);
+- the folders stand in one direction (``RANKS``): a module imports only from its own folder or from folders ranked
+  below it, at any depth (``m3cls.__main__`` counts as the CLI); so inference never reaches training, and nothing
+  outside ``cli`` imports ``m3cls.cli``;
+- no torch or transformers under ``data/``, ``tasks/``, ``metrics/`` or ``reports/``;
+- ``argparse``, ``print`` and ``sys.exit`` only under ``cli/``;
+- at most 8 modules directly in ``src/m3cls``;
 - no command module imports another cli module's private (``_underscore``) names.
 """
 
@@ -29,6 +33,8 @@ class Module:
     is_package: bool
     imports: set[str] = field(default_factory=set)  # m3cls modules this one imports
     private: list[str] = field(default_factory=list)  # "_name from m3cls.cli.x" reached into from here
+    external: dict[str, int] = field(default_factory=dict)  # other top-level packages imported -> first line
+    cli_only: list[str] = field(default_factory=list)  # "print at line N", "sys.exit at line N", "argparse ..."
 
 
 def _name_of(path: Path, src: Path) -> tuple[str, bool]:
@@ -75,6 +81,7 @@ def _read(module: Module, modules: dict) -> None:
     for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
+                module.external.setdefault(alias.name.split(".")[0], node.lineno)
                 target = _known(alias.name, modules)
                 if target:
                     module.imports.add(target)
@@ -82,6 +89,8 @@ def _read(module: Module, modules: dict) -> None:
                         aliases[alias.asname] = target
         elif isinstance(node, ast.ImportFrom):
             base = _base(module, node)
+            if not node.level:
+                module.external.setdefault(base.split(".")[0], node.lineno)
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 target = submodule if submodule in modules else _known(base, modules)
@@ -93,11 +102,26 @@ def _read(module: Module, modules: dict) -> None:
                 elif alias.name.startswith("_") and not alias.name.startswith("__") \
                         and target.startswith(CLI + ".") and target != module.name:
                     module.private.append(f"{alias.name} from {target}")
+    _read_cli_only(module, tree)
     for node in ast.walk(tree):  # common._helper through a module imported by name
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
                 and node.attr.startswith("_") and not node.attr.startswith("__") \
                 and aliases[node.value.id] != module.name:
             module.private.append(f"{node.attr} from {aliases[node.value.id]}")
+
+
+def _read_cli_only(module: Module, tree: ast.AST) -> None:
+    """The uses of what only the CLI may use: argparse, print and sys.exit (also as ``exit``/``quit``)."""
+    if "argparse" in module.external:
+        module.cli_only.append(f"argparse at line {module.external['argparse']}")
+    for node in _runtime_nodes(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("print", "exit", "quit"):
+            module.cli_only.append(f"{func.id} at line {node.lineno}")
+        elif isinstance(func, ast.Attribute) and func.attr == "exit" and getattr(func.value, "id", "") == "sys":
+            module.cli_only.append(f"sys.exit at line {node.lineno}")
 
 
 def load(src: Path = SRC) -> dict[str, Module]:
@@ -161,11 +185,66 @@ def _chain(seen: dict[str, str], end: str) -> str:
     return " -> ".join(reversed(chain))
 
 
+#: the folders of src/m3cls from the bottom up; a module imports from its own folder or from lower ranks only
+RANKS = {"base": 0, "metrics": 1, "reports": 2, "tasks": 3, "data": 4, "model": 5, "inference": 6, "export": 6,
+         "probe": 7, "evaluation": 8, "training": 9, "serving": 9, "cli": 10}
+#: folders that stay free of torch and transformers (so inspect, --help and the reports load fast)
+LIGHT = ("data", "tasks", "metrics", "reports")
+MAX_TOP_MODULES = 8
+
+
+def folder_of(name: str) -> str:
+    """The folder a module lives in: the first part below m3cls, "base" for the modules at the top."""
+    parts = name.split(".")
+    if name in ENTRY_POINTS:
+        return "cli"
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in RANKS) else "base"
+
+
+def against_direction(modules: dict[str, Module]) -> list[str]:
+    """Every import that points up the ranks (or into a folder that has no rank)."""
+    bad = []
+    for name, targets in edges(modules).items():
+        here = folder_of(name)
+        for target in sorted(targets):
+            there = folder_of(target)
+            if there != here and RANKS.get(there, 99) >= RANKS.get(here, -1):
+                bad.append(f"{name} ({here}) imports {target} ({there})")
+    return bad
+
+
 @pytest.fixture(scope="module")
 def modules() -> dict[str, Module]:
     found = load()
-    assert {f"{PACKAGE}.inference", f"{PACKAGE}.backends", f"{PACKAGE}.training.run", CLI} <= set(found)
+    assert {f"{PACKAGE}.inference.classifier", f"{PACKAGE}.model.backends", f"{PACKAGE}.training.run", CLI} \
+        <= set(found)
     return found
+
+
+def test_every_folder_has_a_rank(modules):
+    assert {folder_of(name) for name in modules} <= set(RANKS)
+
+
+def test_imports_follow_the_direction_of_the_folders(modules):
+    bad = against_direction(modules)
+    assert not bad, "; ".join(bad)
+
+
+@pytest.mark.parametrize("folder", LIGHT)
+def test_no_torch_or_transformers_in_light_folders(modules, folder):
+    bad = [f"{m.name} imports {pkg} (line {line})" for m in modules.values() if folder_of(m.name) == folder
+           for pkg, line in m.external.items() if pkg in ("torch", "transformers")]
+    assert not bad, "; ".join(bad)
+
+
+def test_only_the_cli_prints_exits_or_parses_flags(modules):
+    bad = [f"{m.name}: {use}" for m in modules.values() if folder_of(m.name) != "cli" for use in m.cli_only]
+    assert not bad, "; ".join(bad)
+
+
+def test_few_modules_at_the_top():
+    top = sorted(p.name for p in (SRC / PACKAGE).glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, top
 
 
 def test_no_import_circle(modules):
@@ -173,7 +252,7 @@ def test_no_import_circle(modules):
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("consumer", ["inference", "backends"])
+@pytest.mark.parametrize("consumer", ["inference.classifier", "model.backends"])
 def test_inference_never_reaches_training(modules, consumer):
     seen = reachable(edges(modules), f"{PACKAGE}.{consumer}")
     bad = sorted(n for n in seen if n == f"{PACKAGE}.training" or n.startswith(f"{PACKAGE}.training."))
@@ -205,3 +284,21 @@ def test_the_rules_see_imports_inside_functions(tmp_path):
     assert find_cycle(edges(found)) == ["m3cls.a", "m3cls.b", "m3cls.a"]
     assert found["m3cls.cli.run"].private == ["_helper from m3cls.cli.common"] * 2
     assert "m3cls.a" not in edges(found)["m3cls"]  # a package exposing its own submodule is no circle
+
+
+def test_the_rules_see_direction_torch_and_cli_only_uses(tmp_path):
+    # the checker itself, on planted violations inside functions: an import up the ranks, torch in data/,
+    # print and sys.exit outside cli/
+    pkg = tmp_path / PACKAGE
+    for folder in ("data", "model", "cli"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "read.py").write_text("def f():\n    import torch.nn\n    from ..model import load\n")
+    (pkg / "model" / "load.py").write_text("import sys\ndef g():\n    print(1)\n    sys.exit(2)\n")
+    (pkg / "cli" / "run.py").write_text("import argparse\nfrom ..model import load\nprint(2)\n")
+    found = load(tmp_path)
+    assert against_direction(found) == ["m3cls.data.read (data) imports m3cls.model.load (model)"]
+    assert found["m3cls.data.read"].external == {"torch": 2}
+    assert sorted(found["m3cls.model.load"].cli_only) == ["print at line 3", "sys.exit at line 4"]
+    assert sorted(found["m3cls.cli.run"].cli_only) == ["argparse at line 1", "print at line 3"]

@@ -1,0 +1,1 @@
+"""Judging a model and its data: the TF-IDF baselines, and the label audit."""
