@@ -31,8 +31,8 @@ import time
 import numpy as np
 
 from m3cls.data.demo import bbc_news
-from m3cls.evaluation.baseline import multilabel_baseline, regression_baseline, tfidf_features
 from m3cls.metrics.multilabel import decisions, multilabel_report, tune_thresholds
+from m3cls.tasks.baseline import multilabel_baseline, regression_baseline, tfidf_features
 from m3cls.tasks.labels import LabelSet
 from m3cls.tasks.targets import multi_hot
 

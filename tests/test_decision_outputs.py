@@ -180,8 +180,10 @@ def test_serve_warns_when_the_threshold_was_chosen_on_windows(marker_xlmr, tmp_p
 def test_decisions_are_gated_on_a_single_label_task():
     from m3cls.errors import ConfigError
     from m3cls.metrics.decisions import rule_for
+    from m3cls.tasks import get_task
 
-    other = SimpleNamespace(task="multi_label", decision=None, labels=("a", "b"), temperature=1.0)
+    other = SimpleNamespace(task="multi_label", task_type=get_task("multi_label"), decision=None, labels=("a", "b"),
+                            temperature=1.0)
     assert not rule_for(other, "truncate").active
     with pytest.raises(ConfigError, match="apply to single-label models; this model's task is multi_label"):
         rule_for(other, "truncate", abstain_below=0.5)

@@ -8,6 +8,8 @@
   outside ``cli`` imports ``m3cls.cli``;
 - no torch or transformers under ``data/``, ``tasks/``, ``metrics/`` or ``reports/``;
 - ``argparse``, ``print`` and ``sys.exit`` only under ``cli/``;
+- no comparison of a task's name (``task == "multi_label"``, ``in ("regression", ...)``, a match case, or a
+  table keyed by task names) outside ``tasks/``: code asks the task's :class:`~m3cls.tasks.Task` instead;
 - at most 8 modules directly in ``src/m3cls``;
 - no command module imports another cli module's private (``_underscore``) names.
 """
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from m3cls.tasks import TASKS as TASK_NAMES
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "m3cls"
@@ -35,6 +39,7 @@ class Module:
     private: list[str] = field(default_factory=list)  # "_name from m3cls.cli.x" reached into from here
     external: dict[str, int] = field(default_factory=dict)  # other top-level packages imported -> first line
     cli_only: list[str] = field(default_factory=list)  # "print at line N", "sys.exit at line N", "argparse ..."
+    task_names: list[int] = field(default_factory=list)  # lines comparing a task's name
 
 
 def _name_of(path: Path, src: Path) -> tuple[str, bool]:
@@ -103,6 +108,7 @@ def _read(module: Module, modules: dict) -> None:
                         and target.startswith(CLI + ".") and target != module.name:
                     module.private.append(f"{alias.name} from {target}")
     _read_cli_only(module, tree)
+    _read_task_names(module, tree)
     for node in ast.walk(tree):  # common._helper through a module imported by name
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
                 and node.attr.startswith("_") and not node.attr.startswith("__") \
@@ -122,6 +128,21 @@ def _read_cli_only(module: Module, tree: ast.AST) -> None:
             module.cli_only.append(f"{func.id} at line {node.lineno}")
         elif isinstance(func, ast.Attribute) and func.attr == "exit" and getattr(func.value, "id", "") == "sys":
             module.cli_only.append(f"sys.exit at line {node.lineno}")
+
+
+def _is_task_name(node) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value in TASK_NAMES
+    return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(_is_task_name(e) for e in node.elts)
+
+
+def _read_task_names(module: Module, tree: ast.AST) -> None:
+    """Lines that compare a task's name, match on it, or key a table by it."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(map(_is_task_name, [node.left, *node.comparators])) \
+                or isinstance(node, ast.MatchValue) and _is_task_name(node.value) \
+                or isinstance(node, ast.Dict) and any(k is not None and _is_task_name(k) for k in node.keys):
+            module.task_names.append(node.lineno)
 
 
 def load(src: Path = SRC) -> dict[str, Module]:
@@ -242,6 +263,12 @@ def test_only_the_cli_prints_exits_or_parses_flags(modules):
     assert not bad, "; ".join(bad)
 
 
+def test_no_task_name_compared_outside_tasks(modules):
+    bad = [f"{m.name} line {line}" for m in modules.values() if folder_of(m.name) != "tasks"
+           for line in m.task_names]
+    assert not bad, "ask the Task (m3cls.tasks.get_task) instead of comparing its name: " + "; ".join(bad)
+
+
 def test_few_modules_at_the_top():
     top = sorted(p.name for p in (SRC / PACKAGE).glob("*.py"))
     assert len(top) <= MAX_TOP_MODULES, top
@@ -296,9 +323,13 @@ def test_the_rules_see_direction_torch_and_cli_only_uses(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "data" / "read.py").write_text("def f():\n    import torch.nn\n    from ..model import load\n")
     (pkg / "model" / "load.py").write_text("import sys\ndef g():\n    print(1)\n    sys.exit(2)\n")
-    (pkg / "cli" / "run.py").write_text("import argparse\nfrom ..model import load\nprint(2)\n")
+    (pkg / "cli" / "run.py").write_text("import argparse\nfrom ..model import load\nprint(2)\n"
+                                        "x = {'regression': 1}\nif x == 'multi_label' or x in ('a', 'single_label'):\n"
+                                        "    pass\nmatch x:\n    case 'regression':\n        pass\n")
     found = load(tmp_path)
     assert against_direction(found) == ["m3cls.data.read (data) imports m3cls.model.load (model)"]
     assert found["m3cls.data.read"].external == {"torch": 2}
     assert sorted(found["m3cls.model.load"].cli_only) == ["print at line 3", "sys.exit at line 4"]
     assert sorted(found["m3cls.cli.run"].cli_only) == ["argparse at line 1", "print at line 3"]
+    assert sorted(found["m3cls.cli.run"].task_names) == [4, 5, 5, 8]
+    assert found["m3cls.model.load"].task_names == []

@@ -162,7 +162,8 @@ def test_contract_checks_task_settings():
 def test_balanced_class_weights_become_a_pos_weight_per_label():
     import torch
 
-    from m3cls.training.tasks import pos_weights, trainer_hooks
+    from m3cls.tasks.multi_label import pos_weights
+    from m3cls.training.tasks import trainer_hooks
 
     targets = [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
     assert pos_weights(targets) == pytest.approx([1 / 3, 3.0])

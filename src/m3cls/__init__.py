@@ -8,7 +8,7 @@ Example::
 """
 
 __version__ = "0.1.0"
-__all__ = ["Classifier", "Prediction", "TrainConfig", "train", "__version__"]
+__all__ = ["Classifier", "Prediction", "TrainConfig", "train", "evaluate", "calibrate", "__version__"]
 
 
 def __getattr__(name):  # heavy imports (torch, transformers) only when asked for
@@ -20,4 +20,12 @@ def __getattr__(name):  # heavy imports (torch, transformers) only when asked fo
         from . import training
 
         return getattr(training, name)
+    if name == "evaluate":
+        from .evaluation.evaluate import evaluate
+
+        return evaluate
+    if name == "calibrate":
+        from .evaluation.calibrate import calibrate
+
+        return calibrate
     raise AttributeError(f"module 'm3cls' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from typing import Iterable
 from ..data.readers import FORMATS, ReadOptions
 from ..errors import ConfigError
 from ..files import atomic_open
+from ..tasks.base import format_temperature  # noqa: F401 (the commands print temperatures)
 
 logger = logging.getLogger("m3cls")
 
@@ -101,12 +102,6 @@ def load_classifier(a: argparse.Namespace):
                                       trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
                                       long_text=a.long_text, stride=a.stride, backend=a.backend,
                                       threshold=getattr(a, "threshold", None), **decisions)
-
-
-def format_temperature(value: float) -> str:
-    """4 significant digits, always with a decimal point: 1.0, 0.8303, 50.0."""
-    text = f"{float(value):.4g}"
-    return text if "." in text or "e" in text else text + ".0"
 
 
 def write_jsonl(path: str, rows: Iterable[dict]) -> int:

@@ -14,13 +14,12 @@ from ..metrics.decisions import (
     INTERVAL_METHOD,
     METRICS,
     DecisionRule,
-    area_under_risk_coverage,
     check_abstain,
     check_target,
-    choose_threshold,
     risk_coverage,
     summarize,
 )
+from ..tasks import get_task
 
 
 def add_target_flags(p: argparse.ArgumentParser) -> None:
@@ -55,12 +54,7 @@ def check_positive(label: str | None, names, where: str) -> None:
 
 
 def _single_label_only(task: str, model_path: str) -> None:
-    if task != "single_label":
-        fix = "plain 'm3cls calibrate' refits its temperature (its per-label thresholds come from training; " \
-              "--threshold overrides them)" if task == "multi_label" else \
-              "a regression model has no decision to calibrate; 'm3cls evaluate' scores it"
-        raise ConfigError(f"{model_path}: --target_* and --abstain_below choose a decision rule for a single-label "
-                          f"model, and this one is {task}; {fix}")
+    get_task(task).refuse("calibrate_rule", model_path)
 
 
 def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, load) -> int:
@@ -68,8 +62,7 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
 
     ``load(a)`` returns (classifier, texts, true label ids) with the flags' overrides left out, so the rule
     here is the only one in force while the data is scored."""
-    from ..model.card import refresh_model_card
-    from ..model.contract import read_contract, write_contract
+    from ..model.contract import read_contract
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     if saved is not None:
@@ -94,9 +87,12 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
     if clf.long_text == "chunks" and start.aggregate == "max" and start.positive_label is None:
         raise ConfigError("--aggregate max needs --positive_label and a --target_*: it asks whether any part of "
                           "a text is that label")
+    from ..evaluation.calibrate import operating_point, save_contract
+
     clf.rule = start
     logits, _ = clf.logits_and_chunks(texts)
-    rule = start if target is None else _operating_point(a, clf, logits, y_true, target, start)
+    rule = start if target is None else operating_point(clf, logits, y_true, *target, a.positive_label, start,
+                                                        a.data_path)
     if abstain is not None:
         rule = dataclasses.replace(rule, abstain_below=abstain)
     summary = summarize(logits, y_true, rule, names)
@@ -105,22 +101,10 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
         contract = contract.replace(long_text="chunks", stride=clf.encoder.stride)
     if a.report:
         _write_report(a, clf, logits, y_true, summary)
-    write_contract(a.model_path, contract)
-    refresh_model_card(a.model_path, contract)
+    save_contract(a.model_path, contract)
     print(format_decision(summary, len(y_true), a.data_path))
     print(f"saved in {os.path.join(a.model_path, 'm3cls.json')}; predict, evaluate, serve and export apply it")
     return 0
-
-
-def _operating_point(a, clf, logits, y_true, target, start: DecisionRule) -> DecisionRule:
-    metric, value = target
-    pos = clf.labels.names.index(a.positive_label)
-    scores = softmax(logits, start.temperature)[:, pos]
-    choice = choose_threshold(scores, (np.asarray(y_true) == pos).astype(int), metric, value, a.data_path)
-    facts = {"metric": metric, "value": value, "achieved": choice["achieved"], "interval": choice["interval"],
-             "interval_method": INTERVAL_METHOD, "fitted_on": a.data_path, "texts": int(len(y_true)),
-             "positives": choice["positives"], "negatives": choice["negatives"], "long_text": clf.long_text}
-    return dataclasses.replace(start, threshold=choice["threshold"], target=facts)
 
 
 def _write_report(a, clf, logits, y_true, summary: dict) -> None:
@@ -144,15 +128,6 @@ def decision_extra(clf, logits, y_true, summary: dict | None):
         pos = clf.labels.names.index(rule.positive_label)
         scores, y = softmax(logits, rule.temperature)[:, pos], (np.asarray(y_true) == pos).astype(int)
     return lambda plt, folder: decision_section(plt, folder, summary, points, scores, y)
-
-
-def evaluate_decisions(clf, logits: np.ndarray, y_true: np.ndarray) -> dict:
-    """``evaluate``'s additions: the rule in force on this data (if any) and the risk-coverage curve."""
-    points = risk_coverage(logits, y_true, clf.temperature)
-    out = {"risk_coverage": {"points": points, "aurc": area_under_risk_coverage(points)}}
-    if clf.rule.active:
-        out["decision"] = summarize(logits, y_true, clf.rule, clf.labels.names)
-    return out
 
 
 def format_decision(summary: dict, n: int, where: str) -> str:

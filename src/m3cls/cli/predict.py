@@ -25,7 +25,6 @@ from .common import (
     add_read_flags,
     add_threshold_flag,
     check_writable,
-    format_temperature,
     is_parquet,
     load_classifier,
     parse_temperature,
@@ -34,7 +33,6 @@ from .common import (
     write_rows,
 )
 from .onerror import BadRecords, add_error_flags
-from .task_views import format_task_prediction
 
 logger = logging.getLogger("m3cls")
 
@@ -85,8 +83,8 @@ def cmd_predict(argv: list[str]) -> int:
         raise ConfigError("--explain_html is one page written by one process; run without torchrun, or use "
                           "--explain (each line's attributions)")
     clf = load_classifier(a)
-    if temperature is not None and clf.contract.task == "regression":
-        raise ConfigError("--temperature scales probabilities; a regression model predicts a number -- drop it")
+    if temperature is not None:
+        clf.contract.task_type.refuse("temperature")
     training_share = training_unknown_share(clf.contract.info)
     if a.text is not None:
         return _predict_text(a, clf, temperature, training_share, explain)
@@ -109,8 +107,7 @@ def _predict_text(a, clf, temperature, training_share: float | None, explain: bo
     share = clf.unknown_token_shares([a.text])[0]
     t = clf.temperature if temperature is None else temperature
     print(json.dumps(dict(prediction.to_dict(0), unknown_token_share=round(share, 4)), ensure_ascii=False)
-          if a.json else format_prediction(a.text, t, prediction) if prediction.label is not None
-          else format_task_prediction(a.text, t, prediction, clf.thresholds))
+          if a.json else clf.task.format_prediction(a.text, t, prediction, clf.thresholds))
     warning = unknown_text_warning(share, training_share)
     if warning:
         print(f"m3cls predict: warning: {warning}", file=sys.stderr)
@@ -206,23 +203,3 @@ def _predict_distributed(a, clf, items, temperature, rank: int, size: int, polic
     _report(policy if rank == 0 else None, tally, training_share, f"rank {rank}: ")  # rank 0 sums up the input
     distributed.finish()
     return 0
-
-
-def format_prediction(text: str, temperature: float, prediction) -> str:
-    """The reference script's printout: the text, the temperature, the label, every label's probability."""
-    width = max(len(name) for name in prediction.probabilities)
-    lines = [f"Text: {text}", f"Temperature: {format_temperature(temperature)}",
-             f"Predicted label: {prediction.label} (id {prediction.label_id})", "Probabilities:"]
-    lines += [f"  {name:<{width}}  {p:.4f}" for name, p in prediction.probabilities.items()]
-    if prediction.decision is not None:
-        lines.append(f"Decision: {prediction.decision}")
-    if prediction.segments:
-        lines.append("Segments (characters: top label and its probability):")
-    for segment in prediction.segments or []:
-        best = max(segment["probabilities"], key=segment["probabilities"].get)
-        lines.append(f"  chars {segment['start']}-{segment['end']}: {best} {segment['probabilities'][best]:.4f}")
-    if prediction.attributions:
-        top = sorted(prediction.attributions, key=lambda w: -abs(w[1]))[:10]
-        lines.append(f"Words that moved {prediction.decision or prediction.label} most: "
-                     + ", ".join(f"{w} {s:+.4f}" for w, s in top))
-    return "\n".join(lines)

@@ -22,14 +22,7 @@ from .common import (
     write_jsonl,
 )
 from .onerror import BadRecords, add_error_flags
-from .task_views import (
-    calibrate_task,
-    evaluate_task,
-    format_task_evaluation,
-    format_task_inspection,
-    truth_fields,
-    truth_of,
-)
+from .task_views import format_task_inspection
 
 logger = logging.getLogger("m3cls")
 
@@ -51,6 +44,8 @@ def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     options = read_options(a, saved and saved.read_options)
     data, positions = _read_labelled(a.data_path, options, policy, saved and saved.task)  # before the model loads
+    from ..evaluation.evaluate import truth_of
+
     clf = load_classifier(a)
     y_true = truth_of(clf, data.labels, a.data_path)
     return clf, data.texts, y_true, positions
@@ -99,7 +94,6 @@ def _task_checked(items, task: str):
 
 def cmd_evaluate(argv: list[str]) -> int:
     from ..data.inspection import UnknownTally, training_unknown_share
-    from ..metrics.calibration import evaluate_logits
 
     p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
     _model_flags(p)
@@ -114,13 +108,10 @@ def cmd_evaluate(argv: list[str]) -> int:
     check_writable(a.predictions)
     policy = BadRecords.from_args(a, a.data_path)
     clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
-    task = clf.contract.task
-    if task == "single_label":
-        evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
-        evaluation.update(operating.evaluate_decisions(clf, logits, y_true))
-    else:
-        evaluation = evaluate_task(clf, logits, y_true)
-    print(format_evaluation(evaluation))
+    from ..evaluation.evaluate import evaluation_of
+
+    evaluation = evaluation_of(clf, logits, y_true)
+    print(clf.task.format_evaluation(evaluation))
     if "decision" in evaluation:
         print("\n" + operating.format_decision(evaluation["decision"], len(y_true), a.data_path))
     if "risk_coverage" in evaluation:
@@ -137,26 +128,22 @@ def cmd_evaluate(argv: list[str]) -> int:
         write_json(a.output, evaluation)
         logger.info("wrote %s", a.output)
     if a.predictions:
-        rows = (dict(p.to_dict(i), **truth_fields(task, clf.labels.names, t))
+        rows = (dict(p.to_dict(i), **clf.task.truth_fields(clf.labels.names, t))
                 for i, p, t in zip(positions, clf.predictions_from_logits(logits), y_true))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
     if a.report:
-        from ..reports.tasks import write_task_report
-
         info = clf.contract.info
         name = os.path.basename(os.path.abspath(a.model_path))
         extra = operating.decision_extra(clf, logits, y_true, evaluation.get("decision")) \
-            if task == "single_label" else None
-        page = write_task_report(a.report, evaluation, history=info.get("history"),
+            if clf.task.allows("decision_rule") else None
+        page = clf.task.write_report(a.report, evaluation, history=info.get("history"),
                                  baseline=info.get("baseline"), title=f"m3cls: {name} on {a.data_path}", extra=extra)
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 
 
 def cmd_calibrate(argv: list[str]) -> int:
-    from ..metrics.calibration import choose_temperature, evaluate_logits
-    from ..model.card import refresh_model_card
-    from ..model.contract import write_contract
+    from ..evaluation.calibrate import fit_temperature, save_contract
 
     p = argparse.ArgumentParser(prog="m3cls calibrate",
                                 description="Refit the model's temperature on a labelled file and save it; with "
@@ -172,22 +159,9 @@ def cmd_calibrate(argv: list[str]) -> int:
         raise ConfigError("--aggregate and --report go with --positive_label and a --target_* (or "
                           "--abstain_below); plain 'm3cls calibrate' refits the temperature only")
     clf, logits, y_true, _, _ = _labelled_logits(a)
-    if clf.contract.task != "single_label":
-        print("\n".join(calibrate_task(clf, logits, y_true, a.model_path, a.data_path)))
-        return 0
-    temperature, note = choose_temperature(logits, y_true)
-    if note:
-        raise ConfigError(f"{a.data_path}: cannot fit a temperature: {note}")
-    evaluation = evaluate_logits(logits, y_true, clf.labels.names, temperature)
-    contract = clf.contract.replace(temperature=temperature).with_info(calibration={
-        "temperature": temperature, "fitted_on": a.data_path, "note": None,
-        "ece_before": evaluation["before"]["ece"], "ece_after": evaluation["after"]["ece"],
-        "log_loss_before": evaluation["before"]["log_loss"], "log_loss_after": evaluation["after"]["log_loss"]})
-    write_contract(a.model_path, contract)
-    refresh_model_card(a.model_path, contract)
-    print(f"temperature {temperature:.4f} fitted on {len(y_true)} texts of {a.data_path}")
-    print(f"ECE      {evaluation['before']['ece']:.4f} -> {evaluation['after']['ece']:.4f}")
-    print(f"log-loss {evaluation['before']['log_loss']:.4f} -> {evaluation['after']['log_loss']:.4f}")
+    contract, lines = fit_temperature(clf, logits, y_true, a.data_path)
+    save_contract(a.model_path, contract)
+    print("\n".join(lines))
     print(f"saved in {os.path.join(a.model_path, 'm3cls.json')}; 'predict --temperature auto' uses it")
     if clf.contract.decision:
         print(f"the saved decision rule keeps the temperature it was chosen at "
@@ -232,26 +206,6 @@ def cmd_inspect(argv: list[str]) -> int:
     report["warnings"] = warnings_for(report, a.model_name_or_path or "the model")
     print(json.dumps(report, indent=2, ensure_ascii=False) if a.json else format_inspection(report))
     return 0
-
-
-def format_evaluation(evaluation: dict) -> str:
-    if evaluation.get("task") in ("multi_label", "regression"):
-        return format_task_evaluation(evaluation)
-    before, after = evaluation["before"], evaluation["after"]
-    lines = [f"{evaluation['n']} labelled texts", f"{'':<14}{'before':>10}{'after':>10}   (calibration)"]
-    for key in ("accuracy", "macro_f1", "log_loss", "ece"):
-        lines.append(f"{key:<14}{before[key]:>10.4f}{after[key]:>10.4f}")
-    lines.append(f"{'temperature':<14}{1.0:>10.4f}{after['temperature']:>10.4f}")
-    names = list(after["per_class"])
-    width = max(8, *(len(n) for n in names))
-    lines += ["", f"{'label':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
-    for name, s in after["per_class"].items():
-        lines.append(f"{name:<{width}} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>8}")
-    lines += ["", "confusion matrix (rows: true, columns: predicted)",
-              " " * (width + 1) + " ".join(f"{n[:8]:>8}" for n in names)]
-    for name, row in zip(names, after["confusion_matrix"]):
-        lines.append(f"{name:<{width}} " + " ".join(f"{v:>8}" for v in row))
-    return "\n".join(lines)
 
 
 def format_inspection(report: dict) -> str:

@@ -33,23 +33,18 @@ from collections import Counter
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..tasks import get_task
 from .readers import TextData, stratified_split
-
-#: how each task's validation split is drawn (recorded in m3cls.json)
-SPLIT_METHODS = {"single_label": "stratified", "multi_label": "iterative stratification",
-                 "regression": "stratified by target"}
 
 
 def split_for_task(task: str, data: TextData, fraction: float, seed: int) -> tuple[TextData, TextData]:
     """Split off ``fraction`` of ``data`` for validation the task's way (see the module docstring)."""
-    if task == "single_label" or data.groups is not None:
+    splitter = get_task(task).splitter
+    if splitter == "stratified" or data.groups is not None:
         return group_split(data, fraction, seed, task)  # stratified when there are no groups
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"--validation_split {fraction} must be between 0 and 1 (for example 0.1)")
-    if task == "multi_label":
-        train, held_out = iterative_split(data.labels, fraction, seed)
-    else:
-        train, held_out = quantile_split(data.labels, fraction, seed)
+    train, held_out = SPLITTERS[splitter](data.labels, fraction, seed)
     if not held_out or not train:
         raise DataError(f"{data.path}: too few records to split off a validation set ({len(data)} records); "
                         f"add data or give --validation_path")
@@ -146,9 +141,9 @@ def group_split(data: TextData, fraction: float, seed: int,
     the held-out share is 1/k. Multi-label and regression hold out groups in a seeded random order until the
     share is reached. Without groups this is the task's own split.
     """
+    stratified = get_task(task).splitter == "stratified"
     if data.groups is None:
-        return stratified_split(data, fraction, seed) if task == "single_label" else \
-            split_for_task(task, data, fraction, seed)
+        return stratified_split(data, fraction, seed) if stratified else split_for_task(task, data, fraction, seed)
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"--validation_split {fraction} must be between 0 and 1 (for example 0.1)")
     k = max(2, round(1 / fraction))
@@ -156,17 +151,13 @@ def group_split(data: TextData, fraction: float, seed: int,
         raise DataError(f"{data.path}: every record is in the same group, so no validation set can be split off "
                         f"by --group_column; give --validation_path or more groups")
     k = min(k, len(set(data.groups)))
-    if task == "single_label":
+    if stratified:
         held = set(fold_indices(data.labels, data.groups, k, seed, data.path)[0].tolist())
     else:
         held = _random_groups(data.groups, fraction, seed)
     train = [i for i in range(len(data)) if i not in held]
-    if task == "regression":
-        missing = set()
-    elif task == "multi_label":
-        missing = {n for names in data.labels for n in names} - {n for i in train for n in data.labels[i]}
-    else:
-        missing = set(data.labels) - {data.labels[i] for i in train}
+    classes_in = get_task(task).classes_in
+    missing = classes_in(data.labels) - classes_in([data.labels[i] for i in train])
     if missing:
         raise DataError(f"{data.path}: with --group_column, every record of class {sorted(missing)[0]!r} fell in "
                         f"the validation groups; give --validation_path or more groups for that class")
@@ -187,3 +178,7 @@ def _random_groups(groups: list[str], fraction: float, seed: int) -> set[int]:
             break
         held.update(members[group])
     return held
+
+
+#: the validation splitters a task names (``Task.splitter``) beside "stratified", which group_split draws
+SPLITTERS = {"iterative": iterative_split, "binned": quantile_split}

@@ -1,1 +1,1 @@
-"""Judging a model and its data: the TF-IDF baselines, and the label audit."""
+"""Judging a model and its data: evaluate and calibrate as library functions, and the label audit."""

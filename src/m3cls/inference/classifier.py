@@ -24,9 +24,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
-from ..metrics.classification import softmax
 from ..metrics.decisions import rule_for
-from ..metrics.multilabel import DEFAULT_THRESHOLD, sigmoid
+from ..metrics.multilabel import DEFAULT_THRESHOLD
 from ..model.contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
 from ..model.tokens import TextEncoder
 from ..tasks.labels import LabelSet
@@ -103,6 +102,7 @@ class Classifier:
         self.backend = backend
         self.tokenizer = tokenizer
         self.contract = contract
+        self.task = contract.task_type
         self.labels = LabelSet(contract.labels)
         self.encoder = TextEncoder.from_contract(tokenizer, contract, max_length, stride)
         self.temperature = check_temperature(contract.temperature)
@@ -215,9 +215,8 @@ class Classifier:
             -> list[Prediction]:
         """Predict labels and probabilities; ``temperature`` None means the model's fitted one. ``explain``
         adds each word's attribution (:mod:`m3cls.inference.explain`)."""
-        if explain and self.contract.task != "single_label":
-            raise ConfigError(f"--explain attributes a single-label decision to words; this model's task is "
-                              f"{self.contract.task}: drop --explain")
+        if explain:
+            self.task.refuse("explain")
         logits, per_doc, spans = self._document_logits(texts, spans=self.segments)
         chunked = self.long_text == "chunks"
         predictions = self.predictions_from_logits(logits, temperature,
@@ -248,38 +247,14 @@ class Classifier:
                                 n_chunks: Sequence[int] | None = None) -> list[Prediction]:
         """Predictions from logits computed elsewhere (micro-batching, ONNX); ``temperature`` None: the model's."""
         t = self.temperature if temperature is None else check_temperature(temperature)
-        if self.contract.task != "single_label":
-            return self._task_predictions(logits, t, n_chunks)
-        probs = softmax(logits, t)
-        names = self.labels.names
-        results = []
-        for row, p in enumerate(probs):
-            top = int(p.argmax())
-            ranked = sorted(range(len(names)), key=lambda i: -p[i])
-            results.append(Prediction(names[top], top, {names[i]: float(p[i]) for i in ranked},
-                                      n_chunks[row] if n_chunks is not None else None))
-        if self.rule.active:
-            for p, decision in zip(results, self.rule.decide(logits, names)):
-                p.decision = decision
-        return results
-
-    def _task_predictions(self, logits: np.ndarray, temperature: float,
-                          n_chunks: Sequence[int] | None) -> list[Prediction]:
-        """Multi-label: the labels over their thresholds and every sigmoid; regression: the value."""
+        fields = self.task.prediction_fields(logits, t, self.temperature, self.labels.names, self.thresholds,
+                                             self.values)
         chunks = list(n_chunks) if n_chunks is not None else [None] * len(logits)
-        if self.contract.task == "regression":
-            values = self.values(logits)
-            return [Prediction(None, None, None, c, value=float(v)) for v, c in zip(values, chunks)]
-        names = self.labels.names
-        results = []
-        # the thresholds were tuned at the saved temperature: a temperature given here changes the probabilities
-        # shown, never the labels decided
-        shown = sigmoid(logits, temperature)
-        decided = shown if temperature == self.temperature else sigmoid(logits, self.temperature)
-        for row, at_saved, c in zip(shown, decided, chunks):
-            ranked = sorted(range(len(names)), key=lambda i: -row[i])
-            chosen = [names[i] for i in ranked if at_saved[i] >= self.thresholds[names[i]]]
-            results.append(Prediction(None, None, {names[i]: float(row[i]) for i in ranked}, c, labels=chosen))
+        results = [Prediction(row.get("label"), row.get("label_id"), row.get("probabilities"), c,
+                              labels=row.get("labels"), value=row.get("value")) for row, c in zip(fields, chunks)]
+        if self.rule.active:
+            for p, decision in zip(results, self.rule.decide(logits, self.labels.names)):
+                p.decision = decision
         return results
 
     def values(self, logits: np.ndarray) -> np.ndarray:
@@ -290,19 +265,17 @@ class Classifier:
     @property
     def task_info(self) -> dict:
         """What a client needs beside the predictions to read them: the task, and multi-label thresholds."""
-        if self.contract.task == "multi_label":
-            return {"task": "multi_label", "thresholds": dict(self.thresholds)}
-        return {"task": self.contract.task} if self.contract.task != "single_label" else {}
+        return self.task.task_info(self.thresholds)
 
 
 def label_thresholds(contract: ModelContract, threshold: float | None) -> dict[str, float]:
     """Multi-label decision thresholds: ``threshold`` for every label if given, else the tuned ones (0.5)."""
+    task = contract.task_type
     if threshold is not None:
-        if contract.task != "multi_label":
-            raise ConfigError(f"--threshold applies to multi-label models; this model's task is {contract.task}")
+        task.refuse("thresholds")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
             raise ConfigError(f"--threshold must be a number between 0 and 1 (for example 0.5), got {threshold!r}")
         return {name: float(threshold) for name in contract.labels}
-    if contract.task != "multi_label":
+    if not task.has_thresholds:
         return {}
     return {name: float((contract.thresholds or {}).get(name, DEFAULT_THRESHOLD)) for name in contract.labels}

@@ -219,10 +219,10 @@ def rule_for(contract: "ModelContract", long_text: str, aggregate: str | None = 
 
     Decision rules are for single-label models (one softmax over the labels); this is the one place to gate
     them on the contract's task."""
-    if contract.task != "single_label":
+    task = contract.task_type
+    if not task.allows("decision_rule"):
         if contract.decision or aggregate is not None or abstain_below is not None or segments:
-            raise ConfigError(f"decision rules, --aggregate, --abstain_below and --segments apply to single-label "
-                              f"models; this model's task is {contract.task}")
+            task.refuse("decision_rule")
         return DecisionRule(temperature=contract.temperature)
     if contract.decision:
         base = DecisionRule.from_dict(contract.decision, contract.labels, "m3cls.json")

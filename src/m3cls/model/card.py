@@ -69,10 +69,8 @@ def model_card(contract: ModelContract, name: str) -> str:
                          base_model=hub_base_model(info.get("base_model")), language=languages or None,
                          tags=["m3cls", "text-classification"], datasets=[dataset] if dataset else None,
                          model_name=name, eval_results=_eval_results(info, dataset) or None)
-    if contract.task == "single_label":
-        parts = [_labels(contract), _scores(info), _calibration(contract), _decision(contract), _baseline(info)]
-    else:
-        parts = [_task_labels(contract), _task_scores(contract), _calibration(contract), _task_baseline(contract)]
+    head, tail = contract.task_type.card_parts(contract)
+    parts = [*head, _calibration(contract), *tail]
     sections = [f"# {name}", _intro(contract), *parts, _training(contract), _data(info),
                 _usage(contract, name, adapter)]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
@@ -120,9 +118,7 @@ def _intro(contract: ModelContract) -> str:
     base = info.get("base_model") or "an encoder"
     hub = hub_base_model(base)
     shown = f"[{hub}](https://huggingface.co/{hub})" if hub else f"`{base}`"
-    what = {"multi_label": f"A multi-label text classifier with {len(contract.labels)} labels",
-            "regression": "A text regression model (one number per text)"}.get(
-        contract.task, f"A text classifier with {len(contract.labels)} labels")
+    what = contract.task_type.card_summary(contract.labels)
     return (f"{what}, fine-tuned from {shown} with m3cls "
             f"{info.get('m3cls_version', '')} on {_data_name(info)}. It reads up to {contract.max_length} tokens "
             f"per text ({contract.truncation} truncation). The folder is a plain transformers model; `m3cls.json` "
@@ -130,76 +126,17 @@ def _intro(contract: ModelContract) -> str:
             f"temperature), and `train_config.yaml` the settings of the training run.")
 
 
-def _labels(contract: ModelContract) -> str:
-    data = contract.info.get("data") or {}
-    train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
-    rows = [f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} |" for i, name in enumerate(contract.labels)]
-    return "## Labels\n\n| id | label | training texts | validation texts |\n|---|---|---|---|\n" + "\n".join(rows)
-
-
-def _scores(info: dict) -> str:
-    metrics = info.get("metrics")
-    if not metrics:
-        return ""
-    lines = ["## Validation scores", "",
-             f"On the validation data ({(info.get('data') or {}).get('validation_path', 'held out')}): accuracy "
-             f"**{metrics['accuracy']:.4f}**, macro-F1 **{metrics['macro_f1']:.4f}**"
-             + (f", log-loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}." if "ece" in metrics else "."),
-             "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    for label, s in (metrics.get("per_class") or {}).items():
-        lines.append(f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |")
-    return "\n".join(lines)
-
-
 def _calibration(contract: ModelContract) -> str:
     c = contract.info.get("calibration")
-    if contract.task == "regression":
+    form = contract.task_type.probability_form
+    if form is None:
         return ""
     if not c:
         return f"## Calibration\n\nTemperature {contract.temperature:g} (not fitted)."
-    form = "sigmoid(logit / T) per label" if contract.task == "multi_label" else "softmax(logits / T)"
     text = (f"## Calibration\n\nProbabilities are {form} with T = {c['temperature']:.4g}, fitted on "
             f"{c.get('fitted_on', 'validation')} data: expected calibration error {c['ece_before']:.4f} -> "
             f"{c['ece_after']:.4f}, log-loss {c['log_loss_before']:.4f} -> {c['log_loss_after']:.4f}.")
     return text + (f" Note: {c['note']}." if c.get("note") else "")
-
-
-def _decision(contract: ModelContract) -> str:
-    """The operating point and abstention saved by ``m3cls calibrate --target_* / --abstain_below``, if any."""
-    rule = contract.decision
-    if not rule or (rule.get("threshold") is None and rule.get("abstain_below") is None):
-        return ""
-    parts = ["## Decision rule\n\nm3cls (`predict`, `evaluate`, `serve`) adds a `decision` to each prediction "
-             "by this saved rule; `label` stays the most probable label."]
-    if rule.get("threshold") is not None:
-        text = (f"`{rule['positive_label']}` when its probability (at temperature {rule['temperature']:.4g}) is at "
-                f"least {rule['threshold']:.6g}, otherwise the most probable other label.")
-        target = rule.get("target") or {}
-        if target:
-            low, high = target["interval"]
-            sign = "at or under" if target["metric"] == "fpr" else "at or over"
-            text += (f" Chosen for {target['metric']} {sign} {target['value']:g} on {target['fitted_on']} "
-                     f"({target['texts']} texts: {target['positives']} {rule['positive_label']}, "
-                     f"{target['negatives']} others), where it achieved {target['achieved']:.4f} (95% interval "
-                     f"{low:.4f} to {high:.4f}, {target.get('interval_method', 'Clopper-Pearson')}).")
-        parts.append(text)
-    if rule.get("abstain_below") is not None:
-        parts.append(f"A text whose chosen label's probability is under {rule['abstain_below']:g} is `uncertain`.")
-    if contract.long_text == "chunks":
-        parts.append(f"Long texts are read in windows (`--long_text chunks`, stride {contract.stride}), and the "
-                     f"windows make the document's score by `{rule.get('aggregate', 'mean')}`.")
-    parts.append("Plain transformers (below) gives the most probable label only; apply the rule yourself.")
-    return parts[0] + "\n\n" + " ".join(parts[1:])
-
-
-def _baseline(info: dict) -> str:
-    b, m = info.get("baseline"), info.get("metrics")
-    if not b or not m:
-        return ""
-    return ("## Baseline comparison\n\nThe same training split, scored on the same validation data:\n\n"
-            "| model | accuracy | macro-F1 |\n|---|---|---|\n"
-            f"| this model | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |\n"
-            f"| TF-IDF + logistic regression | {b['accuracy']:.4f} | {b['macro_f1']:.4f} |")
 
 
 def _training(contract: ModelContract) -> str:
@@ -235,7 +172,7 @@ def _data(info: dict) -> str:
 
 def _usage(contract: ModelContract, name: str, adapter: bool) -> str:
     n = contract.max_length
-    answer = "value" if contract.task == "regression" else "probabilities"
+    answer = contract.task_type.output_field
     cut = "" if contract.truncation == "head" else (
         f"\n# m3cls trained with {contract.truncation} truncation; the tokenizer call below keeps the head only")
     loader = ("from peft import AutoPeftModelForSequenceClassification as Model  # a LoRA adapter"
@@ -268,71 +205,7 @@ tokenizer = AutoTokenizer.from_pretrained("{name}")
 model = Model.from_pretrained("{name}").eval(){cut}
 inputs = tokenizer(["a text to classify"], truncation=True, max_length={n}, padding=True, return_tensors="pt")
 with torch.no_grad():
-{_plain_decision(contract)}
+{contract.task_type.plain_decision(contract)}
 ```"""
 
 
-def _plain_decision(contract: ModelContract) -> str:
-    """The lines of the plain-transformers example that turn logits into the task's answer."""
-    t = round(float(contract.temperature), 4)
-    if contract.task == "regression":
-        return (f"    values = model(**inputs).logits[:, 0] * {contract.target_std!r} + {contract.target_mean!r}"
-                f"  # back to the target's units\nprint(values.tolist())")
-    if contract.task == "multi_label":
-        return (f"    probabilities = torch.sigmoid(model(**inputs).logits / {t})\n"
-                f"thresholds = {dict(contract.thresholds or {})!r}  # tuned per label on validation\n"
-                f"print([[name for i, name in model.config.id2label.items() if row[i] >= thresholds.get(name, 0.5)]"
-                f" for row in probabilities.tolist()])")
-    return (f"    probabilities = torch.softmax(model(**inputs).logits / {t}, dim=-1)\n"
-            f"print([model.config.id2label[i] for i in probabilities.argmax(-1).tolist()])")
-
-
-_TASK_KEYS = {"multi_label": ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"),
-              "regression": ("rmse", "mae", "r2", "pearson", "spearman")}
-
-
-def _task_labels(contract: ModelContract) -> str:
-    """Multi-label: each label's texts and threshold; regression: the target's spread in training."""
-    data = contract.info.get("data") or {}
-    train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
-    if contract.task == "regression":
-        if not train:
-            return ""
-        return ("## Target\n\n| | mean | std | min | max |\n|---|---|---|---|---|\n" + "\n".join(
-            f"| {part} | " + " | ".join(f"{counts.get(k, float('nan')):.4g}" for k in ("mean", "std", "min", "max"))
-            + " |" for part, counts in (("training", train), ("validation", val)) if counts))
-    thresholds = contract.thresholds or {}
-    rows = [f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | "
-            f"{thresholds[name]:.4f} |" if name in thresholds else
-            f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | 0.5 |"
-            for i, name in enumerate(contract.labels)]
-    return ("## Labels\n\nA text gets every label whose probability reaches its threshold.\n\n"
-            "| id | label | training texts | validation texts | threshold |\n|---|---|---|---|---|\n" + "\n".join(rows))
-
-
-def _task_scores(contract: ModelContract) -> str:
-    info = contract.info
-    metrics = info.get("metrics")
-    if not metrics:
-        return ""
-    keys = _TASK_KEYS[contract.task]
-    lines = ["## Validation scores", "",
-             f"On the validation data ({(info.get('data') or {}).get('validation_path', 'held out')}): "
-             + ", ".join(f"{k} **{metrics[k]:.4f}**" for k in keys if k in metrics) + "."]
-    if contract.task == "multi_label":
-        lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |"
-                  for label, s in (metrics.get("per_label") or {}).items()]
-    return "\n".join(lines)
-
-
-def _task_baseline(contract: ModelContract) -> str:
-    b, m = contract.info.get("baseline"), contract.info.get("metrics")
-    if not b or not m:
-        return ""
-    keys = [k for k in _TASK_KEYS[contract.task] if k in b and k in m]
-    name = "TF-IDF + one-vs-rest logistic regression" if contract.task == "multi_label" else "TF-IDF + ridge"
-    return ("## Baseline comparison\n\nThe same training split, scored on the same validation data:\n\n"
-            f"| model | {' | '.join(keys)} |\n|{'---|' * (len(keys) + 1)}\n"
-            f"| this model | {' | '.join(f'{m[k]:.4f}' for k in keys)} |\n"
-            f"| {name} | {' | '.join(f'{b[k]:.4f}' for k in keys)} |")

@@ -34,10 +34,10 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from ..files import write_json
+from ..tasks import TASKS, Task, get_task
 
 CONTRACT_FILE = "m3cls.json"
 FORMAT_VERSION = 2
-TASKS = ("single_label", "multi_label", "regression")
 HEADS = ("sequence_classification", "probe")
 #: how a frozen encoder's token vectors become one text vector (head "probe"); see m3cls.model.heads
 POOLINGS = ("cls", "mean", "max")
@@ -69,6 +69,11 @@ class ModelContract:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(n) for n in self.labels))
+
+    @property
+    def task_type(self) -> Task:
+        """The :class:`~m3cls.tasks.Task` of this model: what its task allows and how it reads logits."""
+        return get_task(self.task)
 
     def replace(self, **changes: Any) -> "ModelContract":
         return dataclasses.replace(self, **changes)
@@ -133,7 +138,7 @@ class ModelContract:
         t = self.temperature
         if not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             problems.append(f"temperature {t!r}")
-        if len(self.labels) < 2 and self.task == "single_label":
+        if self.task in TASKS and len(self.labels) < self.task_type.min_labels:
             problems.append(f"labels {list(self.labels)!r} (need at least 2)")
         if self.decision is not None:
             from ..errors import ConfigError
@@ -151,16 +156,19 @@ class ModelContract:
         """Thresholds belong to multi-label (one in (0, 1) per label); target scaling to regression; the probe
         head to single-label."""
         problems = []
-        if self.head == "probe" and self.task != "single_label":
+        if self.task not in TASKS:
+            return problems
+        task = self.task_type
+        if self.head == "probe" and not task.allows("probe"):
             problems.append(f"head probe with task {self.task!r} (the probe head is single-label only)")
         if self.thresholds is not None:
             bad = not isinstance(self.thresholds, dict) or set(self.thresholds) != set(self.labels) or not all(
                 isinstance(v, (int, float)) and 0 < v < 1 for v in self.thresholds.values())
-            if self.task != "multi_label" or bad:
+            if not task.has_thresholds or bad:
                 problems.append(f"thresholds {self.thresholds!r} (multi-label only: one number between 0 and 1 "
                                 f"per label)")
         scale = (self.target_mean, self.target_std)
-        if self.task == "regression":
+        if task.scaled_targets:
             if len(self.labels) != 1:
                 problems.append(f"labels {list(self.labels)!r} (a regression model has one output)")
             if scale != (None, None) and not (all(isinstance(v, (int, float)) and math.isfinite(v) for v in scale)

@@ -1,5 +1,5 @@
-"""The HTML report for every task: single-label goes to ``report.write_report``; multi-label and regression
-are written here.
+"""The HTML report pages of multi-label and regression evaluations (single-label's is
+:func:`m3cls.reports.pages.write_report`); each task's :meth:`~m3cls.tasks.Task.write_report` picks its own.
 
 Multi-label: the summary (micro-, macro- and samples-F1, subset accuracy, Hamming loss, label cardinality,
 log-loss and mean ECE before and after calibration), per-label scores with thresholds and ECE, training curves,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 
-from .pages import _pyplot, _save, _table, curves, write_page, write_report
+from .pages import _pyplot, _save, _table, curves, write_page
 
 _MULTI_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 _REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
@@ -64,7 +64,7 @@ def _residuals(plt, folder: str, points: dict) -> str:
     return _save(fig, folder, "residuals.png")
 
 
-def _multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
+def multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
     before, after = evaluation["before"], evaluation["after"]
     card = after["label_cardinality"]
     rows = [[k, after[k]] for k in _MULTI_KEYS] + [["labels per text, truth", card["truth"]],
@@ -85,7 +85,7 @@ def _multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], b
     return summary, [("Per label", per_label), ("Baseline", base)], images
 
 
-def _regression_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
+def regression_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
     after = evaluation["after"]
     summary = _table([[k, after[k]] for k in _REGRESSION_KEYS] + [["std of true values", after["truth_std"]]],
                      ["metric", "value"])
@@ -99,19 +99,16 @@ def _regression_parts(plt, folder: str, evaluation: dict, history: list[dict], b
     return summary, [("Baseline", base)], images
 
 
-def write_task_report(folder: str, evaluation: dict, history: list[dict] | None = None,
-                      baseline: dict | None = None, title: str = "m3cls report",
-                      sections: list[tuple[str, str]] | None = None, extra=None) -> str:
-    """Write ``index.html`` and its PNGs for an evaluation of any task; returns the page's path.
-
-    ``sections`` are extra (heading, HTML) parts, and ``extra`` single-label decision plots, as for
+def write_parts_report(parts, folder: str, evaluation: dict, history: list[dict] | None = None,
+                       baseline: dict | None = None, title: str = "m3cls report",
+                       sections: list[tuple[str, str]] | None = None) -> str:
+    """Write ``index.html`` and its PNGs for an evaluation whose task builds its page from ``parts``
+    (:func:`multilabel_parts`, :func:`regression_parts`); returns the page's path. ``sections`` are extra
+    (heading, HTML) parts. The task's :meth:`~m3cls.tasks.Task.write_report` picks this or
     :func:`m3cls.reports.pages.write_report`.
     """
-    if evaluation.get("task") not in ("multi_label", "regression"):
-        return write_report(folder, evaluation, history, baseline, title, sections, extra)
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
-    parts = _multilabel_parts if evaluation["task"] == "multi_label" else _regression_parts
     summary, parts_html, images = parts(plt, folder, evaluation, history or [], baseline)
     plt.close("all")
     body = "".join(f"<h2>{html.escape(name)}</h2>{table}" for name, table in [*parts_html, *(sections or [])]

@@ -170,10 +170,10 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
     @app.post("/predict", dependencies=secured)
     async def predict(body: PredictRequest):
         _check(body, limits)
-        if body.temperature is not None and classifier.contract.task == "regression":
+        if body.temperature is not None and not classifier.contract.task_type.allows("temperature"):
             raise _HTTPError(422, "\"temperature\" scales probabilities; a regression model predicts a number: "
                                   "leave \"temperature\" out")
-        if body.explain and classifier.contract.task != "single_label":
+        if body.explain and not classifier.contract.task_type.allows("explain"):
             raise _HTTPError(422, f"\"explain\" attributes a single-label decision to words; this model's task is "
                                   f"{classifier.contract.task}: leave \"explain\" out")
 

@@ -27,13 +27,13 @@ from typing import Union
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from . import REGISTRY
 from .labels import LabelSet, _sort_key
 
-TASKS = ("single_label", "multi_label", "regression")
+TASKS = tuple(REGISTRY)
 TASK_CHOICES = ("auto",) + TASKS
 #: the Hugging Face ``config.problem_type`` of each task, so plain transformers computes the right loss
-PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification",
-                 "regression": "regression"}
+PROBLEM_TYPES = {name: task.problem_type for name, task in REGISTRY.items()}
 #: the one output name of a regression model (``config.json``'s ``id2label``)
 REGRESSION_LABEL = "value"
 Label = Union[str, tuple, float]

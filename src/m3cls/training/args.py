@@ -49,16 +49,12 @@ def as_values(args) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
 
 
-#: the validation score that picks the best checkpoint, and whether higher is better, per task
-BEST_METRIC = {"single_label": ("macro_f1", True), "multi_label": ("micro_f1", True), "regression": ("rmse", False)}
-
-
 def build_training_args(args, precision: str, explicit: frozenset[str] = frozenset(), task: str = "single_label"):
     """Construct TrainingArguments once from ``args`` (an instance or its values) with m3cls' final settings.
 
     ``explicit`` names the flags the user typed, so a default can follow another flag (``--eval_steps 100``
     alone means evaluating and saving every 100 steps, as in the reference script). The best checkpoint is
-    chosen by the task's score (``BEST_METRIC``). Returns the arguments and the precision that will run.
+    chosen by the task's score (``Task.best_metric``). Returns the arguments and the precision that will run.
     """
     from transformers import TrainingArguments
 
@@ -68,11 +64,13 @@ def build_training_args(args, precision: str, explicit: frozenset[str] = frozens
         if not values.get(key):
             values[key] = value
     resolved = resolve_precision(values, precision)
-    metric, greater = BEST_METRIC[task]
+    from ..tasks import get_task
+
+    metric, greater = get_task(task).best_metric
     values.update(fp16=resolved == "fp16", bf16=resolved == "bf16", load_best_model_at_end=True,
                   metric_for_best_model=metric, greater_is_better=greater)
     values.update(_cadence(values, explicit))
-    if task == "regression" and "train_sampling_strategy" not in explicit \
+    if get_task(task).random_batches and "train_sampling_strategy" not in explicit \
             and values.get("train_sampling_strategy") == "group_by_length":
         # batches of texts of one length hold similar targets wherever length goes with the target, and MSE then
         # learns little more than the mean (README, "Task types", measured); regression draws batches at random

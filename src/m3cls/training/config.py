@@ -117,8 +117,10 @@ class TrainConfig(ReadOptions):
 
         if self.task not in TASK_CHOICES:
             raise ConfigError(f"--task {self.task!r} is not one of: {', '.join(TASK_CHOICES)}")
-        if self.task == "regression" and self.class_weights != "none":
-            raise ConfigError("--class_weights weighs classes; a regression run has none -- drop --class_weights")
+        if self.class_weights != "none" and self.task != "auto":
+            from ..tasks import get_task
+
+            get_task(self.task).refuse("class_weights")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError(f"--early_stopping_patience {self.early_stopping_patience} must be at least 1")
         if self.lora_r < 0:

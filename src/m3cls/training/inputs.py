@@ -11,6 +11,7 @@ from ..data.readers import TextData, read_labeled
 from ..data.splits import split_for_task
 from ..errors import ConfigError
 from ..model.tokens import TextEncoder
+from ..tasks import get_task
 from ..tasks.labels import LabelSet
 from ..tasks.targets import (
     TargetScale,
@@ -54,7 +55,7 @@ def prepare_data(config: TrainConfig, seed: int) -> PreparedData:
         train_data, validation = split_for_task(task, data, config.validation_split, seed)
     validation.labels = normalize_labels(task, validation.labels, validation.path)  # idempotent on a split
     check_known(task, labels, validation.labels, validation.path, data.path)
-    scale = TargetScale.fit(train_data.labels, data.path) if task == "regression" else None
+    scale = TargetScale.fit(train_data.labels, data.path) if get_task(task).scaled_targets else None
     return PreparedData(train_data, validation, labels, task, scale)
 
 

@@ -20,10 +20,11 @@ import time
 
 import numpy as np
 
-from ..errors import ConfigError, TrainingInterrupted
+from ..errors import TrainingInterrupted
 from ..metrics.classification import softmax
 from ..model.contract import ModelContract
 from ..model.tokens import TextEncoder
+from ..tasks import get_task
 from ..tasks.targets import PROBLEM_TYPES
 from .args import as_values, build_training_args
 from .config import TrainConfig, TrainResult
@@ -32,7 +33,7 @@ from .inputs import EncodedDataset, PreparedData, class_weights, document_logits
 from .save import check_output_dir, clear_earlier_checkpoints, save_final
 from .scoring import base_contract, inspect_data, metrics_of, rung, score_and_calibrate, timed_baseline
 from .settings import run_settings
-from .tasks import score_validation, task_baseline, trainer_hooks
+from .tasks import trainer_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,8 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
     config.check()
     prepared = prepared or prepare_data(config, values.get("seed", 42))
-    if config.long_text == "chunks" and prepared.task != "single_label":  # before the model loads
-        raise ConfigError(f"--long_text chunks trains on windows of single-label texts; a {prepared.task} "
-                          f"run reads each text's first --max_length tokens: drop --long_text chunks")
+    if config.long_text == "chunks":  # before the model loads
+        get_task(prepared.task).refuse("chunks")
     settings = run_settings(config, values, explicit)  # train_config.yaml: the run as given, resolved
     hub = take_hub_target(values)
     args, precision = build_training_args(values, config.precision, explicit, prepared.task)
@@ -126,7 +126,7 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
 def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
             contract: ModelContract, hub: HubTarget | None = None) -> TrainResult:
     """Score the best model on validation, calibrate it, fit the baseline, and save everything (rank 0)."""
-    if prepared.task != "single_label":
+    if not get_task(prepared.task).has_ladder:
         return _finish_task(config, args, trainer, val_set, prepared, contract, hub)
     output = trainer.predict(val_set)  # per window with --long_text chunks: scored per document
     logits = document_logits(np.asarray(output.predictions, dtype=np.float64), val_set.bounds)
@@ -154,15 +154,15 @@ def _finish_task(config: TrainConfig, args, trainer, val_set, prepared: Prepared
     """
     output = trainer.predict(val_set)
     logits = np.asarray(output.predictions, dtype=np.float64)
-    truth = np.asarray(prepared.validation.labels if prepared.task == "regression" else output.label_ids)
-    evaluation, contract, rows = score_validation(prepared.task, logits, truth, prepared.labels, prepared.scale,
-                                                  contract)
+    task = get_task(prepared.task)
+    truth = task.validation_truth(prepared.validation.labels, output.label_ids)
+    evaluation, contract, rows = task.score_validation(logits, truth, prepared.labels, prepared.scale, contract)
     contract = contract.with_info(
         training=trainer.m3cls_training, metrics=metrics_of(evaluation), calibration=evaluation.get("calibration"),
         history=[e for e in trainer.state.log_history if "loss" in e or any(k.startswith("eval_") for k in e)])
     if trainer.is_world_process_zero():
         if config.baseline:
-            contract = contract.with_info(baseline=task_baseline(prepared.task, prepared))
+            contract = contract.with_info(baseline=task.baseline(prepared))
         save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
                    validation=rows)
         if hub is not None:

@@ -131,13 +131,12 @@ def save_folder(write_model, output_dir: str, contract: ModelContract, evaluatio
     write_model(staging)
     if evaluation is not None:
         from ..reports.pages import ladder_section
-        from ..reports.tasks import write_task_report
 
         ladder = contract.info.get("ladder")
-        write_task_report(os.path.join(staging, "report"), evaluation, contract.info.get("history"),
-                          contract.info.get("baseline"),
-                          title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
-                          sections=[ladder_section(ladder)] if ladder else None)
+        contract.task_type.write_report(
+            os.path.join(staging, "report"), evaluation, contract.info.get("history"), contract.info.get("baseline"),
+            title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
+            sections=[ladder_section(ladder)] if ladder else None)
     if isinstance(validation, list):  # multi-label and regression: the rows as predict writes them
         write_validation_rows(staging, validation)
     elif validation is not None:

@@ -13,8 +13,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..data.splits import SPLIT_METHODS
 from ..model.contract import ModelContract
+from ..tasks import get_task
 from ..tasks.targets import label_counts
 from .config import TrainConfig
 from .inputs import PreparedData
@@ -88,7 +88,7 @@ def base_contract(config: TrainConfig, prepared: PreparedData, precision: str) -
     """The decision settings every method fixes, and the facts about the run known before fitting."""
     from .. import __version__
 
-    split = "by group" if config.group_column else SPLIT_METHODS[prepared.task]
+    split = "by group" if config.group_column else get_task(prepared.task).split_method
     validation = prepared.validation.path
     if validation == f"{prepared.train.path} (validation split)":
         validation = f"{config.validation_split:g} of train ({split})"
@@ -113,10 +113,7 @@ def rung(key: str, accuracy: float, macro_f1: float, seconds: float, note: str =
 
 def timed_baseline(prepared: PreparedData) -> tuple[dict, dict]:
     """The TF-IDF baseline on the run's split, and its ladder rung with its wall time."""
-    from ..evaluation.baseline import tfidf_baseline
-
     start = time.perf_counter()
-    result = tfidf_baseline(prepared.train.texts, prepared.train.labels, prepared.validation.texts,
-                            prepared.validation.labels, prepared.labels)
+    result = get_task(prepared.task).baseline(prepared)
     seconds = time.perf_counter() - start
     return result, rung("tfidf", result["accuracy"], result["macro_f1"], seconds, "fit and scored")

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from ..metrics.classification import classification_report
-from ..tasks.labels import LabelSet
+from .labels import LabelSet
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,164 @@
+"""The Task interface: everything that differs between task types, asked for by the rest of m3cls.
+
+A task is named by a string in the data (``m3cls.json``'s ``task``, ``--task``); :func:`m3cls.tasks.get_task`
+turns the name into its :class:`Task`. Code outside ``tasks/`` asks the Task (``task.allows("explain")``,
+``task.best_metric``, ``task.evaluate(...)``) and never compares the name itself (``tests/test_layout.py``).
+No torch here: what a task needs from torch (its loss) it declares, and training builds.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+
+#: the decision tools and options a task may allow, with what each does and the option that asks for it
+TOOLS = {
+    "explain": "--explain attributes a single-label decision to words",
+    "decision_rule": "decision rules, --aggregate, --abstain_below and --segments apply to single-label models",
+    "calibrate_rule": "--target_* and --abstain_below choose a decision rule for a single-label model",
+    "chunks": "--long_text chunks trains on windows of single-label texts",
+    "probe": "the probe head is single-label only",
+    "temperature": "--temperature scales probabilities",
+    "class_weights": "--class_weights weighs classes",
+    "thresholds": "--threshold applies to multi-label models",
+}
+
+
+def format_temperature(value: float) -> str:
+    """4 significant digits, always with a decimal point: 1.0, 0.8303, 50.0."""
+    text = f"{float(value):.4g}"
+    return text if "." in text or "e" in text else text + ".0"
+
+
+class Task:
+    """One task type. Subclasses set the class attributes and implement the methods; the registry in
+    :mod:`m3cls.tasks` lists them."""
+
+    name: ClassVar[str]
+    #: Hugging Face ``config.problem_type``, so plain transformers computes the right loss
+    problem_type: ClassVar[str]
+    #: the validation splitter :mod:`m3cls.data.splits` uses ("stratified", "iterative" or "binned"), and how
+    #: m3cls.json describes it
+    splitter: ClassVar[str]
+    split_method: ClassVar[str]
+    #: the validation score that picks the best checkpoint, and whether higher is better
+    best_metric: ClassVar[tuple[str, bool]]
+    #: the scores ``m3cls train`` prints on its JSON line
+    summary_keys: ClassVar[tuple[str, ...]]
+    #: the decision tools and options of :data:`TOOLS` this task allows
+    tools: ClassVar[frozenset[str]] = frozenset()
+    #: outputs a model of this task needs at least
+    min_labels: ClassVar[int] = 1
+    #: training draws batches at random unless a sampling strategy is typed (regression: see its module)
+    random_batches: ClassVar[bool] = False
+    #: the model learns standardised targets (target_mean/target_std in m3cls.json)
+    scaled_targets: ClassVar[bool] = False
+    #: the contract holds per-label decision thresholds
+    has_thresholds: ClassVar[bool] = False
+    #: training ends with the ladder (probe rung, baseline) and the single-label scoring; other tasks score
+    #: validation with :meth:`score_validation` and put their baseline in the report
+    has_ladder: ClassVar[bool] = False
+    #: a phrase for logs and messages ("multi-label")
+    title: ClassVar[str]
+    #: what to do instead, per refused tool (the refusal's second half)
+    fixes: ClassVar[dict[str, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    # -- what the task allows ------------------------------------------------------------------------------
+    def allows(self, tool: str) -> bool:
+        if tool not in TOOLS:
+            raise KeyError(tool)
+        return tool in self.tools
+
+    def refuse(self, tool: str, where: str | None = None) -> None:
+        """Raise the one-line refusal of ``tool`` when this task does not allow it: the one place that says
+        which task takes which option, for the CLI, serve and the Python API alike. ``where`` (a model folder)
+        starts the line when given."""
+        if self.allows(tool):
+            return
+        fix = self.fixes.get(tool)
+        raise ConfigError((f"{where}: " if where else "") + f"{TOOLS[tool]}; this model's task is {self.name}"
+                          + (f": {fix}" if fix else ""))
+
+    # -- what clients read beside predictions --------------------------------------------------------------
+    def task_info(self, thresholds: dict[str, float]) -> dict:
+        """What a client needs beside the predictions to read them (the task; thresholds for multi-label)."""
+        return {"task": self.name}
+
+    def format_prediction(self, text: str, temperature: float, prediction, thresholds: dict[str, float]) -> str:
+        """The printout of ``m3cls predict --text``: the reference script's block, in this task's terms."""
+        raise NotImplementedError
+
+    # -- labelled data and scores (implemented per task) ---------------------------------------------------
+    def truth(self, labels: list, label_set, source: str) -> np.ndarray:
+        """Normalised labels of a labelled file in the model's terms (ids, 0/1 rows or values)."""
+        raise NotImplementedError
+
+    def truth_fields(self, names: tuple[str, ...], truth_row) -> dict:
+        """The true label, labels or value beside a prediction in ``evaluate --predictions``."""
+        raise NotImplementedError
+
+    def format_evaluation(self, evaluation: dict) -> str:
+        """The printed evaluation."""
+        raise NotImplementedError
+
+    def baseline(self, prepared) -> dict:
+        """The TF-IDF baseline of this task on a training run's split (its figures as ``m3cls.json`` keeps them)."""
+        raise NotImplementedError
+
+    def evaluate(self, logits: np.ndarray, truth: np.ndarray, names, temperature: float, thresholds=None,
+                 values=None) -> dict:
+        """The evaluation dict of ``m3cls evaluate`` (``values``: logits to target units, for regression)."""
+        raise NotImplementedError
+
+    def calibrate(self, logits: np.ndarray, truth: np.ndarray, names, temperature: float, thresholds: dict | None,
+                  data_path: str) -> tuple[dict, dict, list[str]]:
+        """Refit what this task calibrates: (contract changes, calibration info, printed lines)."""
+        raise NotImplementedError
+
+    def classes_in(self, labels: list) -> set:
+        """The class names that occur in normalised labels (none for regression)."""
+        raise NotImplementedError
+
+    # -- predictions ---------------------------------------------------------------------------------------
+    def prediction_fields(self, logits: np.ndarray, temperature: float, saved_temperature: float, names,
+                          thresholds: dict[str, float], values=None) -> list[dict]:
+        """Per text, the Prediction fields this task fills (label/label_id/probabilities, labels, value)."""
+        raise NotImplementedError
+
+    # -- training ------------------------------------------------------------------------------------------
+    def training_hooks(self, class_weights: str, targets: list, labels, scale) -> dict:
+        """``compute_metrics`` and ``pos_weight`` for the Trainer; empty to keep the Trainer's defaults."""
+        raise NotImplementedError
+
+    def score_validation(self, logits: np.ndarray, truth: np.ndarray, labels, scale, contract):
+        """Tasks without the ladder: (evaluation, contract with fitted settings, validation_predictions rows)."""
+        raise NotImplementedError
+
+    def validation_truth(self, labels: list, label_ids) -> np.ndarray:
+        """Tasks without the ladder: the validation truth that :meth:`score_validation` takes."""
+        raise NotImplementedError
+
+    # -- report and card -----------------------------------------------------------------------------------
+    def write_report(self, folder, evaluation, history=None, baseline=None, title="m3cls report", sections=None,
+                     extra=None) -> str:
+        """Write the HTML report of ``evaluation`` into ``folder``; returns the page's path."""
+        raise NotImplementedError
+
+    def card_summary(self, labels) -> str:
+        """The model card's first words: what kind of model this is."""
+        raise NotImplementedError
+
+    def card_parts(self, contract) -> tuple[list[str], list[str]]:
+        """The card's task sections before and after the calibration section."""
+        raise NotImplementedError
+
+    def plain_decision(self, contract) -> str:
+        """The lines of the card's plain-transformers example that turn logits into this task's answer."""
+        raise NotImplementedError
+

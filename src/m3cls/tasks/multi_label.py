@@ -1,0 +1,219 @@
+"""Multi-label classification: a set of labels per text, a sigmoid per label, a threshold per label.
+
+Training uses binary cross-entropy (``--class_weights balanced``: a ``pos_weight`` per label); the validation log
+scores decisions at probability 0.5; at the end one temperature is fitted by BCE and each label's threshold is
+tuned on validation to maximise its F1. A temperature given at prediction changes the probabilities shown, never
+the labels decided (the thresholds were tuned at the saved temperature).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from . import cards
+from .base import Task, format_temperature
+
+logger = logging.getLogger(__name__)
+
+
+class MultiLabel(Task):
+    name = "multi_label"
+    title = "multi-label"
+    problem_type = "multi_label_classification"
+    splitter = "iterative"
+    split_method = "iterative stratification"
+    best_metric = ("micro_f1", True)
+    summary_keys = ("micro_f1", "macro_f1", "samples_f1")
+    tools = frozenset({"temperature", "class_weights", "thresholds"})
+    has_thresholds = True
+    card_keys = cards.MULTI_LABEL_KEYS
+    probability_form = "sigmoid(logit / T) per label"
+    output_field = "probabilities"
+    baseline_name = "TF-IDF + one-vs-rest logistic regression"
+    fixes = {"explain": "drop --explain",
+             "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
+             "calibrate_rule": "plain 'm3cls calibrate' refits its temperature (its per-label thresholds come from "
+                              "training; --threshold overrides them)",
+             "probe": "train it with 'm3cls train --method finetune'"}
+
+    def classes_in(self, labels: list) -> set:
+        return {n for names in labels for n in names}
+
+    def task_info(self, thresholds: dict[str, float]) -> dict:
+        return {"task": self.name, "thresholds": dict(thresholds)}
+
+    # -- predictions ---------------------------------------------------------------------------------------
+    def prediction_fields(self, logits: np.ndarray, temperature: float, saved_temperature: float, names,
+                          thresholds: dict[str, float], values=None) -> list[dict]:
+        """The labels over their thresholds (decided at the saved temperature) and every sigmoid, ranked."""
+        from ..metrics.multilabel import sigmoid
+
+        shown = sigmoid(logits, temperature)
+        decided = shown if temperature == saved_temperature else sigmoid(logits, saved_temperature)
+        rows = []
+        for row, at_saved in zip(shown, decided):
+            ranked = sorted(range(len(names)), key=lambda i: -row[i])
+            rows.append({"probabilities": {names[i]: float(row[i]) for i in ranked},
+                         "labels": [names[i] for i in ranked if at_saved[i] >= thresholds[names[i]]]})
+        return rows
+
+    def format_prediction(self, text: str, temperature: float, prediction, thresholds: dict[str, float]) -> str:
+        """The labels over their thresholds and every label's sigmoid."""
+        width = max(len(name) for name in prediction.probabilities)
+        lines = [f"Text: {text}", f"Temperature: {format_temperature(temperature)}",
+                 f"Predicted labels: {', '.join(prediction.labels) or '(none over its threshold)'}",
+                 "Probabilities (sigmoid per label; * = at or over its threshold):"]
+        lines += [f"  {name:<{width}}  {p:.4f}  threshold {thresholds[name]:.4f}"
+                  f"{'  *' if name in prediction.labels else ''}" for name, p in prediction.probabilities.items()]
+        return "\n".join(lines)
+
+    # -- labelled data and scores --------------------------------------------------------------------------
+    def truth(self, labels: list, label_set, source: str) -> np.ndarray:
+        from .targets import check_known, multi_hot
+
+        check_known(self.name, label_set, labels, source, "the model's labels")
+        return multi_hot(labels, label_set)
+
+    def truth_fields(self, names: tuple[str, ...], truth_row) -> dict:
+        return {"true_labels": [n for n, flag in zip(names, truth_row) if flag]}
+
+    def evaluate(self, logits: np.ndarray, truth: np.ndarray, names, temperature: float, thresholds=None,
+                 values=None) -> dict:
+        from ..metrics.multilabel import evaluate_multilabel
+
+        return evaluate_multilabel(logits, truth, names, temperature, thresholds)
+
+    def format_evaluation(self, evaluation: dict) -> str:
+        after = evaluation["after"]
+        before, card = evaluation["before"], after["label_cardinality"]
+        lines = [f"{evaluation['n']} labelled texts (multi-label)"]
+        lines += [f"{key:<16}{after[key]:>10.4f}" for key in cards.MULTI_LABEL_KEYS]
+        lines += [f"labels per text: {card['truth']:.3f} true, {card['predicted']:.3f} predicted", "",
+                  f"{'':<16}{'before':>10}{'after':>10}   (calibration)"]
+        lines += [f"{key:<16}{before[key]:>10.4f}{after[key]:>10.4f}" for key in ("log_loss", "ece")]
+        lines.append(f"{'temperature':<16}{1.0:>10.4f}{after['temperature']:>10.4f}")
+        width = max(8, *(len(n) for n in after["per_label"]))
+        lines += ["", f"{'label':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8} "
+                      f"{'threshold':>9} {'ece':>9}"]
+        for name, s in after["per_label"].items():
+            lines.append(f"{name:<{width}} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} "
+                         f"{s['support']:>8} {s['threshold']:>9.4f} {after['ece_per_label'][name]:>9.4f}")
+        return "\n".join(lines)
+
+    def calibrate(self, logits: np.ndarray, truth: np.ndarray, names, temperature: float,
+                  thresholds: dict | None, data_path: str) -> tuple[dict, dict, list[str]]:
+        """Refit the shared temperature and move the thresholds so every decision stays: (contract changes,
+        calibration info, printed lines)."""
+        from ..errors import ConfigError
+        from ..metrics.multilabel import (
+            DEFAULT_THRESHOLD,
+            choose_shared_temperature,
+            evaluate_multilabel,
+            move_thresholds,
+        )
+
+        fitted, note = choose_shared_temperature(logits, truth)
+        if note:
+            raise ConfigError(f"{data_path}: cannot fit a temperature: {note}")
+        saved = thresholds or {n: DEFAULT_THRESHOLD for n in names}
+        moved = move_thresholds(saved, temperature, fitted)
+        evaluation = evaluate_multilabel(logits, truth, names, fitted, moved)
+        before, after = evaluation["before"], evaluation["after"]
+        info = {"temperature": fitted, "fitted_on": data_path, "shared": True, "note": None,
+                "ece_before": before["ece"], "ece_after": after["ece"], "log_loss_before": before["log_loss"],
+                "log_loss_after": after["log_loss"], "thresholds_moved_from_temperature": temperature}
+        lines = [f"temperature {fitted:.4f} (shared by all labels) fitted on {len(truth)} texts of {data_path}",
+                 f"mean ECE {before['ece']:.4f} -> {after['ece']:.4f}",
+                 f"log-loss {before['log_loss']:.4f} -> {after['log_loss']:.4f} (binary cross-entropy)",
+                 "thresholds moved with the temperature, so every decision stays as it was"]
+        return {"temperature": fitted, "thresholds": moved}, info, lines
+
+    # -- training ------------------------------------------------------------------------------------------
+    def training_hooks(self, class_weights: str, targets: list, labels, scale) -> dict:
+        """compute_metrics at probability 0.5, and a pos_weight per label for ``--class_weights balanced``."""
+        from ..metrics.multilabel import flat_multilabel_metrics, multilabel_report
+
+        def compute(eval_pred) -> dict:
+            predicted = (np.asarray(eval_pred.predictions) > 0).astype(np.int64)
+            truth = np.asarray(eval_pred.label_ids).round().astype(np.int64)
+            return flat_multilabel_metrics(multilabel_report(truth, predicted, labels.names))
+
+        return {"compute_metrics": compute,
+                "pos_weight": pos_weights(targets) if class_weights == "balanced" else None}
+
+    def score_validation(self, logits: np.ndarray, truth: np.ndarray, labels, scale, contract):
+        """(evaluation, contract with temperature and thresholds, validation_predictions rows)."""
+        from ..metrics.multilabel import (
+            choose_shared_temperature,
+            evaluate_multilabel,
+            sigmoid,
+            tune_thresholds,
+        )
+
+        names = labels.names
+        truth = np.asarray(truth).round().astype(np.int64)
+        temperature, note = choose_shared_temperature(logits, truth)
+        if note:
+            logger.warning("calibration: %s", note)
+        probabilities = sigmoid(logits, temperature)
+        thresholds = tune_thresholds(probabilities, truth, names)
+        evaluation = evaluate_multilabel(logits, truth, names, temperature, thresholds)
+        before, after = evaluation["before"], evaluation["after"]
+        evaluation["calibration"] = {"temperature": temperature, "fitted_on": "validation", "shared": True,
+                                     "note": note, "ece_before": before["ece"], "ece_after": after["ece"],
+                                     "log_loss_before": before["log_loss"], "log_loss_after": after["log_loss"]}
+        logger.info("validation: micro-F1 %.4f, macro-F1 %.4f, samples-F1 %.4f, subset accuracy %.4f; "
+                    "temperature %.3f: mean ECE %.4f -> %.4f", after["micro_f1"], after["macro_f1"],
+                    after["samples_f1"], after["subset_accuracy"], temperature, before["ece"], after["ece"])
+        rows = []
+        for i, (row, true_row) in enumerate(zip(probabilities, truth)):
+            ranked = sorted(range(len(names)), key=lambda j: -row[j])
+            rows.append({"index": i, "labels": [names[j] for j in ranked if row[j] >= thresholds[names[j]]],
+                         "probabilities": {names[j]: float(row[j]) for j in ranked},
+                         "true_labels": [n for n, flag in zip(names, true_row) if flag]})
+        return evaluation, contract.replace(temperature=temperature, thresholds=thresholds), rows
+
+    def validation_truth(self, labels: list, label_ids) -> np.ndarray:
+        return np.asarray(label_ids)
+
+    def baseline(self, prepared) -> dict:
+        from .baseline import multilabel_baseline
+        from .targets import multi_hot
+
+        train, validation = prepared.train, prepared.validation
+        return multilabel_baseline(train.texts, multi_hot(train.labels, prepared.labels), validation.texts,
+                                   multi_hot(validation.labels, prepared.labels), prepared.labels.names)
+
+    # -- report and card -----------------------------------------------------------------------------------
+    def write_report(self, folder, evaluation, history=None, baseline=None, title="m3cls report", sections=None,
+                     extra=None) -> str:
+        from ..reports.tasks import multilabel_parts, write_parts_report
+
+        return write_parts_report(multilabel_parts, folder, evaluation, history, baseline, title, sections)
+
+    def card_summary(self, labels) -> str:
+        return f"A multi-label text classifier with {len(labels)} labels"
+
+    def card_parts(self, contract) -> tuple[list[str], list[str]]:
+        return ([cards.label_thresholds_table(contract), cards.task_scores(contract, self.card_keys, True)],
+                [cards.task_baseline(contract, self.card_keys, self.baseline_name)])
+
+    def plain_decision(self, contract) -> str:
+        t = round(float(contract.temperature), 4)
+        return (f"    probabilities = torch.sigmoid(model(**inputs).logits / {t})\n"
+                f"thresholds = {dict(contract.thresholds or {})!r}  # tuned per label on validation\n"
+                f"print([[name for i, name in model.config.id2label.items() if row[i] >= thresholds.get(name, 0.5)]"
+                f" for row in probabilities.tolist()])")
+
+
+def pos_weights(targets: list) -> list[float]:
+    """Per label: texts without it over texts with it, so each label's positives weigh as much as its negatives."""
+    y = np.asarray(targets, dtype=np.float64)
+    positives = y.sum(axis=0)
+    weights = np.where(positives > 0, (len(y) - positives) / np.maximum(positives, 1), 1.0)
+    logger.info("pos_weight per label: %s", ", ".join(f"{w:.3f}" for w in weights))
+    return weights.tolist()
+
+
