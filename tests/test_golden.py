@@ -60,9 +60,9 @@ TASKS = {
 }
 
 # -- masking ------------------------------------------------------------------------------------------------
-VOLATILE_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "seconds",
-                 "m3cls_version", "version", "created", "created_at", "date", "timestamp", "hostname",
-                 "load_seconds", "warm_up_seconds"}
+VOLATILE_KEYS = {"seconds", "m3cls_version", "version", "created", "created_at", "date", "timestamp",
+                 "hostname"}
+VOLATILE_KEY_ENDS = ("_runtime", "_per_second", "_seconds")  # train_runtime, eval_samples_per_second, ...
 VOLATILE_TEXT = [
     (re.compile(r"\b\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?\b"), "<DATE>"),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), "<CLOCK>"),
@@ -91,7 +91,8 @@ class Masker:
 
     def json(self, obj):
         if isinstance(obj, dict):
-            return {k: "<masked>" if k in VOLATILE_KEYS else self.json(v) for k, v in obj.items()}
+            return {k: "<masked>" if k in VOLATILE_KEYS or k.endswith(VOLATILE_KEY_ENDS) else self.json(v)
+                    for k, v in obj.items()}
         if isinstance(obj, list):
             return [self.json(v) for v in obj]
         return self.text(obj) if isinstance(obj, str) else obj
