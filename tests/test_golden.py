@@ -338,7 +338,7 @@ def _serve_app(model: str):
     """serve's FastAPI app for a model, as `m3cls serve --precision fp32` builds it (default limits). The one
     place that imports library internals: update these imports if the modules move."""
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     return create_app(Classifier.from_pretrained(model, precision="fp32"), ServeLimits())
 
