@@ -117,7 +117,12 @@ def test_audit_ranks_flipped_labels_first(tiny_xlmr, tmp_path, capsys):
     assert printed["suspects"] == len(suspects) and {"index", "given_label", "suggested_label", "score"} <= set(
         suspects[0])
     assert [s["score"] for s in suspects] == sorted((s["score"] for s in suspects), reverse=True)
-    top = {s["index"] for s in suspects[:24]}  # the top 12% of records
+    # each score is 1 - the out-of-fold probability of the label the record carries (not the suggested one)
+    oof = {r["index"]: r for r in map(json.loads, open(out / "oof_predictions.jsonl"))}
+    for s in suspects:
+        assert s["given_label"] == rows[s["index"]]["label"] == oof[s["index"]]["label"]
+        assert s["score"] == pytest.approx(1 - oof[s["index"]]["probabilities"][s["given_label"]], abs=1e-6)
+    top = {s["index"] for s in suspects[:len(flipped)]}  # as many places as flipped records
     assert len(top & flipped) >= 0.8 * len(flipped)
     for s in suspects:
         if s["index"] in flipped:

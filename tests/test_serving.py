@@ -92,15 +92,46 @@ def test_bad_requests_get_4xx_json_and_the_server_keeps_serving(server, body, st
     assert httpx.post(f"{server.url}/predict", json={"texts": ["still alive"]}).status_code == 200
 
 
-def test_concurrent_requests_share_batches(server):
-    before = httpx.get(f"{server.url}/health").json()
-    with ThreadPoolExecutor(16) as pool:
-        codes = list(pool.map(lambda i: httpx.post(f"{server.url}/predict", json={"texts": [f"text {i} delve"]},
-                                                   timeout=30).status_code, range(32)))
-    after = httpx.get(f"{server.url}/health").json()
-    assert codes == [200] * 32
-    assert after["requests"] - before["requests"] == 32
-    assert after["batches"] - before["batches"] < 32  # some requests were gathered into one batch
+def _wait_for(condition, seconds: float = 30.0) -> None:
+    """Wait for an event another thread brings about (not for a fixed time)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_concurrent_requests_share_batches(trained_xlmr):
+    """The model holds its first batch until 15 more requests wait in the queue; they then share one batch
+    (no timing: the test waits for the queue, not for a clock)."""
+    from m3cls import Classifier
+    from m3cls.serving import ServeLimits, create_app
+
+    clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
+    inner, running, release = clf.logits_from_ids, threading.Event(), threading.Event()
+
+    def gated(ids):
+        running.set()
+        release.wait(timeout=30)
+        return inner(ids)
+
+    clf.logits_from_ids = gated
+    app = create_app(clf, ServeLimits())
+    release.set()   # the warm-up batch runs while the server starts
+    with LiveServer(app) as live:
+        running.clear()
+        release.clear()
+        before = httpx.get(f"{live.url}/health").json()
+        with ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(httpx.post, f"{live.url}/predict", json={"texts": [f"text {i} delve"]},
+                                   timeout=30) for i in range(16)]
+            assert running.wait(timeout=30)                            # one request is in the model
+            _wait_for(lambda: app.state.batcher.queued_texts == 15)    # and the other 15 wait behind it
+            release.set()
+            codes = [f.result().status_code for f in futures]
+        after = httpx.get(f"{live.url}/health").json()
+    assert codes == [200] * 16
+    assert after["requests"] - before["requests"] == 16
+    assert after["batches"] - before["batches"] == 2   # the first alone, the 15 that waited together
 
 
 def test_api_key_guards_everything_but_health_and_page(trained_xlmr):

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from test_serving import _free_port
+from test_serving import _free_port, _wait_for
 
 
 def _wait_ready(url: str, process: subprocess.Popen | None = None, seconds: float = 120) -> None:
@@ -27,6 +27,15 @@ def _wait_ready(url: str, process: subprocess.Popen | None = None, seconds: floa
             pass
         time.sleep(0.1)
     raise AssertionError("the server did not become ready")
+
+
+def _wait_draining(url: str, seconds: float = 30) -> None:
+    """Wait until /ready says the server is shutting down (it stays open while draining)."""
+    deadline = time.monotonic() + seconds
+    while (r := httpx.get(f"{url}/ready", timeout=5)).status_code != 503:
+        assert time.monotonic() < deadline, "the server did not start draining"
+        time.sleep(0.02)
+    assert "shutting down" in r.text
 
 
 def _gauges(url: str) -> dict:
@@ -73,7 +82,7 @@ def test_signal_mid_stream_answers_every_accepted_request_then_exits_0(trained_x
                 assert time.monotonic() < deadline, "the requests did not reach the server"
                 time.sleep(0.05)
             process.send_signal(sig)
-            time.sleep(0.5)   # the server notices the signal within 0.1 s; the upload keeps it draining
+            _wait_draining(url)   # the server noticed the signal; the upload keeps it draining
             late = httpx.post(f"{url}/predict", json={"texts": ["too late"]}, timeout=30)
             replies = [f.result() for f in accepted]
         uploading.sendall(body[10:])
@@ -97,7 +106,7 @@ def test_signal_mid_stream_answers_every_accepted_request_then_exits_0(trained_x
 
 
 def test_drain_deadline_answers_the_waiting_requests_with_503(trained_xlmr):
-    """In process: the model takes 1.5 s a batch and the drain allows 0.3 s, so the queued requests are refused."""
+    """In process: the model holds its batch until the drain (0.3 s) has refused the two queued requests."""
     import uvicorn
 
     from m3cls import Classifier
@@ -105,11 +114,12 @@ def test_drain_deadline_answers_the_waiting_requests_with_503(trained_xlmr):
     from m3cls.serving.http import _graceful
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
-    inner, slow = clf.logits_from_ids, threading.Event()
+    inner, slow, running, release = clf.logits_from_ids, threading.Event(), threading.Event(), threading.Event()
 
     def model(ids):
         if slow.is_set():
-            time.sleep(1.5)
+            running.set()
+            release.wait(timeout=30)
         return inner(ids)
 
     clf.logits_from_ids = model
@@ -124,8 +134,13 @@ def test_drain_deadline_answers_the_waiting_requests_with_503(trained_xlmr):
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(httpx.post, f"http://127.0.0.1:{port}/predict", json={"texts": [f"t {i}"]},
                                timeout=30) for i in range(3)]
-        time.sleep(0.5)             # one request in the model, two waiting
+        assert running.wait(timeout=30)                         # one request in the model ...
+        _wait_for(lambda: app.state.batcher.queue_depth == 2)   # ... and two waiting
         server.handle_exit(signal.SIGTERM, None)
+        try:   # the drain deadline answers the two waiting requests while the model still holds the first
+            _wait_for(lambda: sum(f.done() for f in futures) == 2)
+        finally:
+            release.set()
         codes = sorted(f.result().status_code for f in futures)
     thread.join(timeout=20)
     assert not thread.is_alive()

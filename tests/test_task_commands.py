@@ -69,6 +69,21 @@ def test_predict_input_gives_what_training_saw_on_validation(request, run, tmp_p
         assert p["labels"] == s["labels"] and p["probabilities"] == pytest.approx(s["probabilities"], abs=1e-4)
 
 
+def _plain_values(model: str, texts: list[str]) -> list[float]:
+    """Regression values computed without m3cls: plain transformers' output, scaled by the saved target mean
+    and std."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    meta = json.load(open(os.path.join(model, "m3cls.json")))
+    network = AutoModelForSequenceClassification.from_pretrained(model, dtype=torch.float32).eval()
+    batch = AutoTokenizer.from_pretrained(model)(texts, truncation=True, max_length=meta["max_length"],
+                                                 padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = network(**batch).logits[:, 0].double().numpy()
+    return (out * meta["target_std"] + meta["target_mean"]).tolist()
+
+
 def test_predict_text_prints_a_block_per_task(multilabel_run, regression_run, capsys):
     assert main(["predict", "--model_path", multilabel_run["model"], "--text", "lol yeah dunno kinda"]) == 0
     out = capsys.readouterr().out
@@ -78,10 +93,14 @@ def test_predict_text_prints_a_block_per_task(multilabel_run, regression_run, ca
     row = json.loads(capsys.readouterr().out)
     assert row["labels"] == [n for n, p in row["probabilities"].items() if p >= 0.01] and "label" not in row
     assert len(row["labels"]) >= 2  # more than the tuned thresholds let through
-    assert main(["predict", "--model_path", regression_run["model"], "--text", "delve tapestry crucial"]) == 0
+    high, low = "delve tapestry crucial", "the a of and to in"
+    assert main(["predict", "--model_path", regression_run["model"], "--text", high]) == 0
     value = float(capsys.readouterr().out.split("Predicted value: ")[1])
-    assert main(["predict", "--model_path", regression_run["model"], "--text", "the a of and to in"]) == 0
-    assert float(capsys.readouterr().out.split("Predicted value: ")[1]) < value - 3  # no GPT words: low score
+    assert main(["predict", "--model_path", regression_run["model"], "--text", low]) == 0
+    low_value = float(capsys.readouterr().out.split("Predicted value: ")[1])
+    assert low_value < value - 3  # no GPT words: low score
+    # in the target's own units: plain transformers' output times the saved std plus the saved mean
+    assert [value, low_value] == pytest.approx(_plain_values(regression_run["model"], [high, low]), abs=2e-4)
     assert main(["predict", "--model_path", regression_run["model"], "--text", "x", "--threshold", "0.3"]) == 2
     assert "--threshold applies to multi-label models" in capsys.readouterr().err
     assert main(["predict", "--model_path", regression_run["model"], "--text", "x", "--temperature", "2"]) == 2
@@ -98,9 +117,17 @@ def test_evaluate_multilabel(multilabel_run, tmp_path, capsys):
     result = json.loads(out.read_text())
     meta = json.load(open(os.path.join(multilabel_run["model"], "m3cls.json")))
     assert result["after"]["micro_f1"] == pytest.approx(meta["metrics"]["micro_f1"], abs=1e-6)  # same texts
-    assert result["before"]["micro_f1"] == result["after"]["micro_f1"]  # calibration keeps decisions
-    row = _rows(preds)[0]
-    assert {"labels", "probabilities", "true_labels"} <= set(row)
+    rows = _rows(preds)
+    assert {"labels", "probabilities", "true_labels"} <= set(rows[0])
+    # micro-F1 counted here from the written decisions and truths, not by the code that reported it
+    tp = sum(len(set(r["labels"]) & set(r["true_labels"])) for r in rows)
+    fp = sum(len(set(r["labels"]) - set(r["true_labels"])) for r in rows)
+    fn = sum(len(set(r["true_labels"]) - set(r["labels"])) for r in rows)
+    assert result["after"]["micro_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    # calibration keeps the decisions and changes only the scores of the probabilities
+    assert meta["temperature"] != 1.0 and result["after"]["temperature"] == meta["temperature"]
+    assert result["before"]["micro_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert result["before"]["log_loss"] != pytest.approx(result["after"]["log_loss"])
     assert {"index.html", "reliability.png", "per_label_f1.png"} <= set(os.listdir(tmp_path / "rep"))
 
 
