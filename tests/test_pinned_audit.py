@@ -4,7 +4,7 @@ the label it carries ranks first, however the rest of its probability is spread.
 import numpy as np
 import pytest
 
-from m3cls import audit
+from m3cls.evaluation import audit as audit
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ is caught."""
 
 import random
 
-from m3cls.batching import Request, TokenPacker, bucket_of
+from m3cls.serving.batching import Request, TokenPacker, bucket_of
 
 
 def _drain(packer: TokenPacker) -> list[list]:

@@ -4,8 +4,8 @@ class is never predicted (a head that packs the present classes into ids 0..k-1 
 import numpy as np
 import pytest
 
-from m3cls.metrics import softmax
-from m3cls.probe import HeadSettings, fit_head
+from m3cls.metrics.classification import softmax
+from m3cls.probe.head import HeadSettings, fit_head
 
 
 def _clusters(ids: list[int], n_dims: int = 6, per_class: int = 40, seed: int = 0):

@@ -104,7 +104,7 @@ def test_concurrent_requests_share_batches(trained_xlmr):
     """The model holds its first batch until 15 more requests wait in the queue; they then share one batch
     (no timing: the test waits for the queue, not for a clock)."""
     from m3cls import Classifier
-    from m3cls.serving import ServeLimits, create_app
+    from m3cls.serving.app import ServeLimits, create_app
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
     inner, running, release = clf.logits_from_ids, threading.Event(), threading.Event()
