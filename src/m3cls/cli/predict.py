@@ -33,6 +33,7 @@ from .common import (
     write_jsonl,
     write_rows,
 )
+from .helpfmt import finish
 from .onerror import BadRecords, add_error_flags
 from .task_views import format_task_prediction
 
@@ -64,8 +65,8 @@ def predict_parser() -> argparse.ArgumentParser:
     add_error_flags(p)
     add_model_flags(p)
     add_threshold_flag(p)
-    add_read_flags(p)
-    return p
+    add_read_flags(p, skip=("label_column", "group_column"))
+    return finish(p, "predict")
 
 
 def cmd_predict(argv: list[str]) -> int:

@@ -7,7 +7,8 @@ import json
 import logging
 import os
 
-from .common import parse_train_args
+from .common import parse_train_args, train_parser  # noqa: F401 (m3cls.cli.parser)
+from .helpfmt import finish
 
 logger = logging.getLogger("m3cls")
 
@@ -25,16 +26,21 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+def demo_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="m3cls demo", description="Fine-tune the bundled MiniLM on BBC News, then "
+                                                               "predict a sample. Other 'm3cls train' flags pass "
+                                                               "through to training.")
+    p.add_argument("--workdir", default="demo", help="folder for the data and the model (default: demo)")
+    p.add_argument("--max_length", type=int, default=128, help="tokens per article")
+    p.add_argument("--num_train_epochs", default="2", help="passes over the training articles")
+    return finish(p, "demo")
+
+
 def cmd_demo(argv: list[str]) -> int:
     from ..data.demo import SAMPLE_TEXT, write_bbc_messages
     from .predict import cmd_predict
 
-    p = argparse.ArgumentParser(prog="m3cls demo", description="fine-tune the bundled MiniLM on BBC News, "
-                                                               "then predict a sample")
-    p.add_argument("--workdir", default="demo", help="folder for the data and the model (default: demo)")
-    p.add_argument("--max_length", type=int, default=128)
-    p.add_argument("--num_train_epochs", default="2")
-    a, extra = p.parse_known_args(argv)
+    a, extra = demo_parser().parse_known_args(argv)
     data_path = os.path.join(a.workdir, "bbc_messages.json")
     output_dir = os.path.join(a.workdir, "model")
     n = write_bbc_messages(data_path)
