@@ -99,7 +99,7 @@ def cli_markdown(command: str) -> str:
     out = [summary[0].upper() + summary[1:] + ".", "", p.description or "", "", "```text", p.format_usage().strip(),
            "```", ""]
     for title, rows in flag_rows(p, command):
-        out += [f"### {title.capitalize()}", "", "| flag | default | what it does |", "|---|---|---|"]
+        out += [f"### {title[0].upper() + title[1:]}", "", "| flag | default | what it does |", "|---|---|---|"]
         out += [f'| <span id="{anchor}"></span>`{_cell(flag)}` | {_cell(default)} | {_cell(text)} |'
                 for flag, anchor, default, text in rows]
         out.append("")

@@ -177,7 +177,20 @@ def short_usage(parser: argparse.ArgumentParser, key: tuple[str, ...] = ()) -> s
     by_dest = {a.dest: a for a in parser._actions if a.option_strings}
     parts += [_shown(by_dest[d]) if d in ("data_path", "output_dir") else f"[{_shown(by_dest[d])}]"
               for d in key if d in by_dest and not by_dest[d].required]
-    return " ".join(parts + ["[flags]"])
+    indent = " " * (len("usage: ") + len(parser.prog) + 1)
+    return _wrap(parts + ["[flags]"], indent)
+
+
+def _wrap(parts: list[str], indent: str, width: int = 108) -> str:
+    """Usage parts on lines of at most ``width`` characters (with argparse's ``usage: ``), never split inside one."""
+    lines, line = [], parts[0]
+    for part in parts[1:]:
+        if len("usage: ") + len(line) + 1 + len(part) > width:
+            lines.append(line)
+            line = indent + part
+        else:
+            line += " " + part
+    return "\n".join(lines + [line])
 
 
 def _shown(action: argparse.Action) -> str:
@@ -193,8 +206,8 @@ def flag_names(parser: argparse.ArgumentParser) -> list[str]:
     """Every flag's underscore name, as the help lists them."""
     names = []
     for action in parser._actions:
-        name = next((s for s in action.option_strings if "-" not in s[2:]), None)
-        if name and name not in names and name != "--help":
+        name = next((s for s in action.option_strings if s.startswith("--") and "-" not in s[2:]), None)
+        if name and name not in names and action.dest != "help":
             names.append(name)
     return names
 

@@ -20,6 +20,9 @@ def cmd_train(argv: list[str]) -> int:
     config, values, explicit, _ = parse_train_args(argv)
     result = train(config, values, explicit)
     distributed.finish()
+    report = os.path.join(result.output_dir, "report", "index.html")
+    logger.info("done: the model is in %s%s", result.output_dir,
+                f"; the report is {report}" if os.path.isfile(report) else "")
     from ..training.tasks import task_summary
 
     print(json.dumps({"output_dir": result.output_dir, **task_summary(result.contract.task, result.metrics)}))
