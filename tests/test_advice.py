@@ -24,7 +24,7 @@ def test_small_validation_and_small_classes_are_named():
 
 def test_class_counts_only_for_single_label_runs():
     assert len(data_advice("single_label", [0] * 5 + [1] * 5, 2, ("a", "b"))) == 2
-    assert len(data_advice("regression", [0.5] * 10, 2, ())) == 1
+    assert len(data_advice("regression", [1.0] * 3, 2, ("x", "y"))) == 1   # targets, not class ids
 
 
 def test_probe_beating_finetune_gets_advice_with_the_numbers():
