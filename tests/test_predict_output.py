@@ -88,3 +88,22 @@ def test_count_records(tmp_path):
     assert count_records(str(tmp_path / "a.csv")) == 2
     assert count_records(str(tmp_path / "b.jsonl")) == 2
     assert count_records(str(tmp_path / "c.json")) is None and count_records("-") is None
+
+
+def test_log_lines_go_through_the_bar_writer_on_a_terminal_only(monkeypatch):
+    import logging
+
+    from m3cls.cli.common import bar_safe_logging
+
+    console = logging.StreamHandler(sys.stderr)
+    logging.root.addHandler(console)
+    try:
+        with bar_safe_logging():
+            assert console in logging.root.handlers            # not a terminal: untouched
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+        with bar_safe_logging():
+            assert console not in logging.root.handlers
+            assert any("Tqdm" in type(h).__name__ for h in logging.root.handlers)
+        assert console in logging.root.handlers
+    finally:
+        logging.root.removeHandler(console)

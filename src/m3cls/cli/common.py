@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from dataclasses import fields
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ..data.readers import FORMATS, ReadOptions
 from ..errors import ConfigError
@@ -16,6 +17,19 @@ from ..files import atomic_open
 from .helpfmt import HF_GROUP, finish, friendly
 
 logger = logging.getLogger("m3cls")
+
+
+@contextlib.contextmanager
+def bar_safe_logging() -> Iterator[None]:
+    """On a terminal, log lines go through tqdm's writer, so progress bars and log lines do not overwrite each
+    other; elsewhere (no bars) nothing changes."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:

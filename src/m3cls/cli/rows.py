@@ -91,7 +91,10 @@ def with_progress(rows: Iterable[dict], total: int | None) -> Iterator[dict]:
     """Rows as they come, with a progress bar (and ETA when ``total`` is known) on stderr."""
     from tqdm import tqdm
 
-    with tqdm(total=total, desc="predict", unit="text", file=sys.stderr, dynamic_ncols=True) as bar:
+    from .common import bar_safe_logging
+
+    with bar_safe_logging(), tqdm(total=total, desc="predict", unit="text", file=sys.stderr,
+                                  dynamic_ncols=True) as bar:
         for row in rows:
             yield row
             bar.update(1)

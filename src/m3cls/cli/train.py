@@ -7,7 +7,7 @@ import json
 import logging
 import os
 
-from .common import parse_train_args, train_parser  # noqa: F401 (m3cls.cli.parser)
+from .common import bar_safe_logging, parse_train_args, train_parser  # noqa: F401 (m3cls.cli.parser)
 from .helpfmt import finish
 
 logger = logging.getLogger("m3cls")
@@ -18,7 +18,8 @@ def cmd_train(argv: list[str]) -> int:
     from ..training import train
 
     config, values, explicit, _ = parse_train_args(argv)
-    result = train(config, values, explicit)
+    with bar_safe_logging():
+        result = train(config, values, explicit)
     distributed.finish()
     report = os.path.join(result.output_dir, "report", "index.html")
     logger.info("done: the model is in %s%s", result.output_dir,
