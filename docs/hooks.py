@@ -154,6 +154,7 @@ OUTPUT_FIELDS = {
         ("before", "single-label", "scores at temperature 1: accuracy, macro_f1, log_loss, ece, per_class, "
                                    "confusion_matrix"),
         ("after", "single-label", "the same at the model's temperature, and temperature"),
+        ("temperature", "single-label", "the model's temperature the 'after' scores are at"),
         ("decision", "a saved rule", "the saved rule's rates on this data, with 95% intervals"),
         ("risk_coverage", "single-label", "coverage and accuracy when abstaining below each confidence, aurc"),
         ("task", "multi-label, regression", "the model's task"),
