@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in _MODULES:
-        print(f"m3cls: error: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        from .helpfmt import suggest
+
+        hint = suggest(command, COMMANDS, prefix="") or f"; commands: {', '.join(COMMANDS)}"
+        print(f"m3cls: error: unknown command {command!r}{hint}", file=sys.stderr)
         return 2
     _setup_logging()
     try:
@@ -91,6 +94,12 @@ def handler(command: str) -> Callable[[list[str]], int]:
     """The ``cmd_<command>`` function of a command's module."""
     module = importlib.import_module(f".{_MODULES[command]}", __name__)
     return getattr(module, f"cmd_{command}")
+
+
+def parser(command: str):
+    """The ``argparse`` parser of a command, as its ``--help`` shows it (the docs' reference is built from it)."""
+    module = importlib.import_module(f".{_MODULES[command]}", __name__)
+    return getattr(module, f"{command}_parser")()
 
 
 def _print_overview() -> None:

@@ -6,10 +6,22 @@ import json
 import logging
 import os
 
-from .common import parse_train_args, write_jsonl
+from .common import parse_train_args, train_parser, write_jsonl
 
 logger = logging.getLogger("m3cls")
 SUSPECTS_FILE = "suspects.jsonl"
+
+
+DESCRIPTION = ("Find likely label errors in --data_path: cross-validate (the probe by default, --method finetune "
+               "also works), then rank records by their out-of-fold probabilities; flag identical texts with "
+               "different labels and near-duplicates by embedding cosine. Takes every 'm3cls cv' flag.")
+
+
+def audit_parser():
+    from ..evaluation.audit import AuditSettings
+    from ..training.crossval import CVSettings
+
+    return train_parser((CVSettings, AuditSettings), "m3cls audit", DESCRIPTION)
 
 
 def cmd_audit(argv: list[str]) -> int:
@@ -19,10 +31,7 @@ def cmd_audit(argv: list[str]) -> int:
     from ..training.save import check_output_dir
 
     config, values, explicit, (cv_settings, settings) = parse_train_args(
-        argv, (CVSettings, AuditSettings), "m3cls audit",
-        "Find likely label errors in --data_path: cross-validate (the probe by default, --method finetune also "
-        "works), then rank records by their out-of-fold probabilities; flag identical texts with different "
-        "labels and near-duplicates by embedding cosine. Takes every 'm3cls cv' flag.")
+        argv, (CVSettings, AuditSettings), "m3cls audit", DESCRIPTION)
     if "method" not in explicit:
         config.method = "probe"  # the audit's default: K folds for the price of one embedding pass
     settings.check()

@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from dataclasses import fields
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ..data.readers import FORMATS, ReadOptions
 from ..errors import ConfigError
 from ..files import atomic_open
 from ..tasks.base import format_temperature  # noqa: F401 (the commands print temperatures)
+from .helpfmt import HF_GROUP, finish, friendly
 
 logger = logging.getLogger("m3cls")
+
+
+@contextlib.contextmanager
+def bar_safe_logging() -> Iterator[None]:
+    """On a terminal, log lines go through tqdm's writer, so progress bars and log lines do not overwrite each
+    other; elsewhere (no bars) nothing changes."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The flags that load a Classifier, shared by predict, evaluate, calibrate and serve."""
     p.add_argument("--model_path", required=True, help="model folder from 'm3cls train' or a checkpoint folder")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--max_length", type=int, default=None, help="default: the value saved at training")
+    p.add_argument("--batch_size", type=int, default=32, help="texts per model batch")
+    p.add_argument("--max_length", type=int, default=None, help="tokens per text (default: the value saved at "
+                                                                 "training)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
@@ -32,8 +48,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "logits (default: the model's saved policy, truncate unless set)")
     p.add_argument("--stride", type=int, default=None,
                    help="tokens shared by neighbouring windows (chunks; default: the model's saved stride)")
-    p.add_argument("--trust_remote_code", action="store_true")
-    p.add_argument("--allow_pickle", action="store_true")
+    p.add_argument("--trust_remote_code", action="store_true", help="allow model code from the Hub")
+    p.add_argument("--allow_pickle", action="store_true", help="allow pickle (.bin) weights")
 
 
 def add_decision_flags(p: argparse.ArgumentParser) -> None:
@@ -52,9 +68,13 @@ def add_threshold_flag(p: argparse.ArgumentParser) -> None:
                         "the per-label thresholds tuned at training")
 
 
-def add_read_flags(p: argparse.ArgumentParser, saved_defaults: bool = True) -> None:
-    """The read flags, from ``ReadOptions``; with ``saved_defaults`` an unset flag takes the model's saved value."""
+def add_read_flags(p: argparse.ArgumentParser, saved_defaults: bool = True, skip: tuple[str, ...] = ()) -> None:
+    """The read flags, from ``ReadOptions``; with ``saved_defaults`` an unset flag takes the model's saved value.
+
+    ``skip`` leaves out flags a command does not use (predict reads no labels and no groups)."""
     for f in fields(ReadOptions):
+        if f.name in skip:
+            continue
         default = None if saved_defaults else f.default
         kind = str if f.default is None else type(f.default)
         extra = {"choices": FORMATS} if f.name == "data_format" else {"type": kind}
@@ -156,12 +176,12 @@ def train_parser(extra: tuple = (), prog: str = "m3cls train", description: str 
     from ..training.args import TRAIN_DEFAULTS, cpu_defaults
 
     parser = HfArgumentParser((TrainConfig, *extra, TrainingArguments), prog=prog, description=description or (
-        "Fine-tune a sequence classifier (or fit a probe on a frozen encoder: --method probe). m3cls flags first, "
-        "then every transformers TrainingArguments flag."))
+        "Fine-tune a sequence classifier (or fit a probe on a frozen encoder: --method probe). m3cls' own flags "
+        "first, by group, then every other Hugging Face TrainingArguments flag."))
     parser.set_defaults(**cpu_defaults(), **TRAIN_DEFAULTS)
     parser.add_argument("--config", help="a YAML or JSON file of train flags (flags typed here override it), "
                                          "e.g. a model folder's train_config.yaml")
-    return parser
+    return finish(parser, prog.split()[-1], HF_GROUP)
 
 
 def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls train", description: str | None = None):
@@ -203,11 +223,11 @@ def config_file_argv(argv: list[str], parser) -> tuple[list[str], dict]:
     if values.get("search_space") is not None:
         logger.info("%s: search_space is read by 'm3cls tune'; train ignores it", known.config)
     tokens, direct = to_argv(values, actions)
-    parser.error = _config_value_error(known.config, set(values), rest)
+    parser.error = _config_value_error(parser, known.config, set(values), rest)
     return tokens + rest, direct
 
 
-def _config_value_error(path: str, keys: set[str], typed: list[str]):
+def _config_value_error(parser, path: str, keys: set[str], typed: list[str]):
     """argparse's error for a bad value, as one line naming the config file when the value came from it."""
     import re
 
@@ -218,6 +238,6 @@ def _config_value_error(path: str, keys: set[str], typed: list[str]):
         name = found.group(1) if found else None
         if name in keys and name not in typed_flags:
             raise ConfigError(f"{path}: {name}: {message.split(': ', 1)[-1]}")
-        raise ConfigError(f"{message} (with --config {path})")
+        raise ConfigError(f"{friendly(parser, message)} (with --config {path})")
 
     return error

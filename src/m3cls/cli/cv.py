@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import logging
 
-from .common import parse_train_args
+from .common import parse_train_args, train_parser
 
 logger = logging.getLogger("m3cls")
+
+
+DESCRIPTION = ("Cross-validate the probe (--method probe) or fine-tuning: the mean and spread of accuracy and "
+               "macro-F1 over K folds, and out-of-fold probabilities for every text. Takes every 'm3cls train' flag.")
+
+
+def cv_parser():
+    from ..training.crossval import CVSettings
+
+    return train_parser((CVSettings,), "m3cls cv", DESCRIPTION)
 
 
 def cmd_cv(argv: list[str]) -> int:
     from ..training.crossval import CVSettings, run_cv, write_cv
     from ..training.save import check_output_dir
 
-    config, values, explicit, (settings,) = parse_train_args(
-        argv, (CVSettings,), "m3cls cv", "Cross-validate the probe (--method probe) or fine-tuning: the mean and "
-        "spread of accuracy and macro-F1 over K folds, and out-of-fold probabilities for every text. Takes every "
-        "'m3cls train' flag.")
+    config, values, explicit, (settings,) = parse_train_args(argv, (CVSettings,), "m3cls cv", DESCRIPTION)
     check_output_dir(values["output_dir"], config.overwrite_output_dir)
     result = run_cv(config, values, explicit, settings)
     paths = write_cv(values["output_dir"], result, config.report)

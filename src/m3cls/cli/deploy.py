@@ -10,15 +10,14 @@ import os
 from ..errors import ConfigError
 from ..files import require
 from .common import add_threshold_flag, check_model_folder, load_classifier
+from .helpfmt import finish
 
 logger = logging.getLogger("m3cls")
 
 
-def cmd_export(argv: list[str]) -> int:
-    from ..export.onnx import export_onnx
-
+def export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3cls export", description="Export a model to a standalone ONNX folder.")
-    p.add_argument("--model_path", required=True)
+    p.add_argument("--model_path", required=True, help="model folder from 'm3cls train'")
     p.add_argument("--output", required=True, help="folder to write (model.onnx, tokenizer, config, m3cls.json)")
     p.add_argument("--quantize", choices=("int8",),
                    help="also write a static int8 model (used by default), calibrated on training texts")
@@ -27,11 +26,17 @@ def cmd_export(argv: list[str]) -> int:
                         "data named in the model's m3cls.json)")
     p.add_argument("--calibration_size", type=int, default=128,
                    help="with --quantize int8: texts sampled from --calibration_data (default 128)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
     p.add_argument("--no_optimize", action="store_true",
                    help="skip onnxruntime's attention/LayerNorm fusion (a plainer graph for other runtimes)")
-    a = p.parse_args(argv)
+    return finish(p, "export")
+
+
+def cmd_export(argv: list[str]) -> int:
+    from ..export.onnx import export_onnx
+
+    a = export_parser().parse_args(argv)
     check_model_folder(a.model_path)
     if a.calibration_data and not a.quantize:
         raise ConfigError("--calibration_data is for --quantize int8; add --quantize int8 or drop it")
@@ -41,19 +46,18 @@ def cmd_export(argv: list[str]) -> int:
     return 0
 
 
-def cmd_serve(argv: list[str]) -> int:
-    import time
-
-    from ..serving.app import ServeLimits, batch_token_budget, create_app, serve
+def serve_parser() -> argparse.ArgumentParser:
+    from ..serving.app import ServeLimits
 
     d = ServeLimits()
     p = argparse.ArgumentParser(prog="m3cls serve", description="Serve a model over HTTP with a web page at /.")
-    p.add_argument("--model_path", required=True)
+    p.add_argument("--model_path", required=True, help="model folder from 'm3cls train' or 'm3cls export'")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api_key", default=os.environ.get("M3CLS_API_KEY"),
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    p.add_argument("--api_key", default=None,
                    help="require 'Authorization: Bearer KEY' (default: $M3CLS_API_KEY)")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnx"))
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                   help="onnx: serve a folder written by 'm3cls export' with onnxruntime")
     p.add_argument("--batch_size", type=int, default=d.max_batch_size, help="most texts in one model batch")
     p.add_argument("--max_batch_tokens", type=int, default=None,
                    help="most padded tokens (texts x longest) in one model batch; 0: no token budget "
@@ -62,17 +66,29 @@ def cmd_serve(argv: list[str]) -> int:
     p.add_argument("--no_micro_batching", action="store_true", help="one request, one batch")
     p.add_argument("--max_texts", type=int, default=d.max_texts, help="most texts per request")
     p.add_argument("--max_chars", type=int, default=d.max_chars, help="most characters per text")
-    p.add_argument("--max_body_bytes", type=int, default=d.max_body_bytes)
+    p.add_argument("--max_body_bytes", type=int, default=d.max_body_bytes, help="largest request body; "
+                   "larger ones get 413")
     p.add_argument("--max_queue", type=int, default=d.max_queue, help="most requests waiting")
     p.add_argument("--request_timeout", type=float, default=None,
                    help="seconds a /predict may take before it gets 504 (default: no limit)")
     p.add_argument("--shutdown_timeout", type=float, default=30.0,
                    help="on SIGTERM/SIGINT, seconds to finish accepted requests before exiting (default: 30)")
-    p.add_argument("--max_length", type=int, default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto")
+    p.add_argument("--max_length", type=int, default=None,
+                   help="tokens per text; longer texts are cut (default: the value saved at training)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
+    p.add_argument("--precision", default="auto", help="auto (bf16 where the hardware pays for it), fp32, bf16 or "
+                                                       "fp16")
     add_threshold_flag(p)
-    a = p.parse_args(argv)
+    return finish(p, "serve", "server: network and limits")
+
+
+def cmd_serve(argv: list[str]) -> int:
+    import time
+
+    from ..serving.app import ServeLimits, batch_token_budget, create_app, serve
+
+    a = serve_parser().parse_args(argv)
+    a.api_key = a.api_key or os.environ.get("M3CLS_API_KEY")
     for name in ("batch_size", "max_texts", "max_chars", "max_body_bytes", "max_queue"):
         if getattr(a, name) < 1:
             raise ConfigError(f"--{name} must be at least 1")

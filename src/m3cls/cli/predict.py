@@ -32,7 +32,9 @@ from .common import (
     write_jsonl,
     write_rows,
 )
+from .helpfmt import finish
 from .onerror import BadRecords, add_error_flags
+from .rows import count_records, is_csv, rounded, with_progress, write_csv
 
 logger = logging.getLogger("m3cls")
 
@@ -46,8 +48,9 @@ def predict_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="one text to classify")
     src.add_argument("--input", help="file of texts (any m3cls format, or .txt one per line); - for stdin")
-    p.add_argument("--output", default="-", help="output for --input: JSONL, or Parquet when it ends in .parquet; "
-                                                 "- for stdout (default)")
+    p.add_argument("--output", default="-", help="output for --input: JSONL, CSV when it ends in .csv, Parquet "
+                                                 "when it ends in .parquet; - for stdout (default)")
+    p.add_argument("--include_text", action="store_true", help="copy each record's text into its output line")
     p.add_argument("--temperature", default="auto",
                    help="softmax temperature above 0, or 'auto' for the one saved with the model (default)")
     p.add_argument("--json", action="store_true", help="with --text: print one JSON object")
@@ -62,8 +65,8 @@ def predict_parser() -> argparse.ArgumentParser:
     add_error_flags(p)
     add_model_flags(p)
     add_threshold_flag(p)
-    add_read_flags(p)
-    return p
+    add_read_flags(p, skip=("label_column", "group_column"))
+    return finish(p, "predict")
 
 
 def cmd_predict(argv: list[str]) -> int:
@@ -93,13 +96,24 @@ def cmd_predict(argv: list[str]) -> int:
         return _predict_distributed(a, clf, items, temperature, rank, size, policy, training_share, explain)
     tally = UnknownTally()
     shown: list | None = [] if a.explain_html else None  # explaining is slow, so such files are small
-    rows = prediction_rows(clf, items, temperature, tally, explain=explain, shown=shown)
-    count = write_rows(a.output, _for_parquet(rows) if is_parquet(a.output) else rows)
-    logger.info("wrote %d %s to %s", count, "rows" if is_parquet(a.output) else "lines",
+    rows = prediction_rows(clf, items, temperature, tally, explain=explain, shown=shown, include_text=a.include_text)
+    count = _write(a, rows)
+    logger.info("wrote %d %s to %s", count, "lines" if a.output == "-" or a.output.endswith(".jsonl") else "rows",
                 "stdout" if a.output == "-" else a.output)
     _write_explanations(a.explain_html, shown)
     _report(policy, tally, training_share)
     return 0
+
+
+def _write(a, rows: Iterator[dict]) -> int:
+    """Rows to --output (JSONL, CSV, Parquet or stdout); at a terminal with a bar on stderr, rounded on stdout."""
+    if sys.stderr.isatty():
+        rows = with_progress(rows, count_records(a.input))
+    if a.output == "-" and sys.stdout.isatty():
+        rows = rounded(rows)
+    if is_csv(a.output):
+        return write_csv(a.output, rows)
+    return write_rows(a.output, _for_parquet(rows) if is_parquet(a.output) else rows)
 
 
 def _predict_text(a, clf, temperature, training_share: float | None, explain: bool = False) -> int:
@@ -132,11 +146,13 @@ def _for_parquet(rows: Iterable[dict]) -> Iterator[dict]:
 
 
 def prediction_rows(clf, items: Iterable[Item], temperature: float | None, tally: UnknownTally,
-                    block_size: int = BLOCK_SIZE, explain: bool = False, shown: list | None = None) -> Iterator[dict]:
+                    block_size: int = BLOCK_SIZE, explain: bool = False, shown: list | None = None,
+                    include_text: bool = False) -> Iterator[dict]:
     """One output row per record, in input order: its prediction and unknown-token share, or its error.
 
     ``index`` is the record's position in the input (``Item.position``), whatever came before it. With
-    ``explain`` rows carry ``attributions``; ``shown``, when a list, collects each (text, prediction).
+    ``explain`` rows carry ``attributions``; ``shown``, when a list, collects each (text, prediction);
+    ``include_text`` adds each record's ``text``.
     """
     for block in _blocks(items, block_size):
         texts = [item.text for item in block if item.error is None]
@@ -151,7 +167,8 @@ def prediction_rows(clf, items: Iterable[Item], temperature: float | None, tally
                 continue
             share = next(shares)
             tally.add(item.position, share)
-            yield dict(next(predictions).to_dict(item.position), unknown_token_share=round(share, 4))
+            row = dict(next(predictions).to_dict(item.position), unknown_token_share=round(share, 4))
+            yield dict(row, text=item.text) if include_text else row
 
 
 def _blocks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -188,13 +205,13 @@ def _predict_distributed(a, clf, items, temperature, rank: int, size: int, polic
 
     Every rank reads every record, so each applies --on_error to the whole input and stops at the same record.
     """
-    if a.output == "-" or a.input == "-" or a.output.lower().endswith((".parquet", ".pq")):
+    if a.output == "-" or a.input == "-" or is_parquet(a.output) or is_csv(a.output):
         raise ConfigError("with torchrun, --input and --output must be files (not -), and --output JSONL")
     distributed.init_process_group()
     mine = distributed.shard(items, rank, size)
     tally = UnknownTally()
     count = write_jsonl(distributed.part_path(a.output, rank),
-                        prediction_rows(clf, mine, temperature, tally, explain=explain))
+                        prediction_rows(clf, mine, temperature, tally, explain=explain, include_text=a.include_text))
     logger.info("rank %d/%d wrote %d lines", rank, size, count)
     distributed.barrier()
     if rank == 0:

@@ -7,7 +7,8 @@ import json
 import logging
 import os
 
-from .common import parse_train_args
+from .common import bar_safe_logging, parse_train_args, train_parser  # noqa: F401 (m3cls.cli.parser)
+from .helpfmt import finish
 
 logger = logging.getLogger("m3cls")
 
@@ -17,24 +18,33 @@ def cmd_train(argv: list[str]) -> int:
     from ..training import train
 
     config, values, explicit, _ = parse_train_args(argv)
-    result = train(config, values, explicit)
+    with bar_safe_logging():
+        result = train(config, values, explicit)
     distributed.finish()
+    report = os.path.join(result.output_dir, "report", "index.html")
+    logger.info("done: the model is in %s%s", result.output_dir,
+                f"; the report is {report}" if os.path.isfile(report) else "")
     from ..training.tasks import task_summary
 
     print(json.dumps({"output_dir": result.output_dir, **task_summary(result.contract.task, result.metrics)}))
     return 0
 
 
+def demo_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="m3cls demo", description="Fine-tune the bundled MiniLM on BBC News, then "
+                                                               "predict a sample. Other 'm3cls train' flags pass "
+                                                               "through to training.")
+    p.add_argument("--workdir", default="demo", help="folder for the data and the model (default: demo)")
+    p.add_argument("--max_length", type=int, default=128, help="tokens per article")
+    p.add_argument("--num_train_epochs", default="2", help="passes over the training articles")
+    return finish(p, "demo")
+
+
 def cmd_demo(argv: list[str]) -> int:
     from ..data.demo import SAMPLE_TEXT, write_bbc_messages
     from .predict import cmd_predict
 
-    p = argparse.ArgumentParser(prog="m3cls demo", description="fine-tune the bundled MiniLM on BBC News, "
-                                                               "then predict a sample")
-    p.add_argument("--workdir", default="demo", help="folder for the data and the model (default: demo)")
-    p.add_argument("--max_length", type=int, default=128)
-    p.add_argument("--num_train_epochs", default="2")
-    a, extra = p.parse_known_args(argv)
+    a, extra = demo_parser().parse_known_args(argv)
     data_path = os.path.join(a.workdir, "bbc_messages.json")
     output_dir = os.path.join(a.workdir, "model")
     n = write_bbc_messages(data_path)

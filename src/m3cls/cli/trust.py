@@ -21,6 +21,7 @@ from .common import (
     read_options,
     write_jsonl,
 )
+from .helpfmt import finish
 from .onerror import BadRecords, add_error_flags
 from .task_views import format_task_inspection
 
@@ -92,9 +93,7 @@ def _task_checked(items, task: str):
         yield item
 
 
-def cmd_evaluate(argv: list[str]) -> int:
-    from ..data.inspection import UnknownTally, training_unknown_share
-
+def evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
     _model_flags(p)
     p.add_argument("--output", help="write the full results as JSON to this file")
@@ -103,7 +102,13 @@ def cmd_evaluate(argv: list[str]) -> int:
                                          "temperature) as JSONL to this file, in input order")
     add_error_flags(p)
     add_threshold_flag(p)
-    a = p.parse_args(argv)
+    return finish(p, "evaluate")
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    from ..data.inspection import UnknownTally, training_unknown_share
+
+    a = evaluate_parser().parse_args(argv)
     check_writable(a.output)
     check_writable(a.predictions)
     policy = BadRecords.from_args(a, a.data_path)
@@ -142,16 +147,20 @@ def cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
-def cmd_calibrate(argv: list[str]) -> int:
-    from ..evaluation.calibrate import fit_temperature, save_contract
-
+def calibrate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3cls calibrate",
                                 description="Refit the model's temperature on a labelled file and save it; with "
                                             "--positive_label and a --target_*, or --abstain_below, choose and "
                                             "save a decision rule instead.")
     _model_flags(p)
     operating.add_target_flags(p)
-    a = p.parse_args(argv)
+    return finish(p, "calibrate")
+
+
+def cmd_calibrate(argv: list[str]) -> int:
+    from ..evaluation.calibrate import fit_temperature, save_contract
+
+    a = calibrate_parser().parse_args(argv)
     target = operating.requested_target(a)
     if target is not None or a.abstain_below is not None:
         return operating.calibrate_decision(a, target, lambda args: _load_labelled(args)[:3])
@@ -169,24 +178,31 @@ def cmd_calibrate(argv: list[str]) -> int:
     return 0
 
 
-def cmd_inspect(argv: list[str]) -> int:
-    from ..data.inspection import inspect_splits, warnings_for
-    from ..data.readers import read_labeled
-    from ..data.splits import split_for_task
-    from ..tasks.targets import TASK_CHOICES, normalize_labels, resolve_task
+def inspect_parser() -> argparse.ArgumentParser:
+    from ..tasks.targets import TASK_CHOICES
 
     p = argparse.ArgumentParser(prog="m3cls inspect", description="Look at a data set before training on it.")
-    p.add_argument("--data_path", required=True)
-    p.add_argument("--validation_path")
-    p.add_argument("--validation_split", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
+    p.add_argument("--validation_path", help="labelled validation file (default: split --data_path)")
+    p.add_argument("--validation_split", type=float, default=0.1,
+                   help="share held out as validation when no --validation_path, as 'm3cls train' does")
+    p.add_argument("--seed", type=int, default=42, help="seed of that split")
     p.add_argument("--model_name_or_path", help="also measure token lengths and unknown tokens for this model")
-    p.add_argument("--max_length", type=int, default=512)
+    p.add_argument("--max_length", type=int, default=512, help="tokens per text, for the share cut off")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--task", default="auto", choices=TASK_CHOICES,
                    help="how to read the labels, as 'm3cls train --task' does (auto: lists mean multi-label)")
     add_read_flags(p, saved_defaults=False)
-    a = p.parse_args(argv)
+    return finish(p, "inspect")
+
+
+def cmd_inspect(argv: list[str]) -> int:
+    from ..data.inspection import inspect_splits, warnings_for
+    from ..data.readers import read_labeled
+    from ..data.splits import split_for_task
+    from ..tasks.targets import normalize_labels, resolve_task
+
+    a = inspect_parser().parse_args(argv)
     options = read_options(a)
     data = read_labeled(a.data_path, options)
     task = resolve_task(a.task, data.labels, a.data_path)

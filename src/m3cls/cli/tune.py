@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from .helpfmt import finish
+
 logger = logging.getLogger("m3cls")
 
 
@@ -23,7 +25,7 @@ def tune_parser() -> argparse.ArgumentParser:
                    help="trials that run to the end before any is pruned (default 3)")
     p.add_argument("--pruner_warmup_steps", type=int, default=0,
                    help="training steps in each trial before it can be pruned (default 0)")
-    return p
+    return finish(p, "tune")
 
 
 def cmd_tune(argv: list[str]) -> int:

@@ -38,6 +38,14 @@ from ..tasks import TASKS, Task, get_task
 
 CONTRACT_FILE = "m3cls.json"
 FORMAT_VERSION = 2
+#: what each format version means (the docs' contract reference lists it)
+VERSION_HISTORY = {
+    1: "no format_version: written before the contract existed; read with the settings that release always "
+       "used (head truncation, no windows, stride 0)",
+    2: "the contract. Fields added since (task, thresholds, decision, target_mean/target_std, head, pooling, "
+       "normalize) have defaults that mean what a file without them meant, so such files stay version 2; a "
+       "file with a higher version is refused with one line",
+}
 HEADS = ("sequence_classification", "probe")
 #: how a frozen encoder's token vectors become one text vector (head "probe"); see m3cls.model.heads
 POOLINGS = ("cls", "mean", "max")
@@ -49,23 +57,38 @@ LONG_TEXT_MODES = ("truncate", "chunks")
 class ModelContract:
     """How raw text becomes a decision for one saved model (see the module docstring)."""
 
-    labels: tuple[str, ...]
-    max_length: int
-    task: str = "single_label"
-    truncation: str = "head"
-    long_text: str = "truncate"
-    stride: int = 0
-    temperature: float = 1.0
-    thresholds: dict[str, float] | None = None
-    decision: dict[str, Any] | None = None
-    target_mean: float | None = None
-    target_std: float | None = None
-    head: str = "sequence_classification"
-    pooling: str | None = None
-    normalize: bool = False
-    read_options: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict, compare=False)
-    format_version: int = FORMAT_VERSION
+    labels: tuple[str, ...] = field(metadata={
+        "help": "the label names in id order (the same as config.json's id2label; a mismatch is refused)"})
+    max_length: int = field(metadata={"help": "tokens per text (per window with long_text chunks)"})
+    task: str = field(default="single_label", metadata={"help": "single_label, multi_label or regression"})
+    truncation: str = field(default="head", metadata={
+        "help": "which part of a longer text is kept: head, tail or head_tail"})
+    long_text: str = field(default="truncate", metadata={
+        "help": "the long-text policy, truncate or chunks (windows); prediction uses it by default"})
+    stride: int = field(default=0, metadata={"help": "tokens shared by neighbouring windows (chunks)"})
+    temperature: float = field(default=1.0, metadata={
+        "help": "the fitted softmax temperature ('predict --temperature auto')"})
+    thresholds: dict[str, float] | None = field(default=None, metadata={
+        "help": "multi-label: each label's decision threshold, tuned on validation (--threshold overrides them)"})
+    decision: dict[str, Any] | None = field(default=None, metadata={
+        "help": "single-label: the saved decision rule, or null: positive_label and threshold (on that label's "
+                "probability), the target it was chosen for with the rate it achieved and its 95% interval, "
+                "abstain_below, aggregate (how windows make a document) and the temperature the threshold "
+                "refers to"})
+    target_mean: float | None = field(default=None, metadata={
+        "help": "regression: the mean the target was standardised with; outputs are in the target's units"})
+    target_std: float | None = field(default=None, metadata={
+        "help": "regression: the standard deviation the target was standardised with"})
+    head: str = field(default="sequence_classification", metadata={
+        "help": "sequence_classification, or probe (a frozen encoder and a small head in probe_head.safetensors)"})
+    pooling: str | None = field(default=None, metadata={"help": "probe: cls, mean or max"})
+    normalize: bool = field(default=False, metadata={"help": "probe: L2-normalise the pooled vector"})
+    read_options: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "where the text and label sat in the training records (the read flags' defaults at prediction)"})
+    info: dict[str, Any] = field(default_factory=dict, compare=False, metadata={
+        "help": "not a field of its own: every other key of the file (metrics, data, history, calibration, "
+                "baseline, inspection, ladder, lora, onnx) is a record of the run, kept here, not a setting"})
+    format_version: int = field(default=FORMAT_VERSION, metadata={"help": "the file's format (below)"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(n) for n in self.labels))

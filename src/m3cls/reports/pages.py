@@ -38,11 +38,15 @@ def curves(plt, folder: str, history: list[dict], key: str = "macro_f1", name: s
     """Training loss and the validation score ``eval_{key}`` against the step (``bounded``: a score in [0, 1])."""
     losses = [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e]
     scores = [(e["step"], e[f"eval_{key}"]) for e in history if f"eval_{key}" in e and "step" in e]
-    if not losses and not scores:
+    # a run shorter than logging_steps logs no loss: its mean training loss stands at its last step
+    means = [] if losses else [(e["step"], e["train_loss"]) for e in history if "train_loss" in e and "step" in e]
+    if not losses and not scores and not means:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if losses:
         ax.plot(*zip(*losses), label="training loss", color="tab:blue")
+    if means:
+        ax.plot(*zip(*means), "s", label="mean training loss of the run", color="tab:blue")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if scores:

@@ -26,6 +26,7 @@ from ..model.contract import ModelContract
 from ..model.tokens import TextEncoder
 from ..tasks import get_task
 from ..tasks.targets import PROBLEM_TYPES
+from .advice import data_advice, probe_beats_finetune
 from .args import as_values, build_training_args
 from .config import TrainConfig, TrainResult
 from .hub import HubTarget, push_folder, take_hub_target
@@ -111,6 +112,9 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
                 len(train_set.document_label_ids), len(val_set.document_label_ids),
                 f" as {len(train_set)} windows ({len(val_set)} validation)" if train_set.bounds is not None else "",
                 ", ".join(labels.names), contract.info["precision"])
+    for line in data_advice(prepared.task, train_set.document_label_ids, len(val_set.document_label_ids),
+                            labels.names):
+        logger.warning(line)
     with stop_on_sigint() as interrupt:
         for callback in (interrupt, *callbacks):
             trainer.add_callback(callback)
@@ -136,7 +140,7 @@ def _finish(config: TrainConfig, args, trainer, val_set, prepared: PreparedData,
     temperature = after["temperature"]
     contract = contract.replace(temperature=temperature).with_info(
         training=trainer.m3cls_training, metrics=metrics_of(evaluation), calibration=evaluation["calibration"],
-        history=[e for e in trainer.state.log_history if "loss" in e or "eval_macro_f1" in e])
+        history=[e for e in trainer.state.log_history if "loss" in e or "train_loss" in e or "eval_macro_f1" in e])
     if trainer.is_world_process_zero():
         contract = _ladder(config, args, trainer, prepared, contract)
         save_final(trainer, args.output_dir, contract, evaluation if config.report else None, config.merge_lora,
@@ -159,7 +163,8 @@ def _finish_task(config: TrainConfig, args, trainer, val_set, prepared: Prepared
     evaluation, contract, rows = task.score_validation(logits, truth, prepared.labels, prepared.scale, contract)
     contract = contract.with_info(
         training=trainer.m3cls_training, metrics=metrics_of(evaluation), calibration=evaluation.get("calibration"),
-        history=[e for e in trainer.state.log_history if "loss" in e or any(k.startswith("eval_") for k in e)])
+        history=[e for e in trainer.state.log_history
+                 if "loss" in e or "train_loss" in e or any(k.startswith("eval_") for k in e)])
     if trainer.is_world_process_zero():
         if config.baseline:
             contract = contract.with_info(baseline=task.baseline(prepared))
@@ -192,4 +197,7 @@ def _ladder(config: TrainConfig, args, trainer, prepared: PreparedData, contract
     steps = contract.info["training"].get("train_runtime")
     ladder.append(rung("finetune", metrics["accuracy"], metrics["macro_f1"], trainer.m3cls_seconds,
                        f"of which training {steps:.1f} s" if steps else ""))
+    advice = probe_beats_finetune(ladder, trainer.state.global_step)
+    if advice:
+        logger.warning(advice)
     return contract.with_info(ladder=ladder)
