@@ -61,6 +61,8 @@ class Task:
     #: training ends with the ladder (probe rung, baseline) and the single-label scoring; other tasks score
     #: validation with :meth:`score_validation` and put their baseline in the report
     has_ladder: ClassVar[bool] = False
+    #: every text has exactly one class id (class counts, per-class advice)
+    one_label_per_text: ClassVar[bool] = False
     #: a phrase for logs and messages ("multi-label")
     title: ClassVar[str]
     #: what to do instead, per refused tool (the refusal's second half)

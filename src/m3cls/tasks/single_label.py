@@ -23,6 +23,7 @@ class SingleLabel(Task):
                        "class_weights"})
     min_labels = 2
     has_ladder = True
+    one_label_per_text = True
     card_keys = ("accuracy", "macro_f1")
     probability_form = "softmax(logits / T)"
     output_field = "probabilities"

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
+from ..tasks import get_task
+
 #: fewer validation texts than this, and the validation scores mean little
 MIN_VALIDATION = 30
 #: fewer training texts than this in a class, and fine-tuning has little to learn it from
@@ -63,6 +65,6 @@ def probe_beats_finetune(ladder: list[dict], steps: int | None) -> str | None:
 def data_advice(task: str, train_label_ids, validation_count: int, names: tuple[str, ...]) -> list[str]:
     """The small-data warnings for a run: validation size, and class sizes where classes are single labels."""
     lines = [small_validation(validation_count)]
-    if task == "single_label":  # TASK-BRANCH: class counts read one label id per text
+    if get_task(task).one_label_per_text:  # class counts read one label id per text
         lines.append(small_classes(train_label_ids, names))
     return [line for line in lines if line]
