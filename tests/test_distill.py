@@ -105,3 +105,17 @@ def test_soft_targets_per_task():
     assert t2[0] == pytest.approx([1 / (1 + np.exp(-2)), 0.5], abs=1e-6)
     t3 = soft_targets("regression", np.array([[1.5]]), 2.0, [7.0], ("value",), 0.5, (5.0, 2.0))
     assert t3[0] == pytest.approx([1.25])
+
+
+def test_probe_teacher_distils_into_a_sequence_classifier(tiny_xlmr, unlabelled, tmp_path):
+    from conftest import make_marker_texts, write_json
+
+    data = write_json(tmp_path / "train.json", [{"text": t, "label": y} for t, y in make_marker_texts(60, seed=3)])
+    teacher = tmp_path / "probe"
+    assert main(["train", "--method", "probe", "--model_name_or_path", tiny_xlmr, "--data_path", data,
+                 "--output_dir", str(teacher), "--max_length", "48", "--precision", "fp32", "--no_report"]) == 0
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(teacher), "--student_layers", "1", "--data_path", unlabelled[0],
+                 "--output_dir", str(out), "--num_train_epochs", "1", *FLAGS]) == 0
+    contract = json.load(open(out / "m3cls.json"))
+    assert contract["head"] == "sequence_classification" and contract["distillation"]["layers_kept"] == [1]
