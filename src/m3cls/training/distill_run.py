@@ -45,6 +45,9 @@ def distill(config: TrainConfig, values: dict, explicit: frozenset[str] = frozen
     from .save import check_output_dir
 
     settings.check()
+    if "model_name_or_path" in explicit or config.method != "finetune":
+        raise ConfigError("m3cls distill trains the student named by --student or --student_layers: drop "
+                          "--model_name_or_path and --method")
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir)
     teacher = read_contract(settings.teacher)
     if teacher is None:
