@@ -131,6 +131,7 @@ def summarise(curves: dict, counts: list[int], full: float, a) -> dict:
         reach = [labels_to_reach(c, counts, target) for c in runs]
         out["strategies"][s] = {
             "mean_curve": [round(float(v), 4) for v in np.mean(runs, axis=0)],
+            "curves": [[round(float(v), 4) for v in c] for c in runs],
             "area_per_seed": [round(float(np.mean(c)), 4) for c in runs],
             "labels_to_95_per_seed": reach,
             "labels_to_95_median": statistics.median([r if r is not None else counts[-1] + a.round for r in reach])}
@@ -158,7 +159,7 @@ def plot(curves: dict, counts: list[int], full: float, path: str) -> None:
     ax.axhline(0.95 * full, color="grey", linestyle="--", linewidth=1, label="95 % of full-data macro-F1")
     ax.set_xlabel("labelled texts")
     ax.set_ylabel("test macro-F1")
-    ax.set_title("BBC News, MiniLM probe: selection strategies (mean, min-max over seeds)")
+    ax.set_title("BBC News, MiniLM probe (mean; band: min to max over seeds)", fontsize=10)
     ax.legend(loc="lower right")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
