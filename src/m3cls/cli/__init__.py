@@ -3,7 +3,7 @@
 Results go to stdout; logs and progress bars to stderr. A problem the user can fix (an ``M3clsError``) ends
 the command with one line on stderr and exit code 2. One module per command group:
 ``train`` (train, demo), ``tune``, ``cv``, ``audit``, ``predict``, ``trust`` (evaluate, calibrate, inspect),
-``deploy`` (serve, export); ``common`` holds what they share.
+``deploy`` (serve, export), ``select``, ``distill``; ``common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -28,12 +28,15 @@ COMMANDS = {
     "inspect": "look at a data set: balance, duplicates, train/validation leakage, lengths, unknown tokens",
     "serve": "serve a model over HTTP (micro-batched /predict, /labels, /health, a web page at /)",
     "export": "export a model to a standalone ONNX folder, optionally int8-quantized",
+    "select": "choose which unlabelled texts to label next: uncertain and diverse first (active learning)",
+    "distill": "train a small, fast student model to reproduce a teacher model's probabilities",
     "tune": "search learning rate, epochs, batch size and warmup with Optuna; the best trial is the model",
     "demo": "fine-tune the bundled MiniLM on BBC News (in the messages format), then predict a sample",
 }
 #: the module of each command; imported only when its command runs, so --help and inspect stay light
 _MODULES = {"train": "train", "demo": "train", "tune": "tune", "cv": "cv", "audit": "audit", "predict": "predict",
-            "evaluate": "trust", "calibrate": "trust", "inspect": "trust", "serve": "deploy", "export": "deploy"}
+            "evaluate": "trust", "calibrate": "trust", "inspect": "trust", "serve": "deploy", "export": "deploy",
+            "select": "select", "distill": "distill"}
 
 
 #: the cyclic garbage collector's first threshold while a command runs (Python's default is 700)

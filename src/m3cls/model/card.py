@@ -119,7 +119,12 @@ def _intro(contract: ModelContract) -> str:
     hub = hub_base_model(base)
     shown = f"[{hub}](https://huggingface.co/{hub})" if hub else f"`{base}`"
     what = contract.task_type.card_summary(contract.labels)
-    return (f"{what}, fine-tuned from {shown} with m3cls "
+    teacher = (info.get("distillation") or {}).get("teacher")
+    if teacher:
+        how = f"distilled from the teacher model `{teacher}` into a student initialised from {shown}"
+    else:
+        how = f"fine-tuned from {shown}"
+    return (f"{what}, {how} with m3cls "
             f"{info.get('m3cls_version', '')} on {_data_name(info)}. It reads up to {contract.max_length} tokens "
             f"per text ({contract.truncation} truncation). The folder is a plain transformers model; `m3cls.json` "
             f"beside it holds the settings that turn text into a decision (labels, max_length, truncation, "

@@ -99,7 +99,6 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
 def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepared: PreparedData,
          contract: ModelContract, callbacks: tuple = ()):
     """Build the Trainer and train, resuming and stopping on Ctrl-C as asked."""
-    from .checkpoints import resume_path, stop_on_sigint
     from .trainer import build_trainer
 
     labels = prepared.labels
@@ -115,6 +114,13 @@ def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepar
     for line in data_advice(prepared.task, train_set.document_label_ids, len(val_set.document_label_ids),
                             labels.names):
         logger.warning(line)
+    return train_interruptibly(trainer, args, callbacks)
+
+
+def train_interruptibly(trainer, args, callbacks: tuple = ()):
+    """``trainer.train()``, resuming as asked; Ctrl-C saves a checkpoint and stops (TrainingInterrupted)."""
+    from .checkpoints import resume_path, stop_on_sigint
+
     with stop_on_sigint() as interrupt:
         for callback in (interrupt, *callbacks):
             trainer.add_callback(callback)
