@@ -87,16 +87,18 @@ def check_model_folder(path: str) -> None:
                           f"'m3cls train' or one of its checkpoint-N folders")
 
 
-def load_classifier(a: argparse.Namespace):
-    """The Classifier the model flags describe; the model's contract fills in what the flags leave unset."""
+def load_classifier(a: argparse.Namespace, folder=None):
+    """The Classifier the model flags describe; the model's contract fills in what the flags leave unset.
+    ``folder``: the ``--model_path`` folder when the caller has read it already."""
     from ..inference.classifier import Classifier
+    from ..model.folder import ModelFolder
 
     check_model_folder(a.model_path)
-    names = os.listdir(a.model_path)
-    if a.backend == "torch" and "model.onnx" in names and not any(n.endswith(".safetensors") for n in names):
+    folder = ModelFolder.read(folder or a.model_path)
+    if a.backend == "torch" and folder.kind == "onnx":
         raise ConfigError(f"--model_path {a.model_path} is an ONNX export; add --backend onnx")
     decisions = {k: getattr(a, k) for k in ("aggregate", "abstain_below", "segments") if getattr(a, k, None)}
-    return Classifier.from_pretrained(a.model_path, device=a.device, precision=a.precision,
+    return Classifier.from_pretrained(folder, device=a.device, precision=a.precision,
                                       max_length=a.max_length, batch_size=a.batch_size,
                                       trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
                                       long_text=a.long_text, stride=a.stride, backend=a.backend,

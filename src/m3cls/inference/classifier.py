@@ -23,11 +23,12 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError
 from ..metrics.classification import softmax
 from ..metrics.decisions import rule_for
 from ..metrics.multilabel import DEFAULT_THRESHOLD, sigmoid
-from ..model.contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
+from ..model.contract import LONG_TEXT_MODES, ModelContract
+from ..model.folder import ModelFolder
 from ..model.tokens import TextEncoder
 from ..tasks.labels import LabelSet
 from .segments import aggregate, segment_rows
@@ -123,27 +124,23 @@ class Classifier:
         return self.encoder.max_length
 
     @classmethod
-    def from_pretrained(cls, path: str, *, device: str = "auto", precision: str = "auto",
+    def from_pretrained(cls, path: "str | ModelFolder", *, device: str = "auto", precision: str = "auto",
                         max_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
                         allow_pickle: bool = False, long_text: str | None = None, stride: int | None = None,
                         backend: str = "torch", onnx_file: str | None = None, threshold: float | None = None,
                         **options) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
-        ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text."""
+        ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text.
+        ``path`` may be a :class:`~m3cls.model.folder.ModelFolder` already read."""
         from ..model.backends import load_backend
         from ..model.loading import load_tokenizer
 
-        contract = read_contract(path)
-        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-        runner, config = load_backend(path, backend, device=device, precision=precision, onnx_file=onnx_file,
+        folder = ModelFolder.read(path)
+        folder.contract  # noqa: B018 (a damaged m3cls.json fails here, before anything loads)
+        tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
+        runner, config = load_backend(folder, backend, device=device, precision=precision, onnx_file=onnx_file,
                                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-        labels = LabelSet.from_config(config.id2label).names
-        if contract is None:
-            contract = derive_contract(labels, tokenizer, config)
-        elif tuple(contract.labels) != labels:
-            raise ModelLoadError(f"{path}: config.json labels ({', '.join(labels)}) differ from m3cls.json's "
-                                 f"({', '.join(contract.labels)}); the folder mixes two models -- retrain or "
-                                 f"re-export it")
+        contract = folder.contract_for(LabelSet.from_config(config.id2label).names, tokenizer, config)
         return cls(runner, tokenizer, contract, batch_size=batch_size, max_length=max_length,
                    long_text=long_text, stride=stride, threshold=threshold, **options)
 

@@ -48,6 +48,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     """
     import transformers
 
+    from ..model.folder import ModelFolder
     from ..model.loading import load_model, load_tokenizer
 
     values = as_values(args)
@@ -67,8 +68,9 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
     hub = take_hub_target(values)
     args, precision = build_training_args(values, config.precision, explicit, prepared.task)
     transformers.set_seed(args.seed)
-    tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
-    model = load_model(config.model_name_or_path, len(prepared.labels), prepared.labels.id2label,
+    base = ModelFolder.read(config.model_name_or_path)
+    tokenizer = load_tokenizer(base, config.trust_remote_code)
+    model = load_model(base, len(prepared.labels), prepared.labels.id2label,
                        config.model_overrides(), config.trust_remote_code, config.allow_pickle,
                        PROBLEM_TYPES[prepared.task])
     contract = base_contract(config, prepared, precision).with_info(attention_dropout=config.attention_dropout,
