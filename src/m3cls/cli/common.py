@@ -171,20 +171,23 @@ def train_parser(extra: tuple = (), prog: str = "m3cls train", description: str 
     return parser
 
 
-def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls train", description: str | None = None):
-    """(TrainConfig, TrainingArguments values, the flags typed or in --config, the ``extra`` dataclasses).
+def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls train", description: str | None = None,
+                     defaults: dict | None = None):
+    """(the TrainRequest, checked: m3cls' settings, TrainingArguments values and the flags typed or in --config;
+    the ``extra`` dataclasses).
 
     The TrainingArguments are built later, once, from the values. A ``--config`` file's flags go before the
-    typed ones, so typed flags win.
+    typed ones, so typed flags win; ``defaults`` are the command's own defaults for train flags.
     """
     from transformers import TrainingArguments
 
     from ..training import TrainConfig
+    from ..training.request import TrainRequest
 
     parser = train_parser(extra, prog, description)
     argv, direct = config_file_argv(argv, parser)
     explicit = frozenset(a[2:].split("=")[0] for a in argv if a.startswith("--")) | set(direct)
-    parser.set_defaults(**direct)
+    parser.set_defaults(**{**(defaults or {}), **direct})
     namespace = vars(parser.parse_args(argv))
     config = TrainConfig(**{f.name: namespace[f.name] for f in fields(TrainConfig)})
     others = [cls(**{f.name: namespace[f.name] for f in fields(cls)}) for cls in extra]
@@ -192,7 +195,7 @@ def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls trai
     if not values.get("output_dir") or "output_dir" not in explicit:
         what = "trained model" if prog == "m3cls train" else "results"
         raise ConfigError(f"--output_dir is required: the folder for the {what}")
-    return config, values, explicit, others
+    return TrainRequest.build(config, values, explicit), others
 
 
 def config_file_argv(argv: list[str], parser) -> tuple[list[str], dict]:

@@ -16,8 +16,8 @@ def cmd_train(argv: list[str]) -> int:
     from ..inference import distributed
     from ..training import train
 
-    config, values, explicit, _ = parse_train_args(argv)
-    result = train(config, values, explicit)
+    request, _ = parse_train_args(argv)
+    result = train(request)
     distributed.finish()
     from ..training.tasks import task_summary
 
