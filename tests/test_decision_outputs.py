@@ -160,7 +160,8 @@ def test_calibrate_rewrites_the_card_with_the_rule(trained_xlmr, tmp_path):
 
 
 def test_serve_warns_when_the_threshold_was_chosen_on_windows(marker_xlmr, tmp_path, monkeypatch, caplog):
-    from m3cls.model.contract import read_contract, write_contract
+    from m3cls.model.contract import write_contract
+    from m3cls.model.folder import read_contract
     from m3cls.serving import app as serving
 
     copy = str(tmp_path / "m")

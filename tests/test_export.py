@@ -67,7 +67,7 @@ def test_int8_is_static_and_batched_and_its_answer_does_not_depend_on_the_batch(
 def test_int8_calibration_data_is_required_and_sampled(trained_xlmr, tmp_path, capsys):
     from m3cls.errors import ConfigError
     from m3cls.export.onnx import calibration_texts
-    from m3cls.model.contract import read_contract
+    from m3cls.model.folder import read_contract
 
     contract = read_contract(trained_xlmr)
     texts = calibration_texts(contract, None, 16)  # the training data named in m3cls.json

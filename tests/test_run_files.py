@@ -33,8 +33,8 @@ def test_config_file_runs_and_train_config_yaml_reruns_it(tiny_xlmr, messages_fi
     assert "hub_token" not in settings and "use_cpu" not in settings and "config" not in settings
     assert json.load(open(os.path.join(out, "m3cls.json")))["settings"] == settings
 
-    first, again = parse_train_args(argv), parse_train_args(["--config", saved])
-    assert first[0] == again[0] and first[1] == again[1]  # the same TrainConfig and TrainingArguments values
+    first, again = parse_train_args(argv)[0], parse_train_args(["--config", saved])[0]
+    assert first.config == again.config and first.values == again.values  # the same TrainConfig and values
     rerun = str(tmp_path / "b")
     assert main(["train", "--config", saved, "--output_dir", rerun]) == 0
     assert yaml.safe_load(open(os.path.join(rerun, "train_config.yaml"))) == dict(settings, output_dir=rerun)
@@ -58,7 +58,8 @@ def test_bad_config_file_is_one_line_and_writes_nothing(tmp_path, capsys, text, 
 
 @pytest.mark.parametrize("example", ["train.yaml", "train_bge_m3.yaml"])
 def test_examples_parse(example):
-    config, values, _, _ = parse_train_args(["--config", os.path.join(ROOT, "examples", example)])
+    request, _ = parse_train_args(["--config", os.path.join(ROOT, "examples", example)])
+    config, values = request.config, request.values
     assert config.data_path and values["output_dir"] and values["learning_rate"] > 0
 
 

@@ -43,7 +43,8 @@ def test_spans_slice_the_text_back_exactly(tiny_bert):
 @pytest.fixture(scope="module")
 def with_rule(trained_xlmr, tmp_path_factory):
     """The trained model with a saved rule naming GPT the positive label (for --aggregate max)."""
-    from m3cls.model.contract import read_contract, write_contract
+    from m3cls.model.contract import write_contract
+    from m3cls.model.folder import read_contract
 
     model = str(tmp_path_factory.mktemp("segments") / "model")
     shutil.copytree(trained_xlmr, model)

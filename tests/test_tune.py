@@ -57,7 +57,7 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(tiny_xlmr, messages_fil
     from m3cls.training.tuning import parse_space, tune
 
     config_path, out = _config(tmp_path, tiny_xlmr, messages_file)
-    config, values, explicit, _ = parse_train_args(["--config", config_path])
+    request, _ = parse_train_args(["--config", config_path])
     calls = []
 
     def flaky(*args, **kwargs):
@@ -66,7 +66,7 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(tiny_xlmr, messages_fil
             raise RuntimeError("CUDA out of memory (simulated)")
         return train(*args, **kwargs)
 
-    result = tune(config, values, explicit, parse_space(SPACE, ["learning_rate", "per_device_train_batch_size",
+    result = tune(request, parse_space(SPACE, ["learning_rate", "per_device_train_batch_size",
                                                                 "warmup_steps"], "run.yaml"),
                   3, None, train_fn=flaky)
     rows = [json.loads(line) for line in open(os.path.join(out, "tuning", "trials.jsonl"))]

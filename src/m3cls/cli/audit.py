@@ -30,15 +30,15 @@ def cmd_audit(argv: list[str]) -> int:
     from ..training.crossval import CVSettings, run_cv, write_cv
     from ..training.save import check_output_dir
 
-    config, values, explicit, (cv_settings, settings) = parse_train_args(
-        argv, (CVSettings, AuditSettings), "m3cls audit", DESCRIPTION)
-    if "method" not in explicit:
-        config.method = "probe"  # the audit's default: K folds for the price of one embedding pass
+    request, (cv_settings, settings) = parse_train_args(
+        argv, (CVSettings, AuditSettings), "m3cls audit", DESCRIPTION,
+        defaults={"method": "probe"})  # the audit's default: K folds for the price of one embedding pass
+    config, values = request.config, request.values
     settings.check()
     require("cleanlab", "audit", "the label audit")  # before hours of cross-validation, not after
-    out = values["output_dir"]
+    out = request.output_dir
     check_output_dir(out, config.overwrite_output_dir)
-    result = run_cv(config, values, explicit, cv_settings, "m3cls audit")
+    result = run_cv(request, settings=cv_settings, what="m3cls audit")
     embeddings = result.embeddings
     if embeddings is None:  # fine-tuned folds: near-duplicates by the base encoder's embeddings
         from dataclasses import replace

@@ -108,16 +108,18 @@ def check_model_folder(path: str) -> None:
                           f"'m3cls train' or one of its checkpoint-N folders")
 
 
-def load_classifier(a: argparse.Namespace):
-    """The Classifier the model flags describe; the model's contract fills in what the flags leave unset."""
+def load_classifier(a: argparse.Namespace, folder=None):
+    """The Classifier the model flags describe; the model's contract fills in what the flags leave unset.
+    ``folder``: the ``--model_path`` folder when the caller has read it already."""
     from ..inference.classifier import Classifier
+    from ..model.folder import ModelFolder
 
     check_model_folder(a.model_path)
-    names = os.listdir(a.model_path)
-    if a.backend == "torch" and "model.onnx" in names and not any(n.endswith(".safetensors") for n in names):
+    folder = ModelFolder.read(folder or a.model_path)
+    if a.backend == "torch" and folder.kind == "onnx":
         raise ConfigError(f"--model_path {a.model_path} is an ONNX export; add --backend onnx")
     decisions = {k: getattr(a, k) for k in ("aggregate", "abstain_below", "segments") if getattr(a, k, None)}
-    return Classifier.from_pretrained(a.model_path, device=a.device, precision=a.precision,
+    return Classifier.from_pretrained(folder, device=a.device, precision=a.precision,
                                       max_length=a.max_length, batch_size=a.batch_size,
                                       trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
                                       long_text=a.long_text, stride=a.stride, backend=a.backend,
@@ -184,20 +186,23 @@ def train_parser(extra: tuple = (), prog: str = "m3cls train", description: str 
     return finish(parser, prog.split()[-1], HF_GROUP)
 
 
-def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls train", description: str | None = None):
-    """(TrainConfig, TrainingArguments values, the flags typed or in --config, the ``extra`` dataclasses).
+def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls train", description: str | None = None,
+                     defaults: dict | None = None):
+    """(the TrainRequest, checked: m3cls' settings, TrainingArguments values and the flags typed or in --config;
+    the ``extra`` dataclasses).
 
     The TrainingArguments are built later, once, from the values. A ``--config`` file's flags go before the
-    typed ones, so typed flags win.
+    typed ones, so typed flags win; ``defaults`` are the command's own defaults for train flags.
     """
     from transformers import TrainingArguments
 
     from ..training import TrainConfig
+    from ..training.request import TrainRequest
 
     parser = train_parser(extra, prog, description)
     argv, direct = config_file_argv(argv, parser)
     explicit = frozenset(a[2:].split("=")[0] for a in argv if a.startswith("--")) | set(direct)
-    parser.set_defaults(**direct)
+    parser.set_defaults(**{**(defaults or {}), **direct})
     namespace = vars(parser.parse_args(argv))
     config = TrainConfig(**{f.name: namespace[f.name] for f in fields(TrainConfig)})
     others = [cls(**{f.name: namespace[f.name] for f in fields(cls)}) for cls in extra]
@@ -205,7 +210,7 @@ def parse_train_args(argv: list[str], extra: tuple = (), prog: str = "m3cls trai
     if not values.get("output_dir") or "output_dir" not in explicit:
         what = "trained model" if prog == "m3cls train" else "results"
         raise ConfigError(f"--output_dir is required: the folder for the {what}")
-    return config, values, explicit, others
+    return TrainRequest.build(config, values, explicit), others
 
 
 def config_file_argv(argv: list[str], parser) -> tuple[list[str], dict]:

@@ -24,13 +24,14 @@ def cmd_cv(argv: list[str]) -> int:
     from ..training.crossval import CVSettings, run_cv, write_cv
     from ..training.save import check_output_dir
 
-    config, values, explicit, (settings,) = parse_train_args(argv, (CVSettings,), "m3cls cv", DESCRIPTION)
-    check_output_dir(values["output_dir"], config.overwrite_output_dir)
-    result = run_cv(config, values, explicit, settings)
-    paths = write_cv(values["output_dir"], result, config.report)
+    request, (settings,) = parse_train_args(argv, (CVSettings,), "m3cls cv", DESCRIPTION)
+    out = request.output_dir
+    check_output_dir(out, request.config.overwrite_output_dir)
+    result = run_cv(request, settings=settings)
+    paths = write_cv(out, result, request.config.report)
     logger.info("wrote %s", ", ".join(paths))
     s = result.summary
-    print(json.dumps({"output_dir": values["output_dir"], "folds": s["k"], "method": s["method"],
+    print(json.dumps({"output_dir": out, "folds": s["k"], "method": s["method"],
                       "accuracy_mean": round(s["accuracy_mean"], 4), "accuracy_std": round(s["accuracy_std"], 4),
                       "macro_f1_mean": round(s["macro_f1_mean"], 4), "macro_f1_std": round(s["macro_f1_std"], 4)}))
     return 0

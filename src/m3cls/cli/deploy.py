@@ -75,6 +75,11 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM/SIGINT, seconds to finish accepted requests before exiting (default: 30)")
     p.add_argument("--max_length", type=int, default=None,
                    help="tokens per text; longer texts are cut (default: the value saved at training)")
+    p.add_argument("--long_text", default="truncate", choices=("truncate", "chunks"),
+                   help="chunks: classify overlapping max_length windows of a long text and aggregate them as "
+                        "'m3cls predict --long_text chunks' does (default: truncate, whatever the model saved)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="tokens shared by neighbouring windows (chunks; default: the model's saved stride)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto: the first GPU, else the CPU)")
     p.add_argument("--precision", default="auto", help="auto (bf16 where the hardware pays for it), fp32, bf16 or "
                                                        "fp16")
@@ -102,13 +107,12 @@ def cmd_serve(argv: list[str]) -> int:
         batch_token_budget(a.max_batch_tokens, a.max_length)   # fail before the model loads
     require("uvicorn", "serve", "serving")
     a.trust_remote_code = a.allow_pickle = False
-    a.long_text, a.stride = "truncate", None
     started = time.perf_counter()
     clf = load_classifier(a)
-    if clf.contract.long_text == "chunks" and clf.rule.threshold is not None:
+    if clf.contract.long_text == "chunks" and clf.rule.threshold is not None and a.long_text == "truncate":
         logger.warning("the saved decision threshold was chosen on documents read in windows (--long_text chunks); "
-                       "serve reads the first %d tokens of each text, so its rates may not hold here -- use "
-                       "'m3cls predict --long_text chunks' for long documents", clf.max_length)
+                       "serve reads the first %d tokens of each text, so its rates may not hold here -- serve with "
+                       "--long_text chunks for long documents", clf.max_length)
     app = create_app(clf, limits, a.api_key, load_seconds=time.perf_counter() - started)
     logger.info("serving %s on http://%s:%d/ (docs at /docs)%s", a.model_path, a.host, a.port,
                 ", API key required" if a.api_key else "")

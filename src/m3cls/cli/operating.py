@@ -62,7 +62,7 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
 
     ``load(a)`` returns (classifier, texts, true label ids) with the flags' overrides left out, so the rule
     here is the only one in force while the data is scored."""
-    from ..model.contract import read_contract
+    from ..model.folder import read_contract
 
     saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     if saved is not None:

@@ -86,8 +86,7 @@ def cmd_predict(argv: list[str]) -> int:
         raise ConfigError("--explain_html is one page written by one process; run without torchrun, or use "
                           "--explain (each line's attributions)")
     clf = load_classifier(a)
-    if temperature is not None:
-        clf.contract.task_type.refuse("temperature")
+    clf.check_request(temperature, explain)  # before any record is read
     training_share = training_unknown_share(clf.contract.info)
     if a.text is not None:
         return _predict_text(a, clf, temperature, training_share, explain)
@@ -117,8 +116,7 @@ def _write(a, rows: Iterator[dict]) -> int:
 
 
 def _predict_text(a, clf, temperature, training_share: float | None, explain: bool = False) -> int:
-    prediction = clf.predict([a.text], temperature, explain)[0]
-    share = clf.unknown_token_shares([a.text])[0]
+    (prediction,), (share,) = clf.predict_and_count([a.text], temperature, explain)
     t = clf.temperature if temperature is None else temperature
     print(json.dumps(dict(prediction.to_dict(0), unknown_token_share=round(share, 4)), ensure_ascii=False)
           if a.json else clf.task.format_prediction(a.text, t, prediction, clf.thresholds))
@@ -156,11 +154,10 @@ def prediction_rows(clf, items: Iterable[Item], temperature: float | None, tally
     """
     for block in _blocks(items, block_size):
         texts = [item.text for item in block if item.error is None]
-        done = clf.predict(texts, temperature, explain)
+        done, counted = clf.predict_and_count(texts, temperature, explain)  # one pass of the tokenizer
         if shown is not None:
             shown.extend(zip(texts, done))
-        predictions = iter(done)
-        shares = iter(clf.unknown_token_shares(texts))
+        predictions, shares = iter(done), iter(counted)
         for item in block:
             if item.error is not None:
                 yield {"index": item.position, "error": item.error}

@@ -17,9 +17,9 @@ def cmd_train(argv: list[str]) -> int:
     from ..inference import distributed
     from ..training import train
 
-    config, values, explicit, _ = parse_train_args(argv)
+    request, _ = parse_train_args(argv)
     with bar_safe_logging():
-        result = train(config, values, explicit)
+        result = train(request)
     distributed.finish()
     report = os.path.join(result.output_dir, "report", "index.html")
     logger.info("done: the model is in %s%s", result.output_dir,

@@ -40,14 +40,15 @@ def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
 
     With a ``policy`` (evaluate's --on_error), bad records stop or are left out as it says.
     """
-    from ..model.contract import read_contract
+    from ..model.folder import ModelFolder
 
-    saved = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
+    folder = ModelFolder.read(a.model_path) if os.path.isdir(a.model_path) else None
+    saved = folder and folder.contract
     options = read_options(a, saved and saved.read_options)
     data, positions = _read_labelled(a.data_path, options, policy, saved and saved.task)  # before the model loads
     from ..evaluation.evaluate import truth_of
 
-    clf = load_classifier(a)
+    clf = load_classifier(a, folder)
     y_true = truth_of(clf, data.labels, a.data_path)
     return clf, data.texts, y_true, positions
 

@@ -39,12 +39,11 @@ def cmd_tune(argv: list[str]) -> int:
     if distributed.world()[1] > 1:
         raise ConfigError("m3cls tune runs its trials one after another in one process; start it without torchrun")
     train_argv = (["--config", a.config] if a.config else []) + rest
-    config, values, explicit, _ = parse_train_args(train_argv)
+    request, _ = parse_train_args(train_argv)
     spec = load_config_file(a.config).get("search_space") if a.config else None
     flags = {action.dest for action in train_parser()._actions} - {"help", "config", "output_dir"}
     space = parse_space(spec, flags, a.config or "the default search space")
-    result = tune(config, values, explicit, space, a.n_trials, a.timeout, a.pruner_startup_trials,
-                  a.pruner_warmup_steps)
+    result = tune(request, space, a.n_trials, a.timeout, a.pruner_startup_trials, a.pruner_warmup_steps)
     counts = {s: sum(r["state"] == s for r in result.trials) for s in ("complete", "pruned", "failed")}
     print(json.dumps({"output_dir": result.output_dir, "best_trial": result.best_trial,
                       "macro_f1": round(result.best_score, 4), "trials": len(result.trials), **counts}))

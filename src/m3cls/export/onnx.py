@@ -24,7 +24,8 @@ from ..errors import ConfigError, DataError, OutputError
 from ..files import require, staged_folder
 from ..model.backends import ONNX_FP32_FILE as FP32_FILE
 from ..model.backends import ONNX_INT8_FILE as INT8_FILE
-from ..model.contract import derive_contract, read_contract, write_contract
+from ..model.contract import derive_contract, write_contract
+from ..model.folder import ModelFolder
 from ..model.tokens import TextEncoder
 from ..tasks.labels import LabelSet
 
@@ -56,9 +57,10 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
         raise ConfigError(f"--calibration_size must be at least 1, got {calibration_size}")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise OutputError(f"{output_dir}: exists and is not empty; choose a new --output or pass --overwrite")
-    model = load_model(model_path, config_overrides={"_attn_implementation": "eager"}).eval()
-    tokenizer = load_tokenizer(model_path)
-    contract = read_contract(model_path) or derive_contract(LabelSet.from_config(model.config.id2label).names,
+    folder = ModelFolder.read(model_path)
+    model = load_model(folder, config_overrides={"_attn_implementation": "eager"}).eval()
+    tokenizer = load_tokenizer(folder)
+    contract = folder.contract or derive_contract(LabelSet.from_config(model.config.id2label).names,
                                                             tokenizer, model.config)
     texts = calibration_texts(contract, calibration_data, calibration_size) if quantize == "int8" else None
     with staged_folder(output_dir) as staging:

@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import math
@@ -23,12 +22,14 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError
 from ..metrics.decisions import rule_for
 from ..metrics.multilabel import DEFAULT_THRESHOLD
-from ..model.contract import LONG_TEXT_MODES, ModelContract, derive_contract, read_contract
-from ..model.tokens import TextEncoder
+from ..model.contract import LONG_TEXT_MODES, ModelContract
+from ..model.folder import ModelFolder
+from ..model.tokens import Encoded, TextEncoder
 from ..tasks.labels import LabelSet
+from .requests import FLAGS, Wording, check_request
 from .segments import aggregate, segment_rows
 
 logger = logging.getLogger(__name__)
@@ -114,36 +115,29 @@ class Classifier:
         self.rule = rule_for(contract, long_text, aggregate, abstain_below, segments)
         self.segments = segments
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        # a private copy for counting unknown tokens: a tokenizer called with other truncation settings from
-        # two threads at once fails ("Already borrowed"), and a server counts while its worker encodes
-        self._counting_tokenizer = copy.deepcopy(tokenizer)
 
     @property
     def max_length(self) -> int:
         return self.encoder.max_length
 
     @classmethod
-    def from_pretrained(cls, path: str, *, device: str = "auto", precision: str = "auto",
+    def from_pretrained(cls, path: "str | ModelFolder", *, device: str = "auto", precision: str = "auto",
                         max_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
                         allow_pickle: bool = False, long_text: str | None = None, stride: int | None = None,
                         backend: str = "torch", onnx_file: str | None = None, threshold: float | None = None,
                         **options) -> "Classifier":
         """Load a model folder written by ``m3cls train`` (or a checkpoint, an HF classifier folder, or an
-        ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text."""
+        ``m3cls export`` folder with ``backend="onnx"``); the contract in ``m3cls.json`` says how to read text.
+        ``path`` may be a :class:`~m3cls.model.folder.ModelFolder` already read."""
         from ..model.backends import load_backend
         from ..model.loading import load_tokenizer
 
-        contract = read_contract(path)
-        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-        runner, config = load_backend(path, backend, device=device, precision=precision, onnx_file=onnx_file,
+        folder = ModelFolder.read(path)
+        folder.contract  # noqa: B018 (a damaged m3cls.json fails here, before anything loads)
+        tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
+        runner, config = load_backend(folder, backend, device=device, precision=precision, onnx_file=onnx_file,
                                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-        labels = LabelSet.from_config(config.id2label).names
-        if contract is None:
-            contract = derive_contract(labels, tokenizer, config)
-        elif tuple(contract.labels) != labels:
-            raise ModelLoadError(f"{path}: config.json labels ({', '.join(labels)}) differ from m3cls.json's "
-                                 f"({', '.join(contract.labels)}); the folder mixes two models -- retrain or "
-                                 f"re-export it")
+        contract = folder.contract_for(LabelSet.from_config(config.id2label).names, tokenizer, config)
         return cls(runner, tokenizer, contract, batch_size=batch_size, max_length=max_length,
                    long_text=long_text, stride=stride, threshold=threshold, **options)
 
@@ -152,16 +146,27 @@ class Classifier:
         """Token ids per text, cut to max_length as the contract says, unpadded."""
         return self.encoder.encode(texts)
 
+    def encode_texts(self, texts: Sequence[str]) -> list[Encoded]:
+        """Each text tokenized once: the id lists the model reads (the cut text, or its windows with
+        ``long_text="chunks"``), the windows' spans with ``segments``, and its unknown-token share. The first
+        step of :meth:`predict`; a server runs it on its tokenizer thread, the model on the ids
+        (:meth:`model_inputs`) in its batcher, then :meth:`predictions_from_encoded`."""
+        chunks = self.long_text == "chunks"
+        return self.encoder.read(list(texts), chunks=chunks, spans=chunks and self.segments)
+
+    @staticmethod
+    def model_inputs(encoded: Sequence[Encoded]) -> list[list[int]]:
+        """The id lists the model runs on for encoded texts, in order (a text's windows one after another)."""
+        return [view for item in encoded for view in item.views]
+
     def unknown_token_shares(self, texts: Sequence[str]) -> list[float]:
         """Per text, the share of its tokens that are the unknown token (``m3cls inspect``'s definition).
 
         High values mean the model cannot read the text (an English vocabulary given Chinese, for example);
-        ``inspection.TEXT_UNK_WARN_SHARE`` is the level m3cls warns at. It counts with a private copy of the
-        tokenizer, so a server may call it while another thread encodes model inputs.
+        ``inspection.TEXT_UNK_WARN_SHARE`` is the level m3cls warns at. :meth:`predict_and_count` gives the
+        shares with the predictions from one pass of the tokenizer.
         """
-        from ..data.inspection import unknown_token_shares
-
-        return unknown_token_shares(self._counting_tokenizer, list(texts))
+        return [item.unknown_share for item in self.encoder.read(list(texts))]
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         longest = max(len(ids) for ids in batch)
@@ -187,46 +192,59 @@ class Classifier:
 
     def logits_and_chunks(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """Logits per text (per document, windows aggregated) and the number of windows each used."""
-        logits, windows, _ = self._document_logits(texts)
+        encoded = self.encode_texts(texts)
+        logits, windows = self._documents(encoded, self.logits_from_ids(self.model_inputs(encoded)))
         return logits, [len(w) for w in windows]
 
-    def _document_logits(self, texts: Sequence[str], spans: bool = False):
-        """(document logits, each document's window logits, each window's character span if asked)."""
-        if not texts:
-            return np.empty((0, len(self.labels)), dtype=np.float32), [], None
+    def _documents(self, encoded: Sequence[Encoded], flat: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(document logits, each document's window logits) from the logits of ``model_inputs(encoded)``."""
+        if not encoded:
+            return np.empty((0, len(self.labels)), dtype=np.float32), []
         if self.long_text == "truncate":
-            logits = self.logits_from_ids(self.encode(texts))
-            return logits, [row[None] for row in logits], None
-        if spans:
-            laid = self.encoder.windows_with_spans(texts)
-            windows, places = [[ids for ids, _ in doc] for doc in laid], [[s for _, s in doc] for doc in laid]
-        else:
-            windows, places = self.encoder.windows(texts), None
-        flat = self.logits_from_ids([w for group in windows for w in group])
-        bounds = np.cumsum([0] + [len(group) for group in windows])
+            return flat, [row[None] for row in flat]
+        bounds = np.cumsum([0] + [len(item.views) for item in encoded])
         per_doc = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         rule, names = self.rule, self.labels.names
         positive = names.index(rule.positive_label) if rule.positive_label is not None else None
         documents = np.stack([aggregate(w, rule.aggregate, rule.temperature, positive) for w in per_doc])
-        return documents.astype(np.float32), per_doc, places
+        return documents.astype(np.float32), per_doc
 
     # -- predictions ---------------------------------------------------------------------------------------
+    def check_request(self, temperature: float | None = None, explain: bool = False,
+                      words: Wording = FLAGS) -> None:
+        """Refuse what this model's task cannot do (:mod:`m3cls.inference.requests`), before any text is read;
+        ``words`` names the options as the caller does (flags, or a served request's JSON fields)."""
+        check_request(self.contract.task, temperature, explain, words)
+
     def predict(self, texts: Sequence[str], temperature: float | None = None, explain: bool = False) \
             -> list[Prediction]:
         """Predict labels and probabilities; ``temperature`` None means the model's fitted one. ``explain``
         adds each word's attribution (:mod:`m3cls.inference.explain`)."""
-        if explain:
-            self.task.refuse("explain")
-        logits, per_doc, spans = self._document_logits(texts, spans=self.segments)
-        chunked = self.long_text == "chunks"
-        predictions = self.predictions_from_logits(logits, temperature,
-                                                   [len(w) for w in per_doc] if chunked else None)
-        if spans is not None:
-            t = self.temperature if temperature is None else check_temperature(temperature)
-            for p, places, window_logits in zip(predictions, spans, per_doc):
-                p.segments = segment_rows(places, window_logits, t, self.labels.names)
+        return self.predict_and_count(texts, temperature, explain)[0]
+
+    def predict_and_count(self, texts: Sequence[str], temperature: float | None = None, explain: bool = False) \
+            -> tuple[list[Prediction], list[float]]:
+        """:meth:`predict`, and each text's unknown-token share from the same pass of the tokenizer."""
+        self.check_request(temperature, explain)
+        encoded = self.encode_texts(texts)
+        predictions = self.predictions_from_encoded(encoded, self.logits_from_ids(self.model_inputs(encoded)),
+                                                    temperature)
         if explain:
             self.explain(texts, predictions)
+        return predictions, [item.unknown_share for item in encoded]
+
+    def predictions_from_encoded(self, encoded: Sequence[Encoded], logits: np.ndarray,
+                                 temperature: float | None = None) -> list[Prediction]:
+        """Predictions for texts from :meth:`encode_texts`, given the logits of their :meth:`model_inputs`
+        (computed here, or by a server's batcher): windows aggregated, segments added, as :meth:`predict`."""
+        documents, per_doc = self._documents(encoded, np.asarray(logits))
+        chunked = self.long_text == "chunks"
+        predictions = self.predictions_from_logits(documents, temperature,
+                                                   [len(w) for w in per_doc] if chunked else None)
+        if chunked and self.segments:
+            t = self.temperature if temperature is None else check_temperature(temperature)
+            for p, item, window_logits in zip(predictions, encoded, per_doc):
+                p.segments = segment_rows(item.spans, window_logits, t, self.labels.names)
         return predictions
 
     def explain(self, texts: Sequence[str], predictions: list[Prediction]) -> None:

@@ -1,2 +1,3 @@
-"""The model and what travels with it: the contract (m3cls.json), the one loader (loading), runners
+"""The model and what travels with it: the contract (m3cls.json), the folder read once
+(folder: its kind, contract and files), the one loader (loading), runners
 (backends), text to inputs (tokens), the probe's heads, LoRA, the model card, the bundled model."""

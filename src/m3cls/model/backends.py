@@ -11,15 +11,13 @@ Inputs are always built by :class:`m3cls.model.tokens.TextEncoder` from the mode
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
 from ..files import require
+from .folder import ONNX_FP32_FILE, ONNX_INT8_FILE, ModelFolder  # noqa: F401 (the file names: part of this API)
 
-ONNX_FP32_FILE = "model.onnx"
-ONNX_INT8_FILE = "model.int8.onnx"
 BACKENDS = ("torch", "onnx")
 WEIGHT_MODES = ("bf16", "autocast")
 
@@ -97,38 +95,23 @@ class OnnxBackend:
         return self.session.run(["logits"], {k: v for k, v in feed.items() if k in self.inputs})[0]
 
 
-def load_backend(path: str, kind: str = "torch", *, device: str = "auto", precision: str = "auto",
+def load_backend(path: str | ModelFolder, kind: str = "torch", *, device: str = "auto", precision: str = "auto",
                  onnx_file: str | None = None, trust_remote_code: bool = False, allow_pickle: bool = False):
     """The runner and the model config (for labels) of a model folder, for ``kind`` torch or onnx."""
+    folder = ModelFolder.read(path)
     if kind == "onnx":
-        return _load_onnx(path, onnx_file)
+        return _load_onnx(folder, onnx_file)
     if kind != "torch":
         raise ConfigError(f"--backend {kind!r} is not one of: {', '.join(BACKENDS)}")
     from .loading import choose_device, choose_precision, load_model
 
-    model = load_model(path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    model = load_model(folder, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     dev = choose_device(device)
     return TorchBackend(model, dev, choose_precision(precision, dev)), model.config
 
 
-def _load_onnx(folder: str, file: str | None):
+def _load_onnx(folder: ModelFolder, file: str | None):
     from transformers import AutoConfig
 
-    if file is None:
-        file = ONNX_INT8_FILE if os.path.isfile(os.path.join(folder, ONNX_INT8_FILE)) else ONNX_FP32_FILE
-    path = os.path.join(folder, file)
-    if not os.path.isfile(path):
-        raise ModelLoadError(f"{folder}: no {file}; make one with 'm3cls export --model_path MODEL --output "
-                             f"{folder}', or use --backend torch")
-    return OnnxBackend(path, per_text=_dynamic_int8(folder, file)), AutoConfig.from_pretrained(folder)
-
-
-def _dynamic_int8(folder: str, file: str) -> bool:
-    """True for an int8 file from before static calibration: its answers depend on the batch."""
-    from .contract import read_contract
-
-    if file != ONNX_INT8_FILE:
-        return False
-    contract = read_contract(folder)
-    info = contract.info.get("onnx") if contract else None
-    return not (isinstance(info, dict) and isinstance(info.get("int8"), dict))
+    file = folder.onnx_file(file)
+    return OnnxBackend(folder.file(file), per_text=folder.dynamic_int8(file)), AutoConfig.from_pretrained(folder.path)

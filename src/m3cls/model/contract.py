@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -202,28 +201,6 @@ class ModelContract:
         if not self.labels:
             problems.append("labels [] (need at least 1)")
         return problems
-
-
-def contract_path(folder: str) -> str | None:
-    """``m3cls.json`` of a model folder, or of the run folder above a ``checkpoint-N`` folder."""
-    for candidate in (folder, os.path.dirname(os.path.abspath(folder))):
-        path = os.path.join(candidate, CONTRACT_FILE)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def read_contract(folder: str) -> ModelContract | None:
-    """The folder's contract, or None for a plain Hugging Face folder without ``m3cls.json``."""
-    path = contract_path(folder)
-    if path is None:
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{path}: cannot read ({e}); delete it or retrain") from None
-    return ModelContract.from_dict(data, path)
 
 
 def write_contract(folder: str, contract: ModelContract) -> str:

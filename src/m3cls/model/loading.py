@@ -15,6 +15,7 @@ import torch
 from .. import hub
 from ..errors import ConfigError, ModelLoadError
 from .bundled import BUNDLED, resolve_model_name  # noqa: F401 (part of this module's API)
+from .folder import ModelFolder
 
 logger = logging.getLogger(__name__)
 
@@ -52,31 +53,19 @@ def _check_reachable(name: str) -> None:
                              f"bundled for the packaged MiniLM")
 
 
-def _check_pickle(folder: str, allow_pickle: bool) -> None:
-    if allow_pickle or not os.path.isdir(folder):
-        return
-    names = os.listdir(folder)
-    has_safe = any(n.endswith(".safetensors") for n in names)
-    has_pickle = any(n.endswith(".bin") and n.startswith("pytorch_model") for n in names)
-    if has_pickle and not has_safe:
-        raise ModelLoadError(f"{folder}: holds only pickle weights (pytorch_model.bin), which can run arbitrary "
-                             f"code when loaded; convert them to safetensors, or pass --allow_pickle if you "
-                             f"trust the source")
-
-
-def load_tokenizer(name: str, trust_remote_code: bool = False):
+def load_tokenizer(name: str | ModelFolder, trust_remote_code: bool = False):
     """Load the tokenizer of a model name or folder."""
     from transformers import AutoTokenizer
 
-    path = resolve_model_name(name)
-    _check_reachable(path)
+    folder = ModelFolder.read(name)
+    _check_reachable(folder.path)
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(folder.path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
-        raise _load_error(name, e) from None
+        raise _load_error(folder.name, e) from None
 
 
-def load_model(name: str, num_labels: int | None = None, id2label: dict | None = None,
+def load_model(name: str | ModelFolder, num_labels: int | None = None, id2label: dict | None = None,
                config_overrides: dict | None = None, trust_remote_code: bool = False,
                allow_pickle: bool = False, problem_type: str = "single_label_classification"):
     """Load ``AutoModelForSequenceClassification``; with labels given, (re)build the head for them.
@@ -86,16 +75,16 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    path = resolve_model_name(name)
+    folder = ModelFolder.read(name)
+    path, name = folder.path, folder.name
     _check_reachable(path)
-    _check_pickle(path, allow_pickle)
+    folder.check_pickle(allow_pickle)
     kwargs = {"trust_remote_code": trust_remote_code}
-    from . import lora
-
-    if id2label is None and _is_probe_folder(path):
-        return _load_probe(path, config_overrides, trust_remote_code, allow_pickle)
-    if lora.is_adapter_folder(path):
-        return _load_adapter(path, allow_pickle, kwargs, (config_overrides or {}).get("_attn_implementation", "sdpa"))
+    if id2label is None and folder.is_probe:
+        return _load_probe(folder, config_overrides, trust_remote_code, allow_pickle)
+    if folder.is_adapter:
+        return _load_adapter(folder, allow_pickle, kwargs, (config_overrides or {}).get("_attn_implementation",
+                                                                                         "sdpa"))
     try:
         config = AutoConfig.from_pretrained(path, **kwargs)
         if id2label is not None:
@@ -113,14 +102,15 @@ def load_model(name: str, num_labels: int | None = None, id2label: dict | None =
         raise _load_error(name, e) from None
 
 
-def load_encoder(name: str, config_overrides: dict | None = None, trust_remote_code: bool = False,
+def load_encoder(name: str | ModelFolder, config_overrides: dict | None = None, trust_remote_code: bool = False,
                  allow_pickle: bool = False):
     """The base encoder (``AutoModel``, no classification head) of a model name or folder, for embeddings."""
     from transformers import AutoConfig, AutoModel
 
-    path = resolve_model_name(name)
+    folder = ModelFolder.read(name)
+    path, name = folder.path, folder.name
     _check_reachable(path)
-    _check_pickle(path, allow_pickle)
+    folder.check_pickle(allow_pickle)
     overrides = dict(config_overrides or {})
     attention = overrides.pop("_attn_implementation", "sdpa")
     try:
@@ -132,46 +122,30 @@ def load_encoder(name: str, config_overrides: dict | None = None, trust_remote_c
         raise _load_error(name, e) from None
 
 
-def _is_probe_folder(path: str) -> bool:
-    from .contract import read_contract
-
-    if not os.path.isdir(path):
-        return False
-    contract = read_contract(path)
-    return contract is not None and contract.head == "probe"
-
-
-def _load_probe(path: str, config_overrides: dict | None, trust_remote_code: bool, allow_pickle: bool):
+def _load_probe(folder: ModelFolder, config_overrides: dict | None, trust_remote_code: bool, allow_pickle: bool):
     """A probe folder: its encoder, pooling and head as one module whose output has ``.logits``."""
-    from .contract import read_contract
     from .heads import build_probe_model, read_head
 
-    contract = read_contract(path)
-    layers = read_head(path)
-    encoder = load_encoder(path, config_overrides, trust_remote_code, allow_pickle)
+    contract = folder.contract
+    layers = read_head(folder.path)
+    encoder = load_encoder(folder, config_overrides, trust_remote_code, allow_pickle)
     return build_probe_model(encoder, layers, contract.pooling, contract.normalize)
 
 
-def _load_adapter(folder: str, allow_pickle: bool, kwargs: dict, attention: str = "sdpa"):
+def _load_adapter(folder: ModelFolder, allow_pickle: bool, kwargs: dict, attention: str = "sdpa"):
     """A LoRA folder: its base model (from m3cls.json or the adapter config), the saved labels, the adapter."""
-    import json
-
     from transformers import AutoModelForSequenceClassification
 
     from . import lora
-    from .contract import read_contract
 
-    with open(os.path.join(folder, lora.ADAPTER_CONFIG), encoding="utf-8") as f:
-        adapter_base = json.load(f).get("base_model_name_or_path")
-    contract = read_contract(folder)
-    base = resolve_model_name((contract.info.get("base_model") if contract else None) or adapter_base)
+    base = resolve_model_name(folder.adapter_base())
     _check_reachable(base)
 
     def load_base(name, config):
         return _from_pretrained(AutoModelForSequenceClassification, name, config, allow_pickle, attention, **kwargs)
 
     try:
-        return lora.load_merged(folder, base, load_base)
+        return lora.load_merged(folder.path, base, load_base)
     except (OSError, ValueError, KeyError) as e:
         raise _load_error(base, e) from None
 

@@ -8,13 +8,11 @@ classifier's config (with ``id2label``) beside the adapter, and loads the base m
 from __future__ import annotations
 
 import logging
-import os
 
 from ..errors import ConfigError
 from ..files import require
 
 logger = logging.getLogger(__name__)
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def _peft():
@@ -56,10 +54,6 @@ def save(model, folder: str, merge: bool) -> None:
         return
     model.save_pretrained(folder)
     model.get_base_model().config.save_pretrained(folder)
-
-
-def is_adapter_folder(folder: str) -> bool:
-    return os.path.isfile(os.path.join(folder, ADAPTER_CONFIG))
 
 
 def load_merged(folder: str, base: str, load_base):

@@ -15,8 +15,26 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.inspection import unknown_counts
 from ..errors import ConfigError
 from .contract import TRUNCATION_MODES, ModelContract
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One text tokenized once: the id lists the model reads (the cut text, or its windows), each window's
+    character span when asked for, and the counts of the whole text behind its unknown-token share."""
+
+    views: list[list[int]]
+    spans: list[tuple[int, int]] | None
+    n_tokens: int
+    n_unknown: int
+
+    @property
+    def unknown_share(self) -> float:
+        """The share of the whole text's tokens (special ones included, none cut) that are the unknown token:
+        ``m3cls inspect``'s definition, so a long text counts all of its tokens, not only those the model reads."""
+        return self.n_unknown / max(1, self.n_tokens)
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,24 @@ class TextEncoder:
         """Per text, overlapping windows of at most max_length tokens that cover all of it."""
         return [self.layout.windows(ids, self.max_length, self.stride) for ids in self.full_ids(texts)]
 
+    def read(self, texts: Sequence[str], chunks: bool = False, spans: bool = False) -> list[Encoded]:
+        """Each text tokenized once, untruncated: what the model reads (cut as :meth:`encode` cuts, or the
+        windows of :meth:`windows` with ``chunks``), the windows' character spans with ``spans``, and the
+        counts behind the unknown-token share. Prediction and serving read texts this way, so counting the
+        unknown tokens costs no second pass of the tokenizer."""
+        if not texts:
+            return []
+        unk = self.tokenizer.unk_token_id
+        if spans:
+            return [Encoded(views, places, len(ids), unknown_counts([ids], unk)[0])
+                    for (views, places), ids in self._spans_and_ids(texts, chunks)]
+        out = []
+        for ids, n_unknown in zip(full := self.full_ids(texts), unknown_counts(full, unk)):
+            views = self.layout.windows(ids, self.max_length, self.stride) if chunks else \
+                [self.layout.truncate(ids, self.max_length, self.truncation)]
+            out.append(Encoded(views, None, len(ids), n_unknown))
+        return out
+
     # -- the same inputs, with each token's place in the original text ------------------------------------
     def full_ids_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
         """Every token of every text and its (start, end) character span; special tokens get (0, 0)."""
@@ -182,12 +218,15 @@ class TextEncoder:
     def windows_with_spans(self, texts: Sequence[str]) -> list[list[tuple[list[int], tuple[int, int]]]]:
         """What :meth:`windows` gives, with each window's character span (start, end) in its text:
         ``text[start:end]`` runs from the window's first text token to its last, spaces around trimmed."""
-        out = []
+        return [list(zip(views, places)) for (views, places), _ in self._spans_and_ids(texts, chunks=True)]
+
+    def _spans_and_ids(self, texts: Sequence[str], chunks: bool):
+        """Per text, ((the views the model reads, each view's character span), every token id of the text)."""
         for text, (ids, offsets) in zip(texts, self.full_ids_with_offsets(texts)):
             spans = self.text_offsets(offsets)
-            out.append([([ids[i] for i in view], _window_span(text, [spans[i] for i in view]))
-                        for view in self.index_views(len(ids), chunks=True)])
-        return out
+            views = self.index_views(len(ids), chunks=chunks)
+            yield ([[ids[i] for i in view] for view in views],
+                   [_window_span(text, [spans[i] for i in view]) for view in views]), ids
 
 
 def _window_span(text: str, spans: list[tuple[int, int] | None]) -> tuple[int, int]:

@@ -74,8 +74,9 @@ class Embedder:
                  long_text: str = "truncate", stride: int = 0, pooling: str = "auto", device: str = "auto",
                  precision: str = "auto", batch_size: int = 32, cache_dir: str | None = None,
                  backend: str = "torch", trust_remote_code: bool = False, allow_pickle: bool = False):
+        from ..model.folder import ModelFolder
         from ..model.heads import detect_pooling
-        from ..model.loading import choose_device, choose_precision, load_tokenizer, resolve_model_name
+        from ..model.loading import choose_device, choose_precision, load_tokenizer
 
         if long_text not in LONG_TEXT_MODES:
             raise ConfigError(f"--long_text {long_text!r} is not one of: {', '.join(LONG_TEXT_MODES)}")
@@ -83,8 +84,9 @@ class Embedder:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if backend not in EMBED_BACKENDS:
             raise ConfigError(f"--embed_backend {backend!r} is not one of: {', '.join(EMBED_BACKENDS)}")
-        self.model_name, self.path = model_name, resolve_model_name(model_name)
-        self.tokenizer = load_tokenizer(model_name, trust_remote_code)
+        self.folder = ModelFolder.read(model_name)  # read once: the tokenizer and every encoder load take it
+        self.model_name, self.path = model_name, self.folder.path
+        self.tokenizer = load_tokenizer(self.folder, trust_remote_code)
         self.pooling, self.normalize, source = detect_pooling(self.path, pooling)
         logger.info("pooling: %s%s (from %s)", self.pooling, " + L2 normalisation" if self.normalize else "",
                     source)
@@ -193,7 +195,7 @@ class Embedder:
             from ..model.backends import TorchBackend
             from ..model.loading import load_encoder
 
-            encoder = load_encoder(self.model_name, trust_remote_code=self.trust_remote_code,
+            encoder = load_encoder(self.folder, trust_remote_code=self.trust_remote_code,
                                    allow_pickle=self.allow_pickle)
             self._backend = TorchBackend(_Pooled(encoder, self.pooling, self.normalize), self.device,
                                          self.precision, weights="bf16", first_token=False)
@@ -214,7 +216,7 @@ class Embedder:
         if os.path.isfile(path):
             return path
         logger.info("exporting the encoder to an int8 ONNX graph in %s (once per model)", folder)
-        encoder = load_encoder(self.model_name, {"_attn_implementation": "eager"}, self.trust_remote_code,
+        encoder = load_encoder(self.folder, {"_attn_implementation": "eager"}, self.trust_remote_code,
                                self.allow_pickle).eval()
         return export_pooled_encoder(_Pooled(encoder, self.pooling, self.normalize), self.tokenizer, folder)
 
@@ -226,7 +228,7 @@ class Embedder:
             return self._backend.model.encoder
         from ..model.loading import load_encoder
 
-        return load_encoder(self.model_name, trust_remote_code=self.trust_remote_code,
+        return load_encoder(self.folder, trust_remote_code=self.trust_remote_code,
                             allow_pickle=self.allow_pickle)
 
 

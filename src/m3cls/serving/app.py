@@ -5,9 +5,13 @@ The only module that imports fastapi. Routes: ``POST /predict``, ``GET /labels``
 ``/docs``. With an API key, every route except ``/health``, ``/ready`` and the static page at ``/`` needs
 ``Authorization: Bearer KEY`` (the page asks for the key and sends it).
 
-Each request's texts are tokenized once (``Classifier.encode``, on one tokenizer thread off the event loop),
-then packed with other requests' texts into batches by ``m3cls.serving.batching`` and run with
-``Classifier.logits_from_ids`` on the batching worker. The app warms the model up with one batch at startup.
+A request goes through the Classifier's own predict path, in its three steps: its texts are tokenized once
+(``Classifier.encode_texts``, on one tokenizer thread off the event loop: the model's inputs, windows with
+``--long_text chunks``, and the unknown-token shares), their inputs are packed with other requests' into batches
+by ``m3cls.serving.batching`` and run with ``Classifier.logits_from_ids`` on the batching worker, and
+``Classifier.predictions_from_encoded`` turns the logits into predictions (windows aggregated as ``predict``
+does). What a request may ask is checked by ``Classifier.check_request``, as predict checks it. The app warms
+the model up with one prediction at startup.
 
 Example::
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..files import require
+from ..inference.requests import FIELDS
 from .batching import BatcherClosed, MicroBatcher, QueueFull
 
 logger = logging.getLogger(__name__)
@@ -116,8 +121,12 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
             raise _HTTPError(503, "the server is busy; retry shortly", {"Retry-After": "1"}) from None
         return await asyncio.wrap_future(future)
 
-    async def classify(texts: list[str]):
-        return await run(await asyncio.get_running_loop().run_in_executor(tokenizer, classifier.encode, texts))
+    async def classify(texts: list[str], temperature: float | None):
+        """Classifier.predict's steps with the model in the batcher: (predictions, unknown-token shares)."""
+        encoded = await asyncio.get_running_loop().run_in_executor(tokenizer, classifier.encode_texts, texts)
+        logits = await run(classifier.model_inputs(encoded))
+        return (classifier.predictions_from_encoded(encoded, logits, temperature),
+                [item.unknown_share for item in encoded])
 
     async def explain(texts: list[str], predictions: list) -> None:
         """Word occlusion (m3cls.inference.explain): tokenized on the tokenizer thread, each text's variants run through
@@ -143,7 +152,7 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
 def _warm_up(classifier) -> float:
     """Run one small batch so the first request does not pay for lazy initialisation; returns seconds."""
     start = time.perf_counter()
-    classifier.logits_from_ids(classifier.encode([WARM_UP_TEXT]))
+    classifier.predict([WARM_UP_TEXT])
     return time.perf_counter() - start
 
 
@@ -170,27 +179,24 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
     @app.post("/predict", dependencies=secured)
     async def predict(body: PredictRequest):
         _check(body, limits)
-        if body.temperature is not None and not classifier.contract.task_type.allows("temperature"):
-            raise _HTTPError(422, "\"temperature\" scales probabilities; a regression model predicts a number: "
-                                  "leave \"temperature\" out")
-        if body.explain and not classifier.contract.task_type.allows("explain"):
-            raise _HTTPError(422, f"\"explain\" attributes a single-label decision to words; this model's task is "
-                                  f"{classifier.contract.task}: leave \"explain\" out")
+        try:
+            classifier.check_request(body.temperature, body.explain, FIELDS)
+        except ConfigError as e:
+            raise _HTTPError(422, str(e)) from None
 
         async def answer():
-            predictions = classifier.predictions_from_logits(await classify(body.texts), body.temperature)
+            predictions, shares = await classify(body.texts, body.temperature)
             if body.explain:  # word occlusion: one model pass per word, through the batcher
                 await explain(body.texts, predictions)
-            return predictions
+            return predictions, shares
 
         try:
-            predictions = await asyncio.wait_for(answer(), limits.request_timeout)
+            predictions, shares = await asyncio.wait_for(answer(), limits.request_timeout)
         except asyncio.TimeoutError:
             raise _HTTPError(504, f"no answer within the request timeout of {limits.request_timeout:g} s; "
                                   f"retry, or send fewer or shorter texts") from None
         except BatcherClosed as e:
             raise _HTTPError(503, f"{e}; retry shortly", {"Retry-After": "1"}) from None
-        shares = classifier.unknown_token_shares(body.texts)  # issue 17: share of unknown tokens per text
         return {"predictions": [dict(p.to_dict(i), unknown_token_share=round(share, 4))
                                 for i, (p, share) in enumerate(zip(predictions, shares))], **classifier.task_info}
 

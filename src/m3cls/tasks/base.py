@@ -67,6 +67,8 @@ class Task:
     title: ClassVar[str]
     #: what to do instead, per refused tool (the refusal's second half)
     fixes: ClassVar[dict[str, str]] = {}
+    #: why, per refused tool, when "this model's task is NAME" does not say it (see :meth:`refusal`)
+    reasons: ClassVar[dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
@@ -86,6 +88,11 @@ class Task:
         fix = self.fixes.get(tool)
         raise ConfigError((f"{where}: " if where else "") + f"{TOOLS[tool]}; this model's task is {self.name}"
                           + (f": {fix}" if fix else ""))
+
+    def refusal(self, tool: str) -> str:
+        """Why this task refuses ``tool``, without the option's name ("scales probabilities; a regression model
+        predicts a number"), for callers that word the option their own way (a flag, a JSON field)."""
+        return f"{TOOLS[tool].split(' ', 1)[1]}; " + self.reasons.get(tool, f"this model's task is {self.name}")
 
     # -- what clients read beside predictions --------------------------------------------------------------
     def task_info(self, thresholds: dict[str, float]) -> dict:

@@ -31,6 +31,7 @@ class Regression(Task):
     probability_form = None
     output_field = "value"
     baseline_name = "TF-IDF + ridge"
+    reasons = {"temperature": "a regression model predicts a number"}
     fixes = {"explain": "drop --explain",
              "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
              "calibrate_rule": "a regression model has no decision to calibrate; 'm3cls evaluate' scores it",

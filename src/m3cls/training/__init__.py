@@ -1,6 +1,8 @@
 """Training: ``TrainConfig`` (m3cls' flags), ``train`` (the run), and the pieces it is made of.
 
 - ``config``: TrainConfig and its checks;
+- ``request``: TrainRequest, one run as asked (TrainConfig, TrainingArguments values, typed flags), checked when
+  built; what train, the probe, cv, audit and tune take;
 - ``inputs``: reading, splitting and tokenizing the data;
 - ``args``: TrainingArguments built once with the final precision and cadence;
 - ``trainer``: the Trainer, its callbacks and metrics;
@@ -10,6 +12,7 @@
 """
 
 from .config import TrainConfig, TrainResult
+from .request import TrainRequest
 from .run import train
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainRequest", "TrainResult", "train"]

@@ -49,12 +49,14 @@ def as_values(args) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
 
 
-def build_training_args(args, precision: str, explicit: frozenset[str] = frozenset(), task: str = "single_label"):
+def build_training_args(args, precision: str, explicit: frozenset[str] = frozenset(), task: str = "single_label",
+                        quiet: bool = False):
     """Construct TrainingArguments once from ``args`` (an instance or its values) with m3cls' final settings.
 
     ``explicit`` names the flags the user typed, so a default can follow another flag (``--eval_steps 100``
     alone means evaluating and saving every 100 steps, as in the reference script). The best checkpoint is
     chosen by the task's score (``Task.best_metric``). Returns the arguments and the precision that will run.
+    ``quiet`` logs nothing (a request's check builds them once on trial, before the run builds them).
     """
     from transformers import TrainingArguments
 
@@ -69,14 +71,14 @@ def build_training_args(args, precision: str, explicit: frozenset[str] = frozens
     metric, greater = get_task(task).best_metric
     values.update(fp16=resolved == "fp16", bf16=resolved == "bf16", load_best_model_at_end=True,
                   metric_for_best_model=metric, greater_is_better=greater)
-    values.update(_cadence(values, explicit))
+    values.update(_cadence(values, explicit, quiet))
     if get_task(task).random_batches and "train_sampling_strategy" not in explicit \
             and values.get("train_sampling_strategy") == "group_by_length":
         # batches of texts of one length hold similar targets wherever length goes with the target, and MSE then
         # learns little more than the mean (README, "Task types", measured); regression draws batches at random
         values["train_sampling_strategy"] = "random"
-        logger.info("regression: training batches drawn at random (--train_sampling_strategy group_by_length "
-                    "to group them by length)")
+        (logger.debug if quiet else logger.info)("regression: training batches drawn at random "
+                                                 "(--train_sampling_strategy group_by_length to group them by length)")
     if values.get("disable_tqdm") is None or "disable_tqdm" not in explicit:
         values["disable_tqdm"] = not sys.stderr.isatty()
     if not _on_gpu(values):
@@ -123,7 +125,7 @@ def resolve_precision(values: dict, precision: str) -> str:
     return choose_precision(requested, torch.device("cuda" if _on_gpu(values) else "cpu"))
 
 
-def _cadence(values: dict, explicit: frozenset[str]) -> dict:
+def _cadence(values: dict, explicit: frozenset[str], quiet: bool = False) -> dict:
     """Evaluation and saving points; saving follows evaluation so the best checkpoint can be kept.
 
     A cadence flag the user typed is never dropped in silence: ``--save_steps N`` alone makes evaluation
@@ -140,7 +142,7 @@ def _cadence(values: dict, explicit: frozenset[str]) -> dict:
         strategy = "steps" if steps_typed or values.get("eval_steps") else "epoch"
     changes: dict[str, Any] = {"eval_strategy": strategy, "save_strategy": strategy}
     if strategy != "steps":
-        if "save_steps" in explicit or "save_strategy" in explicit:
+        if ("save_steps" in explicit or "save_strategy" in explicit) and not quiet:
             logger.warning("--save_steps/--save_strategy: saving follows --eval_strategy %s (once per %s) so the "
                            "best checkpoint can be kept; use --eval_strategy steps --eval_steps N to save every "
                            "N steps", strategy, strategy)
@@ -150,7 +152,7 @@ def _cadence(values: dict, explicit: frozenset[str]) -> dict:
     eval_steps = eval_steps or values.get("logging_steps")
     changes["eval_steps"] = eval_steps
     if "save_steps" not in explicit or save_steps % eval_steps:
-        if "save_steps" in explicit:
+        if "save_steps" in explicit and not quiet:
             logger.warning("--save_steps %s is not a multiple of --eval_steps %s; saving every %s steps so "
                            "the best checkpoint can be kept", save_steps, eval_steps, eval_steps)
         changes["save_steps"] = eval_steps

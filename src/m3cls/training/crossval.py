@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from ..metrics.classification import classification_report, softmax
 from ..tasks.labels import LabelSet
 from ..tasks.targets import resolve_task, single_label_only
 from .config import TrainConfig
+from .request import TrainRequest
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +63,20 @@ class CVResult:
     embeddings: np.ndarray | None = None
 
 
-def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozenset(),
+def run_cv(config: TrainConfig | TrainRequest, values: dict | None = None, explicit: frozenset[str] = frozenset(),
            settings: CVSettings = CVSettings(), what: str = "m3cls cv") -> CVResult:
-    """Cross-validate ``config`` on ``config.data_path``; ``values`` are TrainingArguments values.
+    """Cross-validate a :class:`~m3cls.training.request.TrainRequest` (or ``config`` with TrainingArguments
+    ``values``) on its ``data_path``.
 
     ``what`` names the command in the refusal of multi-label and regression data (single-label only).
     """
     from ..errors import ConfigError
 
-    config.check()
+    request = TrainRequest.of(config, values, explicit)
+    config, values = request.config, request.values
     if config.validation_path:
         raise ConfigError("cross-validation holds out each fold in turn; drop --validation_path")
-    seed = values.get("seed", 42)
+    seed = request.seed
     data = read_labeled(config.data_path, config.read_options())
     single_label_only(resolve_task(config.task, data.labels, config.data_path), what)
     labels = LabelSet.discover(data.labels, config.data_path, config.labels.split(",") if config.labels else None)
@@ -83,7 +86,7 @@ def run_cv(config: TrainConfig, values: dict, explicit: frozenset[str] = frozens
     if config.method == "probe":
         probabilities, embeddings = _probe_folds(config, values, data, labels, y, folds, seed)
     else:
-        probabilities, embeddings = _finetune_folds(config, values, explicit, data, labels, folds, settings), None
+        probabilities, embeddings = _finetune_folds(request, data, labels, folds, settings), None
     fold_of = np.empty(len(y), dtype=int)
     for number, held in enumerate(folds):
         fold_of[held] = number
@@ -108,22 +111,22 @@ def _probe_folds(config, values, data, labels, y, folds, seed):
     return probabilities, x
 
 
-def _finetune_folds(config, values, explicit, data, labels, folds, settings):
+def _finetune_folds(request: TrainRequest, data, labels, folds, settings):
     """One fine-tuned model per fold, trained without looking at its held-out fold, scored on it at the end."""
     from . import train
     from .inputs import PreparedData
 
     probabilities = np.zeros((len(data), len(labels)))
-    fold_config = replace(config, baseline=False, report=False, ladder=False, overwrite_output_dir=True)
+    folded = request.replace(config=dict(baseline=False, report=False, ladder=False, overwrite_output_dir=True))
     for number, held in enumerate(folds):
         train_idx = np.setdiff1d(np.arange(len(data)), held).tolist()
         prepared = PreparedData(data.subset(train_idx), data.subset(held.tolist(), f"{data.path} (fold {number + 1})"),
                                 labels)
-        out = os.path.join(values["output_dir"], f"fold-{number + 1}")
-        fold_values = dict(values, output_dir=out, eval_strategy="no", save_strategy="no")
+        out = os.path.join(request.output_dir, f"fold-{number + 1}")
         logger.info("fold %d/%d: fine-tuning on %d texts, scoring %d", number + 1, len(folds), len(train_idx),
                     len(held))
-        result = train(fold_config, fold_values, explicit | {"eval_strategy", "save_strategy"}, prepared)
+        result = train(folded.replace(values=dict(output_dir=out, eval_strategy="no", save_strategy="no"),
+                                      typed={"eval_strategy", "save_strategy"}), prepared=prepared)
         probabilities[held] = softmax(result.validation_logits)
         if not settings.keep_fold_models:
             shutil.rmtree(out, ignore_errors=True)

@@ -27,6 +27,7 @@ from ..metrics.classification import classification_report, softmax
 from ..tasks.targets import single_label_only
 from .config import TrainConfig
 from .inputs import PreparedData, prepare_data
+from .request import TrainRequest
 from .save import check_output_dir, save_folder
 from .scoring import base_contract, inspect_data, metrics_of, rung, score_and_calibrate, timed_baseline
 
@@ -93,21 +94,19 @@ def probe_rung(fit: ProbeFit, names: tuple[str, ...]) -> dict:
     return rung("probe", report["accuracy"], report["macro_f1"], fit.seconds, note)
 
 
-def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = frozenset(),
-                prepared: PreparedData | None = None):
-    """Fit a probe on ``config.data_path`` and save a probe model folder in ``values['output_dir']``."""
+def train_probe(request: TrainRequest, prepared: PreparedData | None = None):
+    """Fit a probe on ``config.data_path`` and save a probe model folder in the request's ``output_dir``."""
     from ..inference import distributed
     from .config import TrainResult
 
-    output_dir = values.get("output_dir")
+    config, values, output_dir = request.config, request.values, request.output_dir
     check_output_dir(output_dir, config.overwrite_output_dir)
-    config.check()
     if distributed.world()[1] > 1:
         raise ConfigError("--method probe runs in one process; start it without torchrun")
-    unused = sorted(explicit & _training_arg_names() - _USED_ARGS)
+    unused = sorted(request.explicit & _training_arg_names() - _USED_ARGS)
     if unused:
         logger.warning("--method probe does not use %s", ", ".join(f"--{n}" for n in unused))
-    seed = values.get("seed", 42)
+    seed = request.seed
     prepared = prepared or prepare_data(config, seed)
     single_label_only(prepared.task, "--method probe")  # labels that are lists, found in the data
     embedder = make_embedder(config, values)

@@ -11,6 +11,8 @@ Example::
     >>> from m3cls.training import TrainConfig, train
     >>> result = train(TrainConfig(model_name_or_path="bundled", data_path="train.json"),
     ...                TrainingArguments(output_dir="runs/demo", num_train_epochs=1))  # doctest: +SKIP
+
+or, with the run checked before anything is read, ``train(TrainRequest.build(config, args))``.
 """
 
 from __future__ import annotations
@@ -27,49 +29,51 @@ from ..model.tokens import TextEncoder
 from ..tasks import get_task
 from ..tasks.targets import PROBLEM_TYPES
 from .advice import data_advice, probe_beats_finetune
-from .args import as_values, build_training_args
 from .config import TrainConfig, TrainResult
 from .hub import HubTarget, push_folder, take_hub_target
 from .inputs import EncodedDataset, PreparedData, class_weights, document_logits, prepare_data
+from .request import TrainRequest
 from .save import check_output_dir, clear_earlier_checkpoints, save_final
 from .scoring import base_contract, inspect_data, metrics_of, rung, score_and_calibrate, timed_baseline
-from .settings import run_settings
 from .tasks import trainer_hooks
 
 logger = logging.getLogger(__name__)
 
 
-def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
+def train(config: TrainConfig | TrainRequest, args=None, explicit: frozenset[str] = frozenset(),
           prepared: PreparedData | None = None, callbacks: tuple = ()) -> TrainResult:
     """Fine-tune ``config.model_name_or_path`` on ``config.data_path`` (or fit a probe: ``method="probe"``).
 
-    ``args`` are transformers TrainingArguments, or their values as a dict (what the CLI passes, so they are
-    constructed only once, with m3cls' final settings). ``explicit`` names the flags a user typed.
+    ``config`` is a :class:`~m3cls.training.request.TrainRequest` (what the CLI passes, checked when built), or a
+    TrainConfig with ``args`` (transformers TrainingArguments, or their values as a dict) and ``explicit`` (the
+    flags a user typed), made into one here.
     ``prepared`` gives the split directly (cross-validation folds) instead of reading ``data_path``;
     ``callbacks`` are extra TrainerCallbacks (``m3cls tune`` reports each evaluation to Optuna through one).
     """
     import transformers
 
+    from ..model.folder import ModelFolder
     from ..model.loading import load_model, load_tokenizer
 
-    values = as_values(args)
+    request = TrainRequest.of(config, args, explicit)
+    config, values = request.config, dict(request.values)
     if config.method == "probe":
         from .probe import train_probe
 
-        return train_probe(config, values, explicit, prepared)
+        return train_probe(request, prepared)
     started = time.perf_counter()
     resuming = values.get("resume_from_checkpoint") not in (None, "", "false", "False")
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
-    config.check()
-    prepared = prepared or prepare_data(config, values.get("seed", 42))
+    prepared = prepared or prepare_data(config, request.seed)
     if config.long_text == "chunks":  # before the model loads
         get_task(prepared.task).refuse("chunks")
-    settings = run_settings(config, values, explicit)  # train_config.yaml: the run as given, resolved
+    settings = request.settings()  # train_config.yaml: the run as given, resolved
     hub = take_hub_target(values)
-    args, precision = build_training_args(values, config.precision, explicit, prepared.task)
+    args, precision = request.training_args(prepared.task, values)
     transformers.set_seed(args.seed)
-    tokenizer = load_tokenizer(config.model_name_or_path, config.trust_remote_code)
-    model = load_model(config.model_name_or_path, len(prepared.labels), prepared.labels.id2label,
+    base = ModelFolder.read(config.model_name_or_path)
+    tokenizer = load_tokenizer(base, config.trust_remote_code)
+    model = load_model(base, len(prepared.labels), prepared.labels.id2label,
                        config.model_overrides(), config.trust_remote_code, config.allow_pickle,
                        PROBLEM_TYPES[prepared.task])
     contract = base_contract(config, prepared, precision).with_info(attention_dropout=config.attention_dropout,

@@ -34,7 +34,7 @@ def run_settings(config, values: dict, explicit: frozenset[str] = frozenset()) -
         if f.name in _MACHINE and f.name not in explicit:
             continue
         value = _plain(values[f.name])
-        if value is _SKIP or (f.name not in always and value == _plain(_default(f))):
+        if value is _SKIP or (f.name not in always and value == _plain(field_default(f))):
             continue
         settings[f.name] = value
     return {k: v for k, v in settings.items() if v is not None and v is not _SKIP and k not in _NOT_SAVED}
@@ -43,7 +43,8 @@ def run_settings(config, values: dict, explicit: frozenset[str] = frozenset()) -
 _SKIP = object()
 
 
-def _default(f: dataclasses.Field):
+def field_default(f: dataclasses.Field):
+    """A dataclass field's default value (None when it has none)."""
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:

@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import shutil
@@ -148,10 +147,10 @@ def pruning_callback(trial, optuna):
     return report
 
 
-def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_trials: int | None,
-         timeout: float | None, startup_trials: int = 3, warmup_steps: int = 0,
-         train_fn: Callable | None = None) -> TuneResult:
-    """Search ``space`` around the run ``config``/``values`` describe; the best trial becomes ``output_dir``."""
+def tune(request, space: list[Param], n_trials: int | None, timeout: float | None, startup_trials: int = 3,
+         warmup_steps: int = 0, train_fn: Callable | None = None) -> TuneResult:
+    """Search ``space`` around the run a :class:`~m3cls.training.request.TrainRequest` describes; the best trial
+    becomes its ``output_dir``. ``train_fn(request, callbacks=...)`` trains one trial (default: ``train``)."""
     from ..tasks.targets import single_label_only
     from . import train
     from . import tuning_output as out
@@ -164,15 +163,14 @@ def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_t
         raise ConfigError(f"--n_trials {n_trials} must be at least 1")
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"--timeout {timeout} must be above 0 seconds")
-    output_dir = values.get("output_dir")
+    config, output_dir = request.config, request.output_dir
     check_output_dir(output_dir, config.overwrite_output_dir)
-    config.check()
-    prepared = prepare_data(config, values.get("seed", 42))  # bad data fails here, once, before any trial
+    prepared = prepare_data(config, request.seed)  # bad data fails here, once, before any trial
     single_label_only(prepared.task, "m3cls tune (it maximises macro-F1)")
-    values = dict(values)
+    values = dict(request.values)
     hub = take_hub_target(values)
-    search = _Search(config, values, explicit, space, out.Files(output_dir), train_fn or train, optuna)
-    sampler = optuna.samplers.TPESampler(seed=values.get("seed", 42))
+    search = _Search(request.replace(values=values), space, out.Files(output_dir), train_fn or train, optuna)
+    sampler = optuna.samplers.TPESampler(seed=request.seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # m3cls logs each trial itself
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
@@ -194,24 +192,25 @@ def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_t
 class _Search:
     """The objective Optuna calls, and the bookkeeping of trials: rows, the best folder, the final move."""
 
-    def __init__(self, config, values, explicit, space, files, train_fn, optuna):
-        self.config, self.values, self.explicit, self.space = config, values, explicit, space
+    def __init__(self, request, space, files, train_fn, optuna):
+        self.request, self.space = request, space
         self.files, self.train_fn, self.optuna = files, train_fn, optuna
         self.rows: list[dict] = []
         self.best: dict | None = None
-        files.start(config.overwrite_output_dir)
+        files.start(request.config.overwrite_output_dir)
 
     def objective(self, trial) -> float:
         params = {p.name: p.suggest(trial) for p in self.space}
         folder = self.files.trial_folder(trial.number)
-        config, values = self._trial_settings(params, folder)
+        trial_request = self.request.with_params(params).replace(config={"overwrite_output_dir": True},
+                                                                 values={"output_dir": folder})
         report = pruning_callback(trial, self.optuna)
         row = {"trial": trial.number, "state": "running", "params": params, "macro_f1": None, "accuracy": None}
         logger.info("trial %d: %s", trial.number, ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                                             for k, v in params.items()))
         started = time.monotonic()
         try:
-            result = self.train_fn(config, values, self.explicit | set(params), callbacks=(report,))
+            result = self.train_fn(trial_request, callbacks=(report,))
         except BaseException as e:
             stop = isinstance(e, (TrainingInterrupted, KeyboardInterrupt))
             state = "pruned" if isinstance(e, self.optuna.TrialPruned) else "interrupted" if stop else "failed"
@@ -224,13 +223,6 @@ class _Search:
         self._keep_if_best(row, folder)
         self._record(row, "complete", report, started)
         return float(result.metrics["macro_f1"])
-
-    def _trial_settings(self, params: dict, folder: str):
-        names = {f.name for f in dataclasses.fields(self.config)}
-        config = dataclasses.replace(self.config, overwrite_output_dir=True,
-                                     **{k: v for k, v in params.items() if k in names})
-        values = dict(self.values, output_dir=folder, **{k: v for k, v in params.items() if k not in names})
-        return config, values
 
     def _record(self, row: dict, state: str, report, started: float, error: str | None = None) -> None:
         row.update(state=state, evaluations=report.scores, error=error,
@@ -255,5 +247,5 @@ class _Search:
             failed = [r for r in self.rows if r["state"] == "failed"]
             first = f" (first error: {failed[0]['error']})" if failed else ""
             raise ConfigError(f"no trial of {len(self.rows)} completed{first}; see {self.files.trials_path}")
-        self.files.promote(self.best, self.rows, self.config.overwrite_output_dir)
+        self.files.promote(self.best, self.rows, self.request.config.overwrite_output_dir)
         return TuneResult(self.files.output_dir, self.best["trial"], self.best["macro_f1"], self.rows)

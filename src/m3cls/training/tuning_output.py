@@ -10,7 +10,8 @@ import shutil
 
 from ..files import atomic_open
 from ..model.card import write_model_card
-from ..model.contract import CONTRACT_FILE, read_contract, write_contract
+from ..model.contract import CONTRACT_FILE, write_contract
+from ..model.folder import read_contract
 from .runconfig import write_train_config
 
 TRIALS_FILE = "trials.jsonl"
