@@ -76,7 +76,7 @@ def main() -> int:
 
 def teacher_split(teacher: str, data: str, workdir: str) -> tuple[str, str]:
     """The teacher's training texts (no labels) and validation records, as its training split them."""
-    from m3cls.model.contract import read_contract
+    from m3cls.model.folder import read_contract
     from m3cls.training.config import TrainConfig
     from m3cls.training.inputs import prepare_data
 

@@ -16,14 +16,14 @@ def cmd_distill(argv: list[str]) -> int:
     from ..training.distill_run import distill
     from ..training.tasks import task_summary
 
-    config, values, explicit, (settings,) = parse_train_args(
+    request, (settings,) = parse_train_args(
         argv, (DistillSettings,), "m3cls distill",
         "Distil a teacher model (--teacher, any m3cls model folder) into a smaller, faster student (--student "
         "bundled|PATH, or --student_layers K: the teacher's own encoder with K evenly spaced layers) on the "
         "texts of --data_path (labels optional): KL divergence to the teacher's softmax at "
         "--distill_temperature (multi-label: per-label sigmoid targets; regression: the teacher's values). "
         "The teacher's outputs are computed once and cached. Takes every 'm3cls train' flag.")
-    result = distill(config, values, explicit, settings)
+    result = distill(request, settings=settings)
     distributed.finish()
     info = result.contract.info
     print(json.dumps({"output_dir": result.output_dir, "teacher": settings.teacher,

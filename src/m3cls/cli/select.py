@@ -63,7 +63,7 @@ def select_parser() -> argparse.ArgumentParser:
 
 def cmd_select(argv: list[str]) -> int:
     from ..evaluation.selection_run import SelectRequest, select
-    from ..model.contract import read_contract
+    from ..model.folder import read_contract
 
     a = select_parser().parse_args(argv)
     check_writable(a.output)

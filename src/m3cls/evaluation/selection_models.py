@@ -80,7 +80,7 @@ def _embed_all(embedder, *groups: list[str]) -> list[np.ndarray]:
 
 def saved_model(request, pool: list[str], labelled: list[str], excluded: list[str]):
     """Probabilities from a saved model folder, embeddings from its encoder (or ``--embed_model``)."""
-    from ..model.contract import read_contract
+    from ..model.folder import read_contract
     from ..model.heads import head_logits, read_head
     contract = read_contract(request.model_path)
     if contract is None:

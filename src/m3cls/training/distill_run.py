@@ -11,7 +11,8 @@ import numpy as np
 from ..data.readers import iter_items
 from ..data.records import ReadOptions, TextData
 from ..errors import ConfigError, DataError
-from ..model.contract import ModelContract, read_contract
+from ..model.contract import ModelContract
+from ..model.folder import read_contract
 from ..tasks.labels import LabelSet
 from ..tasks.targets import TargetScale, label_counts, normalize_label
 from .config import TrainConfig, TrainResult
@@ -23,11 +24,12 @@ from .distill import (
     teacher_decisions,
     teacher_logits,
 )
+from .request import TrainRequest
 
 logger = logging.getLogger(__name__)
 
 
-def distill(config: TrainConfig, values: dict, explicit: frozenset[str] = frozenset(),
+def distill(config: "TrainConfig | TrainRequest", values: dict | None = None, explicit: frozenset[str] = frozenset(),
             settings: DistillSettings = DistillSettings()) -> TrainResult:
     """Distil ``settings.teacher`` into a student trained on ``config.data_path``; saved in ``output_dir``.
 
@@ -44,6 +46,8 @@ def distill(config: TrainConfig, values: dict, explicit: frozenset[str] = frozen
     from .inputs import EncodedDataset
     from .save import check_output_dir
 
+    request = TrainRequest.of(config, values, explicit)
+    config, values, explicit = request.config, request.values, request.explicit
     settings.check()
     if "model_name_or_path" in explicit or config.method != "finetune":
         raise ConfigError("m3cls distill trains the student named by --student or --student_layers: drop "
