@@ -174,12 +174,13 @@ def _train(model, args, tokenizer, train_set, val_set, contract: ModelContract, 
 
 def _metrics(contract: ModelContract, labels: LabelSet):
     """The validation log's scores against the soft targets' decisions."""
-    from .tasks import multilabel_metrics, regression_metrics
+    from ..tasks import get_task
 
     if contract.task == "multi_label":  # TASK-BRANCH
-        return multilabel_metrics(labels)
+        return get_task(contract.task).training_hooks("none", [], labels, None)["compute_metrics"]
     if contract.task == "regression":  # TASK-BRANCH
-        return regression_metrics(TargetScale(contract.target_mean or 0.0, contract.target_std or 1.0))
+        scale = TargetScale(contract.target_mean or 0.0, contract.target_std or 1.0)
+        return get_task(contract.task).training_hooks("none", [], labels, scale)["compute_metrics"]
     from ..metrics.classification import classification_report, flat_metrics
 
     def compute(eval_pred) -> dict:
@@ -213,9 +214,9 @@ def _finish(config: TrainConfig, args, trainer, val_set, contract: ModelContract
 def _score(contract: ModelContract, logits: np.ndarray, truth: list):
     """(evaluation, contract with its temperature and thresholds, validation rows) of the student."""
     from ..metrics.classification import softmax
+    from ..tasks import get_task
     from ..tasks.targets import multi_hot
     from .scoring import score_and_calibrate
-    from .tasks import score_validation
 
     labels = LabelSet(tuple(contract.labels))
     if contract.task == "single_label":  # TASK-BRANCH
@@ -225,4 +226,4 @@ def _score(contract: ModelContract, logits: np.ndarray, truth: list):
         return evaluation, contract.replace(temperature=temperature), (softmax(logits, temperature), y)
     scale = TargetScale(contract.target_mean or 0.0, contract.target_std or 1.0)
     truth_array = multi_hot(truth, labels) if contract.task == "multi_label" else np.asarray(truth)
-    return score_validation(contract.task, logits, truth_array, labels, scale, contract)
+    return get_task(contract.task).score_validation(logits, truth_array, labels, scale, contract)
