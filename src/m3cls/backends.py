@@ -11,6 +11,7 @@ Inputs are always built by :class:`m3cls.tokens.TextEncoder` from the model cont
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
 import numpy as np
@@ -22,6 +23,8 @@ ONNX_FP32_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
 BACKENDS = ("torch", "onnx")
 WEIGHT_MODES = ("bf16", "autocast")
+
+logger = logging.getLogger(__name__)
 
 
 class TorchBackend:
@@ -123,12 +126,28 @@ def _load_onnx(folder: str, file: str | None):
     return OnnxBackend(path, per_text=_dynamic_int8(folder, file)), AutoConfig.from_pretrained(folder)
 
 
-def _dynamic_int8(folder: str, file: str) -> bool:
-    """True for an int8 file from before static calibration: its answers depend on the batch."""
+def _int8_info(folder: str) -> dict | None:
+    """``m3cls.json``'s summary of the static int8 file, or None (no int8, or dynamic int8 from older m3cls)."""
     from .contract import read_contract
 
-    if file != ONNX_INT8_FILE:
-        return False
     contract = read_contract(folder)
     info = contract.info.get("onnx") if contract else None
-    return not (isinstance(info, dict) and isinstance(info.get("int8"), dict))
+    int8 = info.get("int8") if isinstance(info, dict) else None
+    return int8 if isinstance(int8, dict) else None
+
+
+def _dynamic_int8(folder: str, file: str) -> bool:
+    """True for an int8 file from before static calibration: its answers depend on the batch.
+
+    Also warns when an int8 file with int8 weights (u8s8) runs on a CPU without VNNI, where its products can
+    saturate (:mod:`m3cls.cpukinds`).
+    """
+    if file != ONNX_INT8_FILE:
+        return False
+    info = _int8_info(folder)
+    from .cpukinds import has_vnni
+
+    if info is not None and info.get("format", "u8s8") == "u8s8" and not has_vnni():
+        logger.warning("%s: int8 weights (u8s8) on a CPU without VNNI can saturate and change scores; re-export "
+                       "here with 'm3cls export --quantize int8' (u8u8), or use --onnx_file model.onnx", folder)
+    return info is None
