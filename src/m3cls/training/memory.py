@@ -13,7 +13,8 @@ plan estimates the peak in bytes:
   BGE-M3's layer shape, ``benchmarks/memory_plan.py``), plus ``b x heads x length^2 x 9`` bytes per layer where
   attention is not fused (attention dropout above 0); with gradient checkpointing only each layer's input
   (4 bytes x h per token) and one layer's activations at a time;
-- the backward pass's largest temporaries (three feed-forward-sized tensors) and the process as it stands
+- the backward pass's largest temporaries (three feed-forward-sized tensors, and one copy of the largest
+  parameter's gradient, made when a micro-batch's gradient is added to the accumulated one) and the process as it stands
   (Python, torch, the tokenizer: the resident memory measured when the plan runs, plus 0.5 GiB for the data).
 
 It holds that against a budget: 70 % of the RAM on a CPU (of the cgroup's limit if lower), shared by the ranks
@@ -52,6 +53,7 @@ class ModelShape:
     hidden: int
     intermediate: int
     heads: int
+    largest: int = 0  # elements of the largest parameter (the word embeddings): its gradient's temporary
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def estimate(shape: ModelShape, job: Job) -> dict[str, int]:
     activations = shape.layers * tokens * shape.hidden * 4 + layer if job.checkpointing else shape.layers * layer
     parts = {"runtime": job.runtime, "weights": shape.params * 4, "autocast_copies": shape.linear_params * 2 * half,
              "gradients": job.trainable * 4, "optimizer": job.trainable * 8, "activations": activations,
-             "temporaries": 3 * tokens * shape.intermediate * 4}
+             "temporaries": 3 * tokens * shape.intermediate * 4 + (shape.largest * 4 if job.trainable else 0)}
     parts["total"] = sum(parts.values())
     return parts
 
@@ -203,7 +205,7 @@ def _ram_bytes() -> int:
     return total
 
 
-def model_shape(name: str, overrides: dict, trust_remote_code: bool = False) -> ModelShape | None:
+def model_shape(name: str, overrides: dict, trust_remote_code: bool = False, lora: bool = False) -> ModelShape | None:
     """The shape of ``name`` built on torch's meta device (no weights read); None for a layout not known here."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -223,7 +225,8 @@ def model_shape(name: str, overrides: dict, trust_remote_code: bool = False) -> 
         model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
     params = sum(p.numel() for p in model.parameters())
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    return ModelShape(params, linear, *sizes)
+    largest = max(p.numel() for p in model.parameters())
+    return ModelShape(params, linear, *sizes, largest=largest if not lora else 0)
 
 
 def _first(config, names: tuple[str, ...]) -> int | None:
@@ -240,7 +243,8 @@ def plan_training_memory(config, values: dict, precision: str, on_gpu: bool) -> 
     if values.get("deepspeed") or values.get("fsdp"):
         logger.info("memory plan: not made under DeepSpeed/FSDP, which shard the states themselves")
         return None
-    shape = model_shape(config.model_name_or_path, config.model_overrides(), config.trust_remote_code)
+    shape = model_shape(config.model_name_or_path, config.model_overrides(), config.trust_remote_code,
+                        bool(config.lora_r))
     if shape is None:
         logger.info("memory plan: not made, %s's config names no layer shape m3cls knows", config.model_name_or_path)
         return None
