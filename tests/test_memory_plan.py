@@ -14,7 +14,7 @@ from m3cls.training.memory import GIB, Job, ModelShape, decide, estimate
 BGE_M3 = ModelShape(params=568_000_000, linear_params=303_000_000, layers=24, hidden=1024, intermediate=4096,
                     heads=16)
 REFERENCE = Job(batch=16, length=512, precision="fp32", checkpointing=False, trainable=BGE_M3.params,
-                runtime=GIB)
+                runtime=GIB, accumulation=2)
 
 
 def _total(**change) -> int:
@@ -24,21 +24,21 @@ def _total(**change) -> int:
 
 
 def test_a_job_that_fits_runs_as_given():
-    plan = decide(BGE_M3, REFERENCE, 2, budget=_total() + 1)
+    plan = decide(BGE_M3, REFERENCE, budget=_total() + 1)
     assert (plan.batch, plan.accumulation, plan.checkpointing, plan.changes) == (16, 2, False, [])
     assert "fits as given" in plan.line()
 
 
 def test_checkpointing_comes_first():
-    plan = decide(BGE_M3, REFERENCE, 2, budget=_total(checkpointing=True) + 1)
+    plan = decide(BGE_M3, REFERENCE, budget=_total(checkpointing=True) + 1)
     assert (plan.batch, plan.accumulation, plan.checkpointing) == (16, 2, True)
     assert plan.changes == ["gradient checkpointing on"]
     assert plan.estimate["total"] < plan.first_estimate["total"]
 
 
 def test_then_a_smaller_micro_batch_keeps_the_effective_batch():
-    budget = _total(checkpointing=True, batch=4) + 1  # batch 8 with checkpointing is over it
-    plan = decide(BGE_M3, REFERENCE, 2, budget=budget)
+    budget = _total(checkpointing=True, batch=4, accumulation=8) + 1  # batch 8 with checkpointing is over it
+    plan = decide(BGE_M3, REFERENCE, budget=budget)
     assert (plan.batch, plan.accumulation, plan.checkpointing) == (4, 8, True)
     assert plan.batch * plan.accumulation == 32 and plan.estimate["total"] <= budget
     assert "per-device batch 16 -> 4 with gradient accumulation 2 -> 8" in plan.line()
@@ -47,14 +47,20 @@ def test_then_a_smaller_micro_batch_keeps_the_effective_batch():
 def test_a_job_that_cannot_fit_stops_with_the_alternatives():
     states = 16 * BGE_M3.params  # weights, gradients and AdamW's two moments: over the budget by themselves
     with pytest.raises(ConfigError, match="--lora_r 16.*--method probe"):
-        decide(BGE_M3, REFERENCE, 2, budget=states)
+        decide(BGE_M3, REFERENCE, budget=states)
 
 
 def test_states_scale_with_trainable_parameters_only():
-    lora = estimate(BGE_M3, Job(16, 512, "fp32", True, trainable=1_000_000))
-    full = estimate(BGE_M3, Job(16, 512, "fp32", True, trainable=BGE_M3.params))
+    lora = estimate(BGE_M3, Job(16, 512, "fp32", True, trainable=1_000_000, accumulation=2))
+    full = estimate(BGE_M3, Job(16, 512, "fp32", True, trainable=BGE_M3.params, accumulation=2))
     assert lora["weights"] == full["weights"] and lora["optimizer"] == 8_000_000
     assert full["total"] - lora["total"] == 12 * (BGE_M3.params - 1_000_000)
+
+
+def test_gradients_overlap_activations_only_when_accumulating():
+    alone, accumulating = (estimate(BGE_M3, Job(16, 512, "fp32", True, BGE_M3.params, accumulation=k))
+                           for k in (1, 2))
+    assert accumulating["total"] - alone["total"] == min(alone["gradients"], alone["activations"])
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -99,7 +105,8 @@ def test_the_plan_runs_before_the_data_and_is_recorded(tiny_bert, tmp_path, monk
     assert "memory plan:" in err[-1] and "--method probe" in err[-1]  # the plan, not the broken data file
 
     shape = memory.model_shape(tiny_bert, {})
-    job = Job(8, 32, "fp32", False, shape.params, runtime=memory.current_rss() + memory.DATA_ALLOWANCE)
+    job = Job(8, 32, "fp32", False, shape.params, runtime=memory.current_rss() + memory.DATA_ALLOWANCE,
+              accumulation=4)
     budget = estimate(shape, replace_batch(job, 2, True))["total"] + 1  # fits at 2 texts with checkpointing
     monkeypatch.setattr(memory, "device_budget", lambda on_gpu: (budget, "a fake budget"))
     monkeypatch.setattr(memory, "current_rss", lambda: job.runtime - memory.DATA_ALLOWANCE)

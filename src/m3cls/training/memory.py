@@ -14,8 +14,12 @@ plan estimates the peak in bytes:
   attention is not fused (attention dropout above 0); with gradient checkpointing only each layer's input
   (4 bytes x h per token) and one layer's activations at a time;
 - the backward pass's largest temporaries (three feed-forward-sized tensors, and one copy of the largest
-  parameter's gradient, made when a micro-batch's gradient is added to the accumulated one) and the process as it stands
+  parameter's gradient, made when a micro-batch's gradient is added to the accumulated one) and the process as it
+  stands
   (Python, torch, the tokenizer: the resident memory measured when the plan runs, plus 0.5 GiB for the data).
+
+Without gradient accumulation the gradients are freed after each step and grow while the backward pass
+releases the activations, so only the larger of the two counts; with accumulation both are alive together.
 
 It holds that against a budget: 70 % of the RAM on a CPU (of the cgroup's limit if lower), shared by the ranks
 of a host under torchrun, or 85 % of the GPU's memory per rank. When the estimate is over the budget it turns
@@ -67,6 +71,7 @@ class Job:
     trainable: int  # parameters with gradients and optimizer states
     fused_attention: bool = True
     runtime: int = 0  # bytes the process holds before the model is loaded
+    accumulation: int = 1  # gradient accumulation steps: above 1, gradients live through the next forward pass
 
 
 def estimate(shape: ModelShape, job: Job) -> dict[str, int]:
@@ -83,10 +88,14 @@ def estimate(shape: ModelShape, job: Job) -> dict[str, int]:
     if not job.fused_attention:
         layer += job.batch * shape.heads * job.length ** 2 * 9
     activations = shape.layers * tokens * shape.hidden * 4 + layer if job.checkpointing else shape.layers * layer
+    accumulating = job.accumulation > 1
     parts = {"runtime": job.runtime, "weights": shape.params * 4, "autocast_copies": shape.linear_params * 2 * half,
              "gradients": job.trainable * 4, "optimizer": job.trainable * 8, "activations": activations,
-             "temporaries": 3 * tokens * shape.intermediate * 4 + (shape.largest * 4 if job.trainable else 0)}
-    parts["total"] = sum(parts.values())
+             "temporaries": 3 * tokens * shape.intermediate * 4 + (shape.largest * 4 if accumulating else 0)}
+    total = sum(parts.values())
+    if not accumulating:  # gradients are freed after each step: they grow while the activations are released
+        total -= min(parts["gradients"], parts["activations"])
+    parts["total"] = total
     return parts
 
 
@@ -124,7 +133,7 @@ class MemoryPlan:
                 f"(--memory_plan off to run as typed)")
 
 
-def decide(shape: ModelShape, job: Job, accumulation: int, budget: int, device: str = "cpu") -> MemoryPlan:
+def decide(shape: ModelShape, job: Job, budget: int, device: str = "cpu") -> MemoryPlan:
     """The settings that fit ``budget``: as given, then with checkpointing, then smaller micro-batches.
 
     Raises ConfigError when one text per micro-batch with checkpointing does not fit.
@@ -134,14 +143,16 @@ def decide(shape: ModelShape, job: Job, accumulation: int, budget: int, device: 
     if first["total"] > budget and not job.checkpointing:
         job = replace(job, checkpointing=True)
         changes.append("gradient checkpointing on")
+    accumulation = job.accumulation
     batch, steps = job.batch, accumulation
     for smaller in [d for d in range(job.batch, 0, -1) if job.batch % d == 0]:
-        if estimate(shape, replace(job, batch=smaller))["total"] <= budget:
+        if estimate(shape, replace(job, batch=smaller, accumulation=accumulation * job.batch // smaller))["total"] \
+                <= budget:
             batch, steps = smaller, accumulation * (job.batch // smaller)
             break
     else:
         raise ConfigError(
-            f"memory plan: this job needs about {_gib(estimate(shape, replace(job, batch=1))['total'])} GiB even "
+            f"memory plan: this job needs about {_gib(estimate(shape, replace(job, batch=1, accumulation=2))['total'])} GiB even "
             f"with one text per step and gradient checkpointing (weights, gradients and AdamW states alone "
             f"{_gib(4 * shape.params + 12 * job.trainable)} GiB), over the budget of {_gib(budget)} GiB ({device}); "
             f"train LoRA adapters (--lora_r 16), fit a probe on the frozen encoder (--method probe), shorten "
@@ -149,7 +160,7 @@ def decide(shape: ModelShape, job: Job, accumulation: int, budget: int, device: 
     if batch != job.batch:
         changes.append(f"per-device batch {job.batch} -> {batch} with gradient accumulation {accumulation} -> "
                        f"{steps} (effective batch {job.batch * accumulation} kept)")
-    final = estimate(shape, replace(job, batch=batch))
+    final = estimate(shape, replace(job, batch=batch, accumulation=steps))
     return MemoryPlan(budget, device, batch, steps, job.checkpointing, final, first, changes)
 
 
@@ -254,9 +265,10 @@ def plan_training_memory(config, values: dict, precision: str, on_gpu: bool) -> 
     dropout = config.model_overrides().get("attention_probs_dropout_prob", 0.1)
     job = Job(int(values.get("per_device_train_batch_size") or 8), config.max_length,
               precision if precision in ("bf16", "fp16") else "fp32", bool(values.get("gradient_checkpointing")),
-              trainable, fused_attention=dropout == 0, runtime=current_rss() + DATA_ALLOWANCE)
+              trainable, fused_attention=dropout == 0, runtime=current_rss() + DATA_ALLOWANCE,
+              accumulation=int(values.get("gradient_accumulation_steps") or 1))
     budget, device = device_budget(on_gpu)
-    plan = decide(shape, job, int(values.get("gradient_accumulation_steps") or 1), budget, device)
+    plan = decide(shape, job, budget, device)
     logger.info(plan.line())
     values.update(per_device_train_batch_size=plan.batch, gradient_accumulation_steps=plan.accumulation,
                   gradient_checkpointing=plan.checkpointing)
