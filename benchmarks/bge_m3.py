@@ -20,6 +20,8 @@ Run (under the shared lock on shared machines)::
 
     python benchmarks/bge_m3.py --quick             # under 15 minutes on 2 cores; table, then a JSON line
     python benchmarks/bge_m3.py --quick --long_train
+    python benchmarks/bge_m3.py --paths --texts 48                       # each prediction path, BGE-M3 shape
+    python benchmarks/bge_m3.py --paths --texts 96 --paths_model demo/model --paths_onnx demo/onnx   # MiniLM
 """
 
 from __future__ import annotations
@@ -126,7 +128,30 @@ def train_worker(a: dict) -> dict:
             "memory_plan": meta.get("memory_plan"), "precision": meta.get("precision")}
 
 
-WORKERS = {"probe": probe_worker, "long": long_worker, "train": train_worker}
+def path_worker(a: dict) -> dict:
+    """Prediction through one path: torch fp32, bf16 weights, bf16 autocast, onnxruntime fp32 or static int8."""
+    import torch
+
+    from m3cls import Classifier
+    from m3cls.backends import TorchBackend
+    from m3cls.modeling import load_model
+
+    texts = [json.loads(line)["text"] for line in open(a["test"], encoding="utf-8")]
+    path = a["path"]
+    if path.startswith("onnx"):
+        clf = Classifier.from_pretrained(a["onnx"], backend="onnx",
+                                         onnx_file="model.int8.onnx" if path == "onnx int8" else "model.onnx")
+    else:
+        clf = Classifier.from_pretrained(a["model"], precision="fp32" if path == "torch fp32" else "bf16")
+        if path == "torch bf16 autocast":
+            clf.backend = TorchBackend(load_model(a["model"]), torch.device("cpu"), "bf16", weights="autocast")
+    clf.predict(texts[:2])  # warm-up: kernels chosen for the shapes
+    start = time.perf_counter()
+    labels = [p.label for p in clf.predict(texts)]
+    return {"work_s": time.perf_counter() - start, "n": len(texts), "labels": labels}
+
+
+WORKERS = {"probe": probe_worker, "long": long_worker, "train": train_worker, "path": path_worker}
 
 
 def run_own(kind: str, **args) -> dict:
@@ -237,6 +262,28 @@ def report(results: dict) -> None:
                   f" ({factor}x forward a sample); peak RSS {r['rss_mb'] / 1024:.2f} GiB, plan {json.dumps(plan)}")
 
 
+def paths(a: argparse.Namespace, workdir: str) -> dict:
+    """Each prediction path on one model (``--paths_model``, default the BGE-M3 shape), label agreement with
+    torch fp32. onnxruntime rows need an ``m3cls export --quantize int8`` folder (``--paths_onnx``)."""
+    model = a.paths_model or build_model(os.path.join(workdir, "model"))
+    pairs = bbc_sets(False)[: a.texts]
+    test = write_jsonl(os.path.join(workdir, "paths.jsonl"), pairs)
+    names = ["torch fp32", "torch bf16 weights", "torch bf16 autocast"]
+    if a.paths_onnx:
+        names += ["onnx fp32", "onnx int8"]
+    out = {name: run_own("path", model=model, onnx=a.paths_onnx, test=test, path=name) for name in names}
+    reference = out["torch fp32"]["labels"]
+    for r in out.values():
+        r["rate"] = r["n"] / r["work_s"]
+        r["agreement"] = sum(x == y for x, y in zip(r.pop("labels"), reference)) / len(reference)
+    tokens = token_lengths([t for t, _ in pairs], 512)
+    print(f"\n{model}: {len(pairs)} BBC texts, mean {sum(tokens) / len(tokens):.0f} tokens")
+    for name, r in out.items():
+        print(f"  {name:<20} {r['rate']:7.2f} texts/s  labels as torch fp32: {r['agreement']:.1%}  "
+              f"rss {r['rss_mb'] / 1024:.1f} GiB")
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         return worker_main(sys.argv[2], sys.argv[3])
@@ -246,9 +293,15 @@ def main() -> None:
     p.add_argument("--long_train", action="store_true", help="also one step at 2,048 tokens (the plan's estimate)")
     p.add_argument("--no_onnx", dest="onnx", action="store_false", help="skip the onnxruntime peer")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "m3cls-bge-m3"))
+    p.add_argument("--paths", action="store_true", help="only the prediction paths table (see paths())")
+    p.add_argument("--paths_model", default=None, help="--paths: a trained model folder (default: BGE-M3 shape)")
+    p.add_argument("--paths_onnx", default=None, help="--paths: its 'm3cls export --quantize int8' folder")
     a = p.parse_args()
     a.texts = a.texts or (24 if a.quick else 96)
     os.makedirs(a.workdir, exist_ok=True)
+    if a.paths:
+        print(json.dumps(paths(a, a.workdir)))
+        return
     results = measure(a, a.workdir)
     report(results)
     print(json.dumps({k: v for k, v in results.items()}, default=str))
