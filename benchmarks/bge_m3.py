@@ -12,7 +12,9 @@ share of this machine's matrix-product peak in the precision it runs in (``peak.
   ``transformers.pipeline`` (batch 32) in fp32 and bf16, and onnxruntime (fp32, a hand ``torch.onnx.export``);
 - training: ``m3cls train`` at the reference's settings (batch 16, accumulation 2, 512 tokens, AdamW) for two
   optimizer steps, no flag about memory: the memory plan decides, and its estimate is set against the peak;
-  ``--long_train`` adds one step at 2,048 tokens (batch 4) for the plan's estimate at that length;
+  ``--long_train`` adds two steps at 2,048 tokens (batch 4, accumulation 2) for the plan's estimate at that
+  length (two, because AdamW's states are made at the first step: a one-step run never holds them during a
+  forward pass);
 - probe embeddings: ``m3cls.embeddings.Embedder`` (the probe's encoder pass);
 - one 8,192-token text: read whole (``max_length 8192``) and as 512-token windows (``--long_text chunks``).
 
@@ -220,7 +222,7 @@ def measure(a: argparse.Namespace, workdir: str) -> dict:
                  [(long_text(1800 + 50 * i), "sport") for i in range(4)] * 3
         long_data = write_jsonl(os.path.join(workdir, "train2048.jsonl"), joined)
         results["train 2048"] = run_own("train", model=model, data=long_data, out=os.path.join(workdir, "run2048"),
-                                        length=2048, batch=4, accumulation=1, steps=1, validation_split=0.2)
+                                        length=2048, batch=4, accumulation=2, steps=2, validation_split=0.2)
     return results
 
 
