@@ -270,8 +270,9 @@ def plan_training_memory(config, values: dict, precision: str, on_gpu: bool) -> 
     budget, device = device_budget(on_gpu)
     plan = decide(shape, job, budget, device)
     logger.info(plan.line())
-    values.update(per_device_train_batch_size=plan.batch, gradient_accumulation_steps=plan.accumulation,
-                  gradient_checkpointing=plan.checkpointing)
+    if plan.changes:  # untouched otherwise, so train_config.yaml holds the run as given
+        values.update(per_device_train_batch_size=plan.batch, gradient_accumulation_steps=plan.accumulation,
+                      gradient_checkpointing=plan.checkpointing)
     return plan
 
 
