@@ -221,9 +221,12 @@ def model_shape(name: str, overrides: dict, trust_remote_code: bool = False, lor
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from ..modeling import resolve_model_name
+    from ..modeling import _load_error, resolve_model_name
 
-    config = AutoConfig.from_pretrained(resolve_model_name(name), trust_remote_code=trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_name(name), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:  # the same one line as loading the model would give
+        raise _load_error(name, e) from None
     sizes = [_first(config, names) for names in (("num_hidden_layers", "n_layers", "num_layers"),
                                                  ("hidden_size", "dim", "d_model"),
                                                  ("intermediate_size", "hidden_dim", "ffn_dim"),
