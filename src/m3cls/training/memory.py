@@ -272,7 +272,8 @@ def plan_training_memory(config, values: dict, precision: str, on_gpu: bool) -> 
               accumulation=int(values.get("gradient_accumulation_steps") or 1))
     budget, device = device_budget(on_gpu)
     plan = decide(shape, job, budget, device)
-    logger.info(plan.line())
+    # a plan that changes nothing is in m3cls.json and the end-of-training line; only a change is news up front
+    logger.log(logging.INFO if plan.changes else logging.DEBUG, plan.line())
     if plan.changes:  # untouched otherwise, so train_config.yaml holds the run as given
         values.update(per_device_train_batch_size=plan.batch, gradient_accumulation_steps=plan.accumulation,
                       gradient_checkpointing=plan.checkpointing)
