@@ -215,3 +215,23 @@ def regression_run(tiny_bert, tmp_path_factory) -> dict:
 
     return _train_task(tiny_bert, tmp_path_factory, "regression", make_scores(160, 1), make_scores(40, 2),
                        "--task", "regression")
+
+
+#: the CPU flags of each kind this project's machines have had (a subset: the ones m3cls reads)
+FAKE_CPU_FLAGS = {
+    "amx": {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile"},  # Xeon
+    "avx512_bf16": {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"},  # EPYC Zen 4
+    "avx512": {"avx2", "fma", "avx512f", "avx512bw"},  # Xeon Skylake: AVX512 without bf16 or VNNI
+    "avx2": {"avx2", "fma"},  # EPYC Zen 3
+}
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    """``fake_cpu(kind)`` makes m3cls see a CPU of that kind (its flags in FAKE_CPU_FLAGS) for one test."""
+    from m3cls import cpukinds
+
+    def fake(kind: str) -> None:
+        monkeypatch.setattr(cpukinds, "cpu_flags", lambda: frozenset(FAKE_CPU_FLAGS[kind]))
+
+    return fake

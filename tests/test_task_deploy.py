@@ -11,6 +11,7 @@ from conftest import TASK_FLAGS, write_json
 from test_serving import start
 
 from m3cls.cli import main
+from m3cls.cpukinds import int8_format
 
 TEXTS = ["lol yeah dunno kinda", "furthermore delve tapestry seamless robust", "the a of and to"]
 
@@ -41,8 +42,9 @@ def test_onnx_export_matches_torch(request, run, tmp_path):
     model = request.getfixturevalue(run)["model"]
     out = str(tmp_path / "onnx")
     assert main(["export", "--model_path", model, "--output", out, "--quantize", "int8"]) == 0
-    assert json.load(open(os.path.join(out, "m3cls.json")))["task"] == json.load(
-        open(os.path.join(model, "m3cls.json")))["task"]
+    meta = json.load(open(os.path.join(out, "m3cls.json")))
+    assert meta["task"] == json.load(open(os.path.join(model, "m3cls.json")))["task"]
+    assert meta["onnx"]["int8"]["format"] == int8_format()  # the format accurate on this CPU, whatever its kind
     texts = [t for t in request.getfixturevalue(run)["val_texts"]]
     reference = Classifier.from_pretrained(model, precision="fp32").predict(texts)
     fp32 = Classifier.from_pretrained(out, backend="onnx", onnx_file="model.onnx").predict(texts)
@@ -55,6 +57,32 @@ def test_onnx_export_matches_torch(request, run, tmp_path):
         assert p.probabilities == pytest.approx(q.probabilities, abs=1e-3)
     agree = np.mean([p.labels == q.labels for p, q in zip(fp32, reference)])
     assert agree == 1.0 and np.mean([p.labels == q.labels for p, q in zip(int8, reference)]) >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["avx2", "amx"])
+def test_int8_export_format_follows_the_cpu_kind(regression_run, tmp_path, fake_cpu, caplog, kind):
+    import onnx
+
+    from m3cls import Classifier
+
+    fake_cpu(kind)
+    out = str(tmp_path / "onnx")
+    assert main(["export", "--model_path", regression_run["model"], "--output", out, "--quantize", "int8"]) == 0
+    int8 = json.load(open(os.path.join(out, "m3cls.json")))["onnx"]["int8"]
+    fmt = {"avx2": "u8u8", "amx": "u8s8"}[kind]
+    assert int8["format"] == fmt and ("without VNNI" in int8["format_reason"]) == (kind == "avx2")
+    graph = onnx.load(os.path.join(out, "model.int8.onnx")).graph
+    products = {n.input[1] for n in graph.node if n.op_type in ("MatMulInteger", "QAttention")}
+    weights = {i.data_type for i in graph.initializer if i.name in products}
+    assert weights == {onnx.TensorProto.UINT8 if fmt == "u8u8" else onnx.TensorProto.INT8}
+    fake_cpu("avx2")  # the folder now runs on a CPU without VNNI
+    texts = regression_run["val_texts"]
+    with caplog.at_level("WARNING", logger="m3cls.backends"):
+        got = Classifier.from_pretrained(out, backend="onnx").predict(texts)
+    assert ("can saturate" in caplog.text) == (fmt == "u8s8")
+    if fmt == "u8u8":  # accurate on every CPU kind, so checked wherever the suite runs
+        reference = Classifier.from_pretrained(regression_run["model"], precision="fp32").predict(texts)
+        assert max(abs(p.value - q.value) for p, q in zip(got, reference)) < 0.5  # scores span 0 to 10
 
 
 @pytest.mark.parametrize("task", ["multi_label", "regression"])

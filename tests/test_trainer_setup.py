@@ -64,20 +64,19 @@ def test_explicit_eval_strategy_no_skips_evaluation_during_training(tiny_bert, t
     assert not list(out.glob("checkpoint-*"))
 
 
+@pytest.mark.parametrize("kind", ["amx", "avx2"])
 @pytest.mark.parametrize("flag", ["--fp16", "--bf16"])
-def test_reference_precision_flags_work_on_a_cpu(tiny_bert, tmp_path, monkeypatch, flag):
-    # the reference passes --fp16; on a CPU m3cls runs bf16 where the CPU has it, else fp32
-    import torch
-
+def test_reference_precision_flags_work_on_a_cpu(tiny_bert, tmp_path, monkeypatch, fake_cpu, flag, kind):
+    # the reference passes --fp16; on a CPU m3cls runs bf16 where the CPU has it, else fp32; --bf16 as typed
     from m3cls.cli import main
-    from m3cls.model.loading import choose_precision
 
+    fake_cpu(kind)
+    expected = "bf16" if flag == "--bf16" or kind == "amx" else "fp32"
     seen = _linear_dtypes(monkeypatch)
     data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(24, seed=2)])
     out = tmp_path / "model"
     assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", str(out),
                  "--max_length", "32", "--max_steps", "2", "--per_device_train_batch_size", "8", flag,
                  "--no_baseline", "--no_report"]) == 0
-    expected = choose_precision("bf16", torch.device("cpu"))
     assert json.loads((out / "m3cls.json").read_text())["precision"] == expected
     assert {str(d) for d in seen} == {"torch.bfloat16" if expected == "bf16" else "torch.float32"}

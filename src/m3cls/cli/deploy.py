@@ -26,6 +26,10 @@ def export_parser() -> argparse.ArgumentParser:
                         "data named in the model's m3cls.json)")
     p.add_argument("--calibration_size", type=int, default=128,
                    help="with --quantize int8: texts sampled from --calibration_data (default 128)")
+    p.add_argument("--int8_format", choices=("auto", "u8s8", "u8u8"), default="auto",
+                   help="with --quantize int8: weight format. auto (default): u8s8 (int8 weights) on CPUs with VNNI, "
+                        "u8u8 (uint8 weights) on CPUs without (AVX2-only), where u8s8 can saturate; name one to "
+                        "export for another machine")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
     p.add_argument("--no_optimize", action="store_true",
@@ -41,7 +45,7 @@ def cmd_export(argv: list[str]) -> int:
     if a.calibration_data and not a.quantize:
         raise ConfigError("--calibration_data is for --quantize int8; add --quantize int8 or drop it")
     info = export_onnx(a.model_path, a.output, a.quantize, a.opset, a.overwrite, not a.no_optimize,
-                       a.calibration_data, a.calibration_size)
+                       a.calibration_data, a.calibration_size, a.int8_format)
     print(json.dumps({"output": a.output, **info}))
     return 0
 

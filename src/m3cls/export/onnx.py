@@ -40,19 +40,24 @@ def _need(module: str):
 
 def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, opset: int = 17,
                 overwrite: bool = False, optimize: bool = True, calibration_data: str | None = None,
-                calibration_size: int = 128) -> dict:
+                calibration_size: int = 128, int8_format: str = "auto") -> dict:
     """Export a trained model folder to a standalone ONNX folder; returns what was written.
 
     ``optimize`` runs onnxruntime's transformer optimizer, which fuses attention, layer norms and GELU into
     its own kernels (faster on CPU; README, "Speed"); the graph then needs onnxruntime to run.
     ``quantize="int8"`` also writes a static int8 model whose activation scales are calibrated on
-    ``calibration_size`` texts of ``calibration_data`` (default: the training data named in m3cls.json).
+    ``calibration_size`` texts of ``calibration_data`` (default: the training data named in m3cls.json), in
+    ``int8_format`` (``auto``: the format accurate on this CPU, :func:`m3cls.quantize.resolve_int8_format`).
     """
     from ..model.loading import load_model, load_tokenizer
 
     _need("onnx")
     if quantize not in (None, "int8"):
         raise ConfigError(f"--quantize {quantize!r}: only int8 is supported")
+    if quantize == "int8":
+        from .quantize import resolve_int8_format
+
+        resolve_int8_format(int8_format)  # a wrong name fails before the model loads
     if calibration_size < 1:
         raise ConfigError(f"--calibration_size must be at least 1, got {calibration_size}")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
@@ -70,7 +75,7 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
 
             feeds = calibration_feeds(TextEncoder.from_contract(tokenizer, contract), texts, tokenizer.pad_token_id)
             onnx_info["int8"] = quantize_static_int8(os.path.join(staging, FP32_FILE),
-                                                     os.path.join(staging, INT8_FILE), feeds)
+                                                     os.path.join(staging, INT8_FILE), feeds, int8_format)
             onnx_info["files"].append(INT8_FILE)
             onnx_info.update(file=INT8_FILE, quantize="int8")
         write_contract(staging, contract.with_info(onnx=onnx_info))

@@ -5,7 +5,9 @@ onnxruntime's dynamic int8 quantizes each activation with a scale taken over the
 fixes every scale once, from texts the model was trained on:
 
 1. ``quantize_dynamic`` writes the int8 graph with onnxruntime's fused int8 kernels (``QAttention`` for the
-   query/key/value projection, integer matrix products for the rest), weights int8 per tensor;
+   query/key/value projection, integer matrix products for the rest), weights 8-bit per tensor: int8 (u8s8)
+   on CPUs with VNNI, uint8 (u8u8) on CPUs without, where u8s8 products can saturate
+   (:func:`m3cls.cpukinds.int8_format`);
 2. the fp32 graph runs over the calibration batches and records the range of every tensor that a
    ``DynamicQuantizeLinear`` node quantizes;
 3. each ``DynamicQuantizeLinear`` becomes a ``QuantizeLinear`` with that fixed uint8 scale and zero point, the
@@ -24,19 +26,35 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..files import require
 
 logger = logging.getLogger(__name__)
 
 
-def quantize_static_int8(fp32_path: str, int8_path: str, batches: Iterable[dict]) -> dict:
+#: the int8 formats: activations x weights (onnxruntime's names); "auto" is the one accurate on this CPU
+INT8_FORMATS = ("auto", "u8s8", "u8u8")
+
+
+def resolve_int8_format(requested: str = "auto") -> str:
+    """``auto`` becomes this CPU's accurate format (u8s8 with VNNI, else u8u8); others are checked."""
+    from ..cpukinds import int8_format
+
+    if requested not in INT8_FORMATS:
+        raise ConfigError(f"--int8_format {requested!r} is not one of: {', '.join(INT8_FORMATS)}")
+    return int8_format() if requested == "auto" else requested
+
+
+def quantize_static_int8(fp32_path: str, int8_path: str, batches: Iterable[dict], fmt: str = "auto") -> dict:
     """Write ``int8_path``: the dynamic int8 graph of ``fp32_path`` with scales calibrated on ``batches``.
 
-    ``batches`` yields onnxruntime feeds (``input_ids``, ``attention_mask`` int64 arrays). Returns a summary
-    for ``m3cls.json``: how many activations were calibrated, on how many texts.
+    ``batches`` yields onnxruntime feeds (``input_ids``, ``attention_mask`` int64 arrays); ``fmt`` is one of
+    :data:`INT8_FORMATS`. Returns a summary for ``m3cls.json``: the format, how many activations were
+    calibrated, on how many texts.
     """
     onnx = require("onnx", "onnx", "int8 quantization")
-    quantize_dynamic_int8(fp32_path, int8_path)
+    fmt = resolve_int8_format(fmt)
+    quantize_dynamic_int8(fp32_path, int8_path, fmt)
     model = onnx.load(int8_path)
     nodes = [n for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
     ranges, texts = _calibrate(fp32_path, [n.input[0] for n in nodes], batches)
@@ -44,13 +62,27 @@ def quantize_static_int8(fp32_path: str, int8_path: str, batches: Iterable[dict]
         raise ValueError("no calibration texts")
     _make_static(model, nodes, ranges)
     onnx.save(model, int8_path)
-    logger.info("int8: %d activation scales calibrated on %d texts", len(nodes), texts)
+    logger.info("int8: %d activation scales calibrated on %d texts; %s", len(nodes), texts, format_note(fmt))
     return {"activations": "static uint8, calibrated (min/max)", "calibrated_tensors": len(nodes),
-            "calibration_texts": texts, "weights": "int8"}
+            "calibration_texts": texts, "weights": "int8" if fmt == "u8s8" else "uint8", "format": fmt,
+            "format_reason": format_note(fmt)}
 
 
-def quantize_dynamic_int8(source: str, target: str) -> None:
-    """Dynamic int8 (weights int8, activation scales taken per input at run time) through onnxruntime."""
+def format_note(fmt: str) -> str:
+    """Why a format, in words, for the log and ``m3cls.json``."""
+    from ..cpukinds import cpu_kind, has_vnni
+
+    here = f"this CPU ({cpu_kind()}) {'has' if has_vnni() else 'has no'} VNNI"
+    if fmt == "u8s8":
+        return f"weights int8 (u8s8): accurate on CPUs with VNNI (AVX512-VNNI, AVX-VNNI, AMX); {here}"
+    return f"weights uint8 (u8u8): no 16-bit saturation on CPUs without VNNI (AVX2-only); {here}"
+
+
+def quantize_dynamic_int8(source: str, target: str, fmt: str = "auto") -> None:
+    """Dynamic int8 (weights 8-bit, activation scales taken per input at run time) through onnxruntime.
+
+    ``fmt``: u8s8 (int8 weights) or u8u8 (uint8 weights); ``auto`` is the accurate one on this CPU.
+    """
     require("onnxruntime", "onnx", "int8 quantization")
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -60,7 +92,8 @@ def quantize_dynamic_int8(source: str, target: str) -> None:
     root.setLevel(logging.ERROR)  # the quantizer logs every tensor (and a pre-processing hint) on the root logger
     try:
         # fused contrib ops defeat shape inference; their outputs are float
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8,
+        weights = QuantType.QInt8 if resolve_int8_format(fmt) == "u8s8" else QuantType.QUInt8
+        quantize_dynamic(source, target, weight_type=weights,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)

@@ -11,6 +11,7 @@ Inputs are always built by :class:`m3cls.model.tokens.TextEncoder` from the mode
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from .folder import ONNX_FP32_FILE, ONNX_INT8_FILE, ModelFolder  # noqa: F401 (t
 
 BACKENDS = ("torch", "onnx")
 WEIGHT_MODES = ("bf16", "autocast")
+
+logger = logging.getLogger(__name__)
 
 
 class TorchBackend:
@@ -114,4 +117,18 @@ def _load_onnx(folder: ModelFolder, file: str | None):
     from transformers import AutoConfig
 
     file = folder.onnx_file(file)
+    _warn_u8s8(folder, file)
     return OnnxBackend(folder.file(file), per_text=folder.dynamic_int8(file)), AutoConfig.from_pretrained(folder.path)
+
+
+def _warn_u8s8(folder: ModelFolder, file: str) -> None:
+    """Warn when an int8 file with int8 weights (u8s8) runs on a CPU without VNNI, where its products can
+    saturate (:mod:`m3cls.cpukinds`)."""
+    from ..cpukinds import has_vnni
+
+    info = folder.contract.info.get("onnx") if folder.contract and file == ONNX_INT8_FILE else None
+    int8 = info.get("int8") if isinstance(info, dict) else None
+    if isinstance(int8, dict) and int8.get("format", "u8s8") == "u8s8" and not has_vnni():
+        logger.warning("%s: int8 weights (u8s8) on a CPU without VNNI can saturate and change scores; re-export "
+                       "here with 'm3cls export --quantize int8' (u8u8), or use --onnx_file model.onnx",
+                       folder.path)

@@ -6,7 +6,6 @@ folder or a Hub name. Loading is safe by default: no remote code and no pickle w
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 
@@ -197,15 +196,14 @@ def _local_gpu() -> torch.device:
     return torch.device("cuda", rank)
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with AMX or AVX512-BF16, where bf16 matrix products beat fp32 by a wide margin."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+    """True on CPUs with AMX or AVX512-BF16, where bf16 matrix products beat fp32 by a wide margin.
+
+    The kind comes from :mod:`m3cls.cpukinds` (tests fake other kinds by replacing ``cpukinds.cpu_flags``).
+    """
+    from ..cpukinds import kind_paths
+
+    return kind_paths().precision == "bf16"
 
 
 def choose_precision(requested: str, device: torch.device) -> str:

@@ -91,6 +91,11 @@ class TrainConfig(ReadOptions):
     ladder: bool = field(default=True, metadata={
         "help": "with --method finetune, also fit the probe on the same split, so the report's ladder shows "
                 "TF-IDF, probe and fine-tuning side by side (costs one forward pass over the data)."})
+    memory_plan: str = field(default="auto", metadata={
+        "help": "auto: before reading the data, estimate the peak memory (weights, gradients, AdamW states, "
+                "activations of the longest batch) against 70%% of the RAM (85%% of a GPU's memory) and, if over, "
+                "turn on gradient checkpointing, then lower the per-device batch and raise gradient accumulation "
+                "(same effective batch); stop if nothing fits. off: run the settings as typed."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Allow training into an existing non-empty --output_dir."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub."})

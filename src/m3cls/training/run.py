@@ -64,6 +64,7 @@ def train(config: TrainConfig | TrainRequest, args=None, explicit: frozenset[str
     started = time.perf_counter()
     resuming = values.get("resume_from_checkpoint") not in (None, "", "false", "False")
     check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
+    memory = _plan_memory(config, values)  # before the data: a job that cannot fit stops here
     prepared = prepared or prepare_data(config, request.seed)
     if config.long_text == "chunks":  # before the model loads
         get_task(prepared.task).refuse("chunks")
@@ -78,6 +79,8 @@ def train(config: TrainConfig | TrainRequest, args=None, explicit: frozenset[str
                        PROBLEM_TYPES[prepared.task])
     contract = base_contract(config, prepared, precision).with_info(attention_dropout=config.attention_dropout,
                                                                     settings=settings)
+    if memory is not None:
+        contract = contract.with_info(memory_plan=memory.info())
     if config.lora_r:
         from ..model import lora
 
@@ -97,7 +100,30 @@ def train(config: TrainConfig | TrainRequest, args=None, explicit: frozenset[str
         clear_earlier_checkpoints(args.output_dir)
     trainer = _fit(config, args, model, tokenizer, train_set, val_set, prepared, contract, callbacks)
     trainer.m3cls_seconds = time.perf_counter() - started
+    if memory is not None:
+        contract = contract.with_info(memory_plan=_measured(memory, args))
     return _finish(config, args, trainer, val_set, prepared, contract, hub)
+
+
+def _plan_memory(config: TrainConfig, values: dict):
+    """The memory plan (:mod:`m3cls.training.memory`) for this run; it may change ``values`` in place."""
+    from .args import _on_gpu, cpu_defaults, resolve_precision
+    from .memory import plan_training_memory
+
+    on_gpu = _on_gpu({**cpu_defaults(), **values})
+    return plan_training_memory(config, values, resolve_precision(values, config.precision), on_gpu)
+
+
+def _measured(memory, args) -> dict:
+    """The plan with the peak measured over the run so far, logged beside the estimate."""
+    from .args import _on_gpu
+    from .memory import measured_peak
+
+    peak = measured_peak(_on_gpu({"use_cpu": args.use_cpu}))
+    info = memory.info(peak)
+    logger.info("memory: measured peak %.2f GiB (%s), estimate %.2f GiB, budget %.2f GiB", info["measured_peak_gib"],
+                "GPU memory allocated" if not args.use_cpu else "peak RSS", info["estimate_gib"], info["budget_gib"])
+    return info
 
 
 def _fit(config: TrainConfig, args, model, tokenizer, train_set, val_set, prepared: PreparedData,
