@@ -18,7 +18,7 @@ def cmd_cv(argv: list[str]) -> int:
         argv, (CVSettings,), "m3cls cv", "Cross-validate the probe (--method probe) or fine-tuning: the mean and "
         "spread of accuracy and macro-F1 over K folds, and out-of-fold probabilities for every text. Takes every "
         "'m3cls train' flag.")
-    check_output_dir(values["output_dir"], config.overwrite_output_dir)
+    check_output_dir(values["output_dir"], config.overwrite_output_dir, config.model_name_or_path)
     result = run_cv(config, values, explicit, settings)
     paths = write_cv(values["output_dir"], result, config.report)
     logger.info("wrote %s", ", ".join(paths))

@@ -18,7 +18,7 @@ from ..errors import ConfigError, OutputError
 logger = logging.getLogger(__name__)
 
 #: not uploaded: checkpoints and staging leftovers (as the Trainer does), and the pickled TrainingArguments
-IGNORE = ["checkpoint-*", "_*", "*.partial", ".m3cls-final.tmp*", "training_args.bin"]
+IGNORE = ["checkpoint-*", "_*", "*.partial", ".m3cls-final.*", "training_args.bin"]
 
 
 @dataclass(frozen=True)

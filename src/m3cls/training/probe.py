@@ -100,7 +100,7 @@ def train_probe(config: TrainConfig, values: dict, explicit: frozenset[str] = fr
     from .config import TrainResult
 
     output_dir = values.get("output_dir")
-    check_output_dir(output_dir, config.overwrite_output_dir)
+    check_output_dir(output_dir, config.overwrite_output_dir, config.model_name_or_path)
     config.check()
     if distributed.world()[1] > 1:
         raise ConfigError("--method probe runs in one process; start it without torchrun")

@@ -57,7 +57,7 @@ def train(config: TrainConfig, args, explicit: frozenset[str] = frozenset(),
         return train_probe(config, values, explicit, prepared)
     started = time.perf_counter()
     resuming = values.get("resume_from_checkpoint") not in (None, "", "false", "False")
-    check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
+    check_output_dir(values.get("output_dir"), config.overwrite_output_dir, config.model_name_or_path, resuming)
     config.check()
     prepared = prepared or prepare_data(config, values.get("seed", 42))
     if config.long_text == "chunks" and prepared.task != "single_label":  # before the model loads

@@ -165,7 +165,7 @@ def tune(config, values: dict, explicit: frozenset[str], space: list[Param], n_t
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"--timeout {timeout} must be above 0 seconds")
     output_dir = values.get("output_dir")
-    check_output_dir(output_dir, config.overwrite_output_dir)
+    check_output_dir(output_dir, config.overwrite_output_dir, config.model_name_or_path)
     config.check()
     prepared = prepare_data(config, values.get("seed", 42))  # bad data fails here, once, before any trial
     single_label_only(prepared.task, "m3cls tune (it maximises macro-F1)")
