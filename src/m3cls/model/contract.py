@@ -29,6 +29,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,8 +175,11 @@ class ModelContract:
 
 
 def contract_path(folder: str) -> str | None:
-    """``m3cls.json`` of a model folder, or of the run folder above a ``checkpoint-N`` folder."""
-    for candidate in (folder, os.path.dirname(os.path.abspath(folder))):
+    """``m3cls.json`` of a model folder, or of the run folder above a ``checkpoint-N`` folder (only there: a
+    stray m3cls.json above a plain Hugging Face folder must not change how that model reads text)."""
+    folder = os.path.abspath(folder)
+    parent = [os.path.dirname(folder)] if re.fullmatch(r"checkpoint-[0-9]+", os.path.basename(folder)) else []
+    for candidate in (folder, *parent):
         path = os.path.join(candidate, CONTRACT_FILE)
         if os.path.isfile(path):
             return path

@@ -53,15 +53,18 @@ def _check_reachable(name: str) -> None:
 
 
 def _check_pickle(folder: str, allow_pickle: bool) -> None:
+    """Refuse a folder whose weights would be read from a pickle (model or LoRA adapter), before loading."""
     if allow_pickle or not os.path.isdir(folder):
         return
     names = os.listdir(folder)
-    has_safe = any(n.endswith(".safetensors") for n in names)
-    has_pickle = any(n.endswith(".bin") and n.startswith("pytorch_model") for n in names)
-    if has_pickle and not has_safe:
-        raise ModelLoadError(f"{folder}: holds only pickle weights (pytorch_model.bin), which can run arbitrary "
-                             f"code when loaded; convert them to safetensors, or pass --allow_pickle if you "
-                             f"trust the source")
+    model_safe = any(n.endswith(".safetensors") and not n.startswith("adapter_model") for n in names)
+    pickles = [n for n in names if n.startswith("pytorch_model") and n.endswith(".bin") and not model_safe]
+    if "adapter_model.bin" in names and "adapter_model.safetensors" not in names:
+        pickles.append("adapter_model.bin")
+    if pickles:
+        raise ModelLoadError(f"{folder}: holds only pickle weights ({', '.join(sorted(pickles))}), which can run "
+                             f"arbitrary code when loaded; convert them to safetensors, or pass --allow_pickle if "
+                             f"you trust the source")
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
