@@ -15,9 +15,11 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shlex
 
 from ..files import atomic_open
 from .contract import ModelContract
@@ -73,7 +75,7 @@ def model_card(contract: ModelContract, name: str) -> str:
         parts = [_labels(contract), _scores(info), _calibration(contract), _decision(contract), _baseline(info)]
     else:
         parts = [_task_labels(contract), _task_scores(contract), _calibration(contract), _task_baseline(contract)]
-    sections = [f"# {name}", _intro(contract), *parts, _training(contract), _data(info),
+    sections = [f"# {cell(name)}", _intro(contract), *parts, _training(contract), _data(info),
                 _usage(contract, name, adapter)]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
 
@@ -133,7 +135,8 @@ def _intro(contract: ModelContract) -> str:
 def _labels(contract: ModelContract) -> str:
     data = contract.info.get("data") or {}
     train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
-    rows = [f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} |" for i, name in enumerate(contract.labels)]
+    rows = [f"| {i} | {cell(name)} | {train.get(name, '')} | {val.get(name, '')} |"
+            for i, name in enumerate(contract.labels)]
     return "## Labels\n\n| id | label | training texts | validation texts |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
@@ -147,7 +150,7 @@ def _scores(info: dict) -> str:
              + (f", log-loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}." if "ece" in metrics else "."),
              "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in (metrics.get("per_class") or {}).items():
-        lines.append(f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |")
+        lines.append(f"| {cell(label)} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |")
     return "\n".join(lines)
 
 
@@ -208,7 +211,7 @@ def _training(contract: ModelContract) -> str:
     settings.setdefault("max_length", contract.max_length)
     settings.setdefault("truncation", contract.truncation)
     settings["precision"] = info.get("precision", settings.get("precision"))
-    rows = [f"| {key} | {settings[key]} |" for key in CARD_SETTINGS if settings.get(key) not in (None, "")]
+    rows = [f"| {key} | {cell(settings[key])} |" for key in CARD_SETTINGS if settings.get(key) not in (None, "")]
     run = info.get("training") or {}
     facts = [f"{run['train_runtime']:.0f} s" if "train_runtime" in run else "",
              f"{run['epoch']:g} epochs run" if "epoch" in run else "",
@@ -223,14 +226,25 @@ def _training(contract: ModelContract) -> str:
     return text + "\n\nEvery setting of the run is in `train_config.yaml`."
 
 
+def cell(value) -> str:
+    r"""A value as Markdown table text: pipes escaped, HTML escaped, on one line (label names are data).
+
+    >>> cell("a|b <script>")
+    'a\\|b &lt;script&gt;'
+    """
+    import html
+
+    return html.escape(" ".join(str(value).split()), quote=False).replace("|", "\\|")
+
+
 def _data(info: dict) -> str:
     data = info.get("data") or {}
     train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
     if not train:
         return ""
     n_train, n_val = data.get("train_texts", sum(train.values())), data.get("validation_texts", sum(val.values()))
-    return (f"## Data\n\n- training: {data.get('train_path')}, {n_train} texts\n"
-            f"- validation: {data.get('validation_path')}, {n_val} texts")
+    return (f"## Data\n\n- training: {cell(data.get('train_path'))}, {n_train} texts\n"
+            f"- validation: {cell(data.get('validation_path'))}, {n_val} texts")
 
 
 def _usage(contract: ModelContract, name: str, adapter: bool) -> str:
@@ -238,22 +252,23 @@ def _usage(contract: ModelContract, name: str, adapter: bool) -> str:
     answer = "value" if contract.task == "regression" else "probabilities"
     cut = "" if contract.truncation == "head" else (
         f"\n# m3cls trained with {contract.truncation} truncation; the tokenizer call below keeps the head only")
+    folder = shlex.quote(os.path.basename(name))   # a folder name is data: quoted for the shell
     loader = ("from peft import AutoPeftModelForSequenceClassification as Model  # a LoRA adapter"
               if adapter else "from transformers import AutoModelForSequenceClassification as Model")
     return f"""## Usage
 
 With m3cls (`pip install m3cls`; for a Hub repo, download the folder first, e.g.
-`hf download {name} --local-dir {os.path.basename(name)}`):
+`hf download {shlex.quote(name)} --local-dir {folder}`):
 
 ```bash
-m3cls predict --model_path {os.path.basename(name)} --text "a text to classify"
-m3cls predict --model_path {os.path.basename(name)} --input texts.jsonl --output predictions.jsonl
+m3cls predict --model_path {folder} --text "a text to classify"
+m3cls predict --model_path {folder} --input texts.jsonl --output predictions.jsonl
 ```
 
 ```python
 from m3cls import Classifier
 
-clf = Classifier.from_pretrained("{os.path.basename(name)}")
+clf = Classifier.from_pretrained({json.dumps(os.path.basename(name))})
 print(clf.predict(["a text to classify"])[0].{answer})
 ```
 
@@ -264,8 +279,8 @@ import torch
 from transformers import AutoTokenizer
 {loader}
 
-tokenizer = AutoTokenizer.from_pretrained("{name}")
-model = Model.from_pretrained("{name}").eval(){cut}
+tokenizer = AutoTokenizer.from_pretrained({json.dumps(name)})
+model = Model.from_pretrained({json.dumps(name)}).eval(){cut}
 inputs = tokenizer(["a text to classify"], truncation=True, max_length={n}, padding=True, return_tensors="pt")
 with torch.no_grad():
 {_plain_decision(contract)}
@@ -302,9 +317,9 @@ def _task_labels(contract: ModelContract) -> str:
             f"| {part} | " + " | ".join(f"{counts.get(k, float('nan')):.4g}" for k in ("mean", "std", "min", "max"))
             + " |" for part, counts in (("training", train), ("validation", val)) if counts))
     thresholds = contract.thresholds or {}
-    rows = [f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | "
+    rows = [f"| {i} | {cell(name)} | {train.get(name, '')} | {val.get(name, '')} | "
             f"{thresholds[name]:.4f} |" if name in thresholds else
-            f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | 0.5 |"
+            f"| {i} | {cell(name)} | {train.get(name, '')} | {val.get(name, '')} | 0.5 |"
             for i, name in enumerate(contract.labels)]
     return ("## Labels\n\nA text gets every label whose probability reaches its threshold.\n\n"
             "| id | label | training texts | validation texts | threshold |\n|---|---|---|---|---|\n" + "\n".join(rows))
@@ -321,7 +336,7 @@ def _task_scores(contract: ModelContract) -> str:
              + ", ".join(f"{k} **{metrics[k]:.4f}**" for k in keys if k in metrics) + "."]
     if contract.task == "multi_label":
         lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |"
+        lines += [f"| {cell(label)} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |"
                   for label, s in (metrics.get("per_label") or {}).items()]
     return "\n".join(lines)
 
