@@ -211,11 +211,10 @@ def _head_timeout(seconds: float):
     return HeadTimeoutProtocol
 
 
-def run(app, host: str, port: int, shutdown_timeout: float, limits=None) -> None:
-    """Serve ``app`` (from ``create_app``) until SIGTERM/SIGINT, then shut down gracefully; returns after."""
-    from .app import ServeLimits
-
-    config = uvicorn_config(app, host, port, limits or ServeLimits(), timeout_graceful_shutdown=5)
+def run(app, host: str, port: int, shutdown_timeout: float, limits) -> None:
+    """Serve ``app`` (from ``create_app``) until SIGTERM/SIGINT, then shut down gracefully; returns after.
+    ``limits`` (a ServeLimits) sets uvicorn's connection limit and timeouts."""
+    config = uvicorn_config(app, host, port, limits, timeout_graceful_shutdown=5)
     import uvicorn
 
     server = _graceful(uvicorn.Server)(config, app.state.serve_state, app.state.batcher, shutdown_timeout)
