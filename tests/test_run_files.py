@@ -117,7 +117,8 @@ def test_push_to_hub_uploads_the_final_folder_once(tiny_xlmr, messages_file, tmp
     assert main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", messages_file, "--output_dir", out,
                  *QUICK, "--save_steps", "2", "--push_to_hub", "--hub_model_id", "me/tiny",
                  "--hub_token", "hf_secret"]) == 0
-    assert [c[:3] for c in calls] == [("create_repo", "me/tiny"), ("upload_folder", "me/tiny", out)]
+    assert [c[:2] for c in calls] == [("create_repo", "me/tiny"), ("upload_folder", "me/tiny")]
+    assert "m3cls-publish-" in calls[1][2]   # a copy made for publishing (issue 25: no local paths)
     files, ignore = calls[1][3], calls[1][4]
     assert {"README.md", "m3cls.json", "model.safetensors", "config.json", "tokenizer.json",
             "train_config.yaml"} <= set(files)

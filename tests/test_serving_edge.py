@@ -161,7 +161,7 @@ def test_max_batch_tokens_below_max_length_is_a_one_line_error(trained_xlmr, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--max_batch_tokens 32 is below max_length 64" in err[0]
     for flags, message in ((["--max_batch_tokens", "-1"], "--max_batch_tokens must be 0"),
-                           (["--request_timeout", "0"], "--request_timeout must be a number of seconds above 0"),
+                           (["--request_timeout", "-1"], "--request_timeout must be a number of seconds above 0"),
                            (["--shutdown_timeout", "-5"], "--shutdown_timeout must be a number of seconds")):
         assert main([*serve, *flags]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -73,7 +73,7 @@ def test_signal_mid_stream_answers_every_accepted_request_then_exits_0(trained_x
         # one more client is still sending its body when the signal comes: accepted, so it must be answered
         body = json.dumps({"texts": ["a slow upload delve"]}).encode()
         uploading = socket.create_connection(("127.0.0.1", port), timeout=60)
-        uploading.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        uploading.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                           b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
         with ThreadPoolExecutor(8) as pool:
             accepted = [pool.submit(httpx.post, f"{url}/predict", json={"texts": [t]}, timeout=60) for t in texts]

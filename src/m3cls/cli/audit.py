@@ -37,7 +37,7 @@ def cmd_audit(argv: list[str]) -> int:
     settings.check()
     require("cleanlab", "audit", "the label audit")  # before hours of cross-validation, not after
     out = request.output_dir
-    check_output_dir(out, config.overwrite_output_dir)
+    check_output_dir(out, config.overwrite_output_dir, config.model_name_or_path)
     result = run_cv(request, settings=cv_settings, what="m3cls audit")
     embeddings = result.embeddings
     if embeddings is None:  # fine-tuned folds: near-duplicates by the base encoder's embeddings

@@ -26,7 +26,7 @@ def cmd_cv(argv: list[str]) -> int:
 
     request, (settings,) = parse_train_args(argv, (CVSettings,), "m3cls cv", DESCRIPTION)
     out = request.output_dir
-    check_output_dir(out, request.config.overwrite_output_dir)
+    check_output_dir(out, request.config.overwrite_output_dir, request.config.model_name_or_path)
     result = run_cv(request, settings=settings)
     paths = write_cv(out, result, request.config.report)
     logger.info("wrote %s", ", ".join(paths))

@@ -73,8 +73,23 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_body_bytes", type=int, default=d.max_body_bytes, help="largest request body; "
                    "larger ones get 413")
     p.add_argument("--max_queue", type=int, default=d.max_queue, help="most requests waiting")
-    p.add_argument("--request_timeout", type=float, default=None,
-                   help="seconds a /predict may take before it gets 504 (default: no limit)")
+    p.add_argument("--request_timeout", type=float, default=d.request_timeout,
+                   help=f"seconds a /predict may take before it gets 504 and its work stops; 0: no limit "
+                        f"(default: {d.request_timeout:g})")
+    p.add_argument("--no_explain", action="store_true", help="refuse \"explain\": true (one model pass per word)")
+    p.add_argument("--max_explain_words", type=int, default=d.max_explain_words,
+                   help=f"most words one request may ask to explain, one model pass each (default: "
+                        f"{d.max_explain_words})")
+    p.add_argument("--max_connections", type=int, default=d.max_connections,
+                   help=f"open connections and requests at once; more get 503 (default: {d.max_connections})")
+    p.add_argument("--keep_alive_timeout", type=float, default=d.keep_alive_timeout,
+                   help=f"seconds an idle connection stays open (default: {d.keep_alive_timeout:g})")
+    p.add_argument("--header_timeout", type=float, default=d.header_timeout,
+                   help=f"seconds a client may take to send a request's head before the connection is closed "
+                        f"(default: {d.header_timeout:g})")
+    p.add_argument("--docs", action="store_true",
+                   help="serve the Swagger page at /docs (off by default: it loads Swagger UI from a CDN; "
+                        "/openapi.json is always there)")
     p.add_argument("--shutdown_timeout", type=float, default=30.0,
                    help="on SIGTERM/SIGINT, seconds to finish accepted requests before exiting (default: 30)")
     p.add_argument("--max_length", type=int, default=None,
@@ -95,9 +110,10 @@ def cmd_serve(argv: list[str]) -> int:
     import time
 
     from ..serving.app import ServeLimits, batch_token_budget, create_app, serve
+    from ..serving.http import allowed_hosts_for
 
     a = serve_parser().parse_args(argv)
-    a.api_key = a.api_key or os.environ.get("M3CLS_API_KEY")
+    a.api_key = a.api_key if a.api_key is not None else os.environ.get("M3CLS_API_KEY")
     for name in ("batch_size", "max_texts", "max_chars", "max_body_bytes", "max_queue"):
         if getattr(a, name) < 1:
             raise ConfigError(f"--{name} must be at least 1")
@@ -106,7 +122,12 @@ def cmd_serve(argv: list[str]) -> int:
     limits = ServeLimits(max_texts=a.max_texts, max_chars=a.max_chars, max_body_bytes=a.max_body_bytes,
                          max_batch_size=a.batch_size, max_wait_ms=a.max_wait_ms, max_queue=a.max_queue,
                          micro_batching=not a.no_micro_batching, max_batch_tokens=a.max_batch_tokens,
-                         request_timeout=a.request_timeout)
+                         request_timeout=a.request_timeout or None, explain=not a.no_explain,
+                         max_explain_words=a.max_explain_words, max_connections=a.max_connections,
+                         keep_alive_timeout=a.keep_alive_timeout, header_timeout=a.header_timeout)
+    if a.api_key is not None and not a.api_key.strip():
+        raise ConfigError("the API key is empty (--api_key or $M3CLS_API_KEY): set a key, or unset "
+                          "M3CLS_API_KEY to serve without one")
     if a.max_length is not None:
         batch_token_budget(a.max_batch_tokens, a.max_length)   # fail before the model loads
     require("uvicorn", "serve", "serving")
@@ -117,8 +138,9 @@ def cmd_serve(argv: list[str]) -> int:
         logger.warning("the saved decision threshold was chosen on documents read in windows (--long_text chunks); "
                        "serve reads the first %d tokens of each text, so its rates may not hold here -- serve with "
                        "--long_text chunks for long documents", clf.max_length)
-    app = create_app(clf, limits, a.api_key, load_seconds=time.perf_counter() - started)
-    logger.info("serving %s on http://%s:%d/ (docs at /docs)%s", a.model_path, a.host, a.port,
+    app = create_app(clf, limits, a.api_key, load_seconds=time.perf_counter() - started, docs=a.docs,
+                     allowed_hosts=allowed_hosts_for(a.host, a.api_key))
+    logger.info("serving %s on http://%s:%d/%s%s", a.model_path, a.host, a.port, " (docs at /docs)" if a.docs else "",
                 ", API key required" if a.api_key else "")
-    serve(app, a.host, a.port, a.shutdown_timeout)
+    serve(app, a.host, a.port, a.shutdown_timeout, limits, a.api_key)
     return 0

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -67,7 +68,7 @@ def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: boo
         yield from sources.iter_items(path, options, need_labels, keep_bad)
         return
     name = "stdin" if path == "-" else path
-    stream = _open(path)
+    stream = _open(path, options.encoding)
     try:
         first, chain = _peek(stream, name)
         container, schema = _detect(path, options.data_format, first)
@@ -77,21 +78,64 @@ def iter_items(path: str, options: ReadOptions = ReadOptions(), need_labels: boo
         if container == "json" and first == "{" and _looks_like_jsonl(chain):
             container = "jsonl"
         yield from _ITERATORS[container](chain, name, options, schema, need_labels, keep_bad)
+    except UnicodeDecodeError as e:
+        raise DataError(_decode_problem(path, options.encoding, e)) from None
     finally:
         if stream is not sys.stdin:
             stream.close()
 
 
-def _open(path: str) -> IO[str]:
+def _open(path: str, encoding: str | None = None) -> IO[str]:
+    """The file as text: UTF-8 (a byte-order mark skipped) unless ``encoding`` names another codec; bytes the
+    codec cannot decode raise UnicodeDecodeError while reading (never replaced: that would corrupt texts)."""
+    codec = _codec(encoding)
     if path == "-":
-        return sys.stdin
+        return sys.stdin if encoding is None else io.TextIOWrapper(sys.stdin.buffer, encoding=codec, newline="")
     if not os.path.exists(path):
         raise DataError(f"{path}: file not found; check the path")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, expected a data file")
     if os.path.getsize(path) == 0:
         raise DataError(f"{path}: file is empty; expected records")
-    return open(path, encoding="utf-8-sig", errors="replace", newline="")
+    return open(path, encoding=codec, newline="")
+
+
+def _codec(encoding: str | None) -> str:
+    """The codec to open with: UTF-8 with its byte-order mark skipped, or the named codec."""
+    if encoding is None:
+        return "utf-8-sig"
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"--encoding {encoding!r}: not a text encoding Python knows; give one such as utf-8, "
+                          f"latin-1 or cp1252") from None
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def _decode_problem(path: str, encoding: str | None, error: UnicodeDecodeError) -> str:
+    """One line naming the file, the first byte the codec cannot read, and the fix."""
+    codec = _codec(encoding)
+    where = "" if path == "-" else f" at byte {_first_bad_byte(path, codec)}"
+    label = "UTF-8" if encoding is None else encoding
+    fix = ("convert the file to UTF-8, or pass --encoding NAME (e.g. latin-1, cp1252)" if encoding is None
+           else "check --encoding")
+    return f"{'stdin' if path == '-' else path}: not valid {label}{where} ({error.reason}); {fix}"
+
+
+def _first_bad_byte(path: str, codec: str) -> int:
+    """The file offset of the first byte ``codec`` cannot decode (read again in 1 MiB chunks, only on error)."""
+    decoder, offset = codecs.getincrementaldecoder(codec)(), 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:
+                return offset - pending + e.start
+            if not chunk:
+                return offset
+            offset += len(chunk)
 
 
 def _peek(stream: IO[str], name: str) -> tuple[str, "_Chain"]:

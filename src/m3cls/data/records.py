@@ -38,12 +38,16 @@ class ReadOptions:
     label_separator: str | None = field(default=None, metadata={
         "help": "Split a label string into a label list at this string, e.g. '|' for 'politics|economy' "
                 "(multi-label). A JSON list is always a label list."})
+    encoding: str | None = field(default=None, metadata={
+        "help": "Text encoding of the data file, any codec Python knows (e.g. latin-1, cp1252); default UTF-8 "
+                "(a byte-order mark is skipped), and bytes that are not UTF-8 are an error naming their offset."})
 
     @classmethod
     def resolve(cls, given: dict, saved: dict | None = None) -> "ReadOptions":
         """Flags the user gave (None = not given), else the ones saved with a model, else the defaults."""
         names = [f.name for f in fields(cls)]
-        saved = {k: v for k, v in (saved or {}).items() if k in names}
+        # an encoding belongs to one file, never to the model: a saved one does not carry over
+        saved = {k: v for k, v in (saved or {}).items() if k in names and k != "encoding"}
         return cls(**{**saved, **{k: v for k, v in given.items() if k in names and v is not None}})
 
 

@@ -21,10 +21,10 @@ import os
 import random
 
 from ..errors import ConfigError, DataError, OutputError
-from ..files import require, staged_folder
+from ..files import check_replaceable, require, staged_folder
 from ..model.backends import ONNX_FP32_FILE as FP32_FILE
 from ..model.backends import ONNX_INT8_FILE as INT8_FILE
-from ..model.contract import derive_contract, write_contract
+from ..model.contract import CONTRACT_FILE, derive_contract, write_contract
 from ..model.folder import ModelFolder
 from ..model.tokens import TextEncoder
 from ..tasks.labels import LabelSet
@@ -60,6 +60,8 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
         resolve_int8_format(int8_format)  # a wrong name fails before the model loads
     if calibration_size < 1:
         raise ConfigError(f"--calibration_size must be at least 1, got {calibration_size}")
+    check_replaceable(output_dir, "--output", "m3cls ONNX export (m3cls.json and a .onnx file)", holds_export,
+                      {"--model_path": model_path})
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise OutputError(f"{output_dir}: exists and is not empty; choose a new --output or pass --overwrite")
     folder = ModelFolder.read(model_path)
@@ -81,6 +83,12 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
         write_contract(staging, contract.with_info(onnx=onnx_info))
     logger.info("exported %s to %s (%s)", model_path, output_dir, ", ".join(onnx_info["files"]))
     return onnx_info
+
+
+def holds_export(folder: str) -> bool:
+    """True when ``folder`` holds what an earlier export wrote (m3cls.json beside a .onnx graph)."""
+    names = os.listdir(folder)
+    return CONTRACT_FILE in names and any(n.endswith(".onnx") for n in names)
 
 
 def export_pooled_encoder(module, tokenizer, folder: str, opset: int = 17) -> str:

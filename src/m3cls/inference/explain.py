@@ -65,7 +65,10 @@ def words_of(text: str, offsets: Sequence[tuple[int, int] | None]) -> list[Word]
             continue
         while first < len(spans) and spans[first][1] <= span[0]:
             first += 1
-        hit = [j for j in range(first, len(spans)) if spans[j][0] < span[1]]
+        last = first   # spans are sorted and disjoint: the overlapping ones follow ``first`` (linear overall)
+        while last < len(spans) and spans[last][0] < span[1]:
+            last += 1
+        hit = range(first, last)
         if not hit:
             continue  # a whitespace-only token (a bare sentencepiece '▁') belongs to no word
         for j in hit[1:]:

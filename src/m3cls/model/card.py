@@ -15,11 +15,14 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shlex
 
 from ..files import atomic_open
+from ..tasks.cards import cell
 from .contract import ModelContract
 
 logger = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ def model_card(contract: ModelContract, name: str) -> str:
                          model_name=name, eval_results=_eval_results(info, dataset) or None)
     head, tail = contract.task_type.card_parts(contract)
     parts = [*head, _calibration(contract), *tail]
-    sections = [f"# {name}", _intro(contract), *parts, _training(contract), _data(info),
+    sections = [f"# {cell(name)}", _intro(contract), *parts, _training(contract), _data(info),
                 _usage(contract, name, adapter)]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n"
 
@@ -150,7 +153,7 @@ def _training(contract: ModelContract) -> str:
     settings.setdefault("max_length", contract.max_length)
     settings.setdefault("truncation", contract.truncation)
     settings["precision"] = info.get("precision", settings.get("precision"))
-    rows = [f"| {key} | {settings[key]} |" for key in CARD_SETTINGS if settings.get(key) not in (None, "")]
+    rows = [f"| {key} | {cell(settings[key])} |" for key in CARD_SETTINGS if settings.get(key) not in (None, "")]
     run = info.get("training") or {}
     facts = [f"{run['train_runtime']:.0f} s" if "train_runtime" in run else "",
              f"{run['epoch']:g} epochs run" if "epoch" in run else "",
@@ -171,8 +174,8 @@ def _data(info: dict) -> str:
     if not train:
         return ""
     n_train, n_val = data.get("train_texts", sum(train.values())), data.get("validation_texts", sum(val.values()))
-    return (f"## Data\n\n- training: {data.get('train_path')}, {n_train} texts\n"
-            f"- validation: {data.get('validation_path')}, {n_val} texts")
+    return (f"## Data\n\n- training: {cell(data.get('train_path'))}, {n_train} texts\n"
+            f"- validation: {cell(data.get('validation_path'))}, {n_val} texts")
 
 
 def _usage(contract: ModelContract, name: str, adapter: bool) -> str:
@@ -180,22 +183,23 @@ def _usage(contract: ModelContract, name: str, adapter: bool) -> str:
     answer = contract.task_type.output_field
     cut = "" if contract.truncation == "head" else (
         f"\n# m3cls trained with {contract.truncation} truncation; the tokenizer call below keeps the head only")
+    folder = shlex.quote(os.path.basename(name))   # a folder name is data: quoted for the shell
     loader = ("from peft import AutoPeftModelForSequenceClassification as Model  # a LoRA adapter"
               if adapter else "from transformers import AutoModelForSequenceClassification as Model")
     return f"""## Usage
 
 With m3cls (`pip install m3cls`; for a Hub repo, download the folder first, e.g.
-`hf download {name} --local-dir {os.path.basename(name)}`):
+`hf download {shlex.quote(name)} --local-dir {folder}`):
 
 ```bash
-m3cls predict --model_path {os.path.basename(name)} --text "a text to classify"
-m3cls predict --model_path {os.path.basename(name)} --input texts.jsonl --output predictions.jsonl
+m3cls predict --model_path {folder} --text "a text to classify"
+m3cls predict --model_path {folder} --input texts.jsonl --output predictions.jsonl
 ```
 
 ```python
 from m3cls import Classifier
 
-clf = Classifier.from_pretrained("{os.path.basename(name)}")
+clf = Classifier.from_pretrained({json.dumps(os.path.basename(name))})
 print(clf.predict(["a text to classify"])[0].{answer})
 ```
 
@@ -206,8 +210,8 @@ import torch
 from transformers import AutoTokenizer
 {loader}
 
-tokenizer = AutoTokenizer.from_pretrained("{name}")
-model = Model.from_pretrained("{name}").eval(){cut}
+tokenizer = AutoTokenizer.from_pretrained({json.dumps(name)})
+model = Model.from_pretrained({json.dumps(name)}).eval(){cut}
 inputs = tokenizer(["a text to classify"], truncation=True, max_length={n}, padding=True, return_tensors="pt")
 with torch.no_grad():
 {contract.task_type.plain_decision(contract)}

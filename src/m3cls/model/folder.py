@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 
 from ..errors import ModelLoadError
 from .bundled import resolve_model_name
@@ -53,8 +54,11 @@ class ModelFolder:
 
     # -- the contract ----------------------------------------------------------------------------------------
     def contract_location(self) -> str | None:
-        """Where ``m3cls.json`` is: in the folder, or in the run folder above it (a ``checkpoint-N`` folder)."""
-        for candidate in (self.path, os.path.dirname(os.path.abspath(self.path))):
+        """Where ``m3cls.json`` is: in the folder, or in the run folder above a ``checkpoint-N`` folder (only
+        there: a stray m3cls.json above a plain Hugging Face folder must not change how that model reads text)."""
+        folder = os.path.abspath(self.path)
+        parent = [os.path.dirname(folder)] if re.fullmatch(r"checkpoint-[0-9]+", os.path.basename(folder)) else []
+        for candidate in (self.path, *parent):
             path = os.path.join(candidate, CONTRACT_FILE)
             if os.path.isfile(path):
                 return path
@@ -124,11 +128,15 @@ class ModelFolder:
         """Refuse a folder whose only weights are pickle files (they can run code when loaded) unless allowed."""
         if allow_pickle or not self.is_local:
             return
-        has_pickle = any(n.endswith(".bin") and n.startswith("pytorch_model") for n in self.files)
-        if has_pickle and not self.has_safetensors:
-            raise ModelLoadError(f"{self.path}: holds only pickle weights (pytorch_model.bin), which can run "
-                                 f"arbitrary code when loaded; convert them to safetensors, or pass --allow_pickle "
-                                 f"if you trust the source")
+        names = self.files
+        model_safe = any(n.endswith(".safetensors") and not n.startswith("adapter_model") for n in names)
+        pickles = [n for n in names if n.startswith("pytorch_model") and n.endswith(".bin") and not model_safe]
+        if "adapter_model.bin" in names and "adapter_model.safetensors" not in names:
+            pickles.append("adapter_model.bin")  # a LoRA adapter is weights too
+        if pickles:
+            raise ModelLoadError(f"{self.path}: holds only pickle weights ({', '.join(sorted(pickles))}), which can "
+                                 f"run arbitrary code when loaded; convert them to safetensors, or pass "
+                                 f"--allow_pickle if you trust the source")
 
     def adapter_base(self) -> str | None:
         """The base model a LoRA adapter was trained on: ``m3cls.json``'s, else the adapter config's."""

@@ -21,6 +21,7 @@ This module is numpy only. Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -65,6 +66,7 @@ class EmbeddingCache:
         self.key = settings_key(settings)
         self.folder = os.path.join(root, "embeddings", self.key)
         self._rows: dict[bytes, np.ndarray] = {}
+        self._index: dict[bytes, str] = {}   # key -> shard holding it, vectors not read yet
         try:
             os.makedirs(self.folder, exist_ok=True)
             self._check_settings()
@@ -92,27 +94,45 @@ class EmbeddingCache:
         os.replace(partial, path)
 
     def _load(self) -> None:
+        """Index the shards by their keys (headers and keys only: the vectors are read when asked for)."""
         for name in sorted(os.listdir(self.folder)):
             if not name.endswith(".emb"):
                 continue
             path = os.path.join(self.folder, name)
             try:
-                keys, vectors = read_shard(path, self.key)
+                keys = read_shard_keys(path, self.key)
             except ValueError as e:
-                logger.warning("embedding cache: %s is damaged (%s); deleting it, its texts will be embedded "
-                               "again", path, e)
-                os.remove(path)
+                self._drop(path, e)
                 continue
-            self._rows.update(zip(keys, vectors))
+            self._index.update(dict.fromkeys(keys, path))
+
+    def _drop(self, path: str, error: ValueError) -> None:
+        logger.warning("embedding cache: %s is damaged (%s); deleting it, its texts will be embedded again",
+                       path, error)
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        self._index = {k: p for k, p in self._index.items() if p != path}
+
+    def _read_needed(self, keys: list[bytes]) -> None:
+        """Read the vectors of the shards that hold some of ``keys`` (and only those shards)."""
+        for path in sorted({self._index[k] for k in keys if k not in self._rows and k in self._index}):
+            try:
+                shard_keys, vectors = read_shard(path, self.key)
+            except (OSError, ValueError) as e:
+                self._drop(path, ValueError(str(e)))
+                continue
+            self._rows.update(zip(shard_keys, vectors))
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._index.keys() | self._rows.keys())
 
     def get(self, texts: list[str]) -> tuple[dict[int, np.ndarray], list[int]]:
         """(position -> vector for cached texts, positions of texts not cached)."""
+        keys = [text_key(text) for text in texts]
+        self._read_needed(keys)
         found, missing = {}, []
-        for position, text in enumerate(texts):
-            row = self._rows.get(text_key(text))
+        for position, key in enumerate(keys):
+            row = self._rows.get(key)
             if row is None:
                 missing.append(position)
             else:
@@ -120,16 +140,19 @@ class EmbeddingCache:
         return found, missing
 
     def put(self, texts: list[str], vectors: np.ndarray) -> None:
-        """Write one shard for these texts, atomically; they are cached from now on."""
+        """Write one shard for these texts, atomically; they are cached from now on. A shard that cannot be
+        written (a full disk) is a warning: the vectors are kept for this run, only the next run recomputes."""
         keys = [text_key(t) for t in texts]
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         path = os.path.join(self.folder, f"{uuid.uuid4().hex}.emb")
+        self._rows.update(zip(keys, vectors))
         try:
             write_shard(path, self.key, keys, vectors)
         except OSError as e:
-            raise OutputError(f"{path}: cannot write the embedding cache ({e.strerror or e}); free some space or "
-                              f"choose another --cache_dir") from None
-        self._rows.update(zip(keys, vectors))
+            logger.warning("embedding cache: cannot write %s (%s); going on without caching these %d texts (free "
+                           "some space or choose another --cache_dir)", path, e.strerror or e, len(keys))
+            return
+        self._index.update(dict.fromkeys(keys, path))
 
 
 def write_shard(path: str, key: str, keys: list[bytes], vectors: np.ndarray) -> None:
@@ -137,28 +160,47 @@ def write_shard(path: str, key: str, keys: list[bytes], vectors: np.ndarray) -> 
     payload = b"".join(keys) + vectors.tobytes()
     header = json.dumps({"key": key, "count": len(keys), "dim": int(vectors.shape[1]),
                          "sha256": hashlib.sha256(payload).hexdigest()}).encode("utf-8")
-    partial = path + ".partial"
-    with open(partial, "wb") as f:
-        f.write(MAGIC + len(header).to_bytes(8, "little") + header + payload)
-    os.replace(partial, path)
-
-
-def read_shard(path: str, key: str) -> tuple[list[bytes], np.ndarray]:
-    """A shard's keys and vectors; ValueError (saying what is wrong) when it is damaged or not this key's."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    if blob[: len(MAGIC)] != MAGIC or len(blob) < len(MAGIC) + 8:
-        raise ValueError("not an m3cls embedding shard")
-    size = int.from_bytes(blob[len(MAGIC): len(MAGIC) + 8], "little")
-    start = len(MAGIC) + 8 + size
+    partial = f"{path}.{uuid.uuid4().hex}.partial"
     try:
-        header = json.loads(blob[len(MAGIC) + 8: start].decode("utf-8"))
+        with open(partial, "wb") as f:
+            f.write(MAGIC + len(header).to_bytes(8, "little") + header + payload)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _header(f, key: str) -> tuple[int, int, str, int]:
+    """(count, dim, sha256, payload start) of an open shard; ValueError when it is not this key's shard."""
+    head = f.read(len(MAGIC) + 8)
+    if head[: len(MAGIC)] != MAGIC or len(head) < len(MAGIC) + 8:
+        raise ValueError("not an m3cls embedding shard")
+    size = int.from_bytes(head[len(MAGIC):], "little")
+    try:
+        header = json.loads(f.read(size).decode("utf-8"))
         count, dim, digest = int(header["count"]), int(header["dim"]), header["sha256"]
     except (ValueError, KeyError, TypeError):
         raise ValueError("unreadable header") from None
     if header.get("key") != key:
         raise ValueError("made with other settings")
-    payload = blob[start:]
+    return count, dim, digest, len(MAGIC) + 8 + size
+
+
+def read_shard_keys(path: str, key: str) -> list[bytes]:
+    """A shard's keys only (its header and 16 bytes a text): what opening the cache reads of each shard."""
+    with open(path, "rb") as f:
+        count, dim, _, start = _header(f, key)
+        if os.fstat(f.fileno()).st_size - start != count * (16 + 4 * dim):
+            raise ValueError(f"truncated: {os.fstat(f.fileno()).st_size - start} bytes of {count * (16 + 4 * dim)}")
+        blob = f.read(count * 16)
+    return [blob[i * 16: (i + 1) * 16] for i in range(count)]
+
+
+def read_shard(path: str, key: str) -> tuple[list[bytes], np.ndarray]:
+    """A shard's keys and vectors; ValueError (saying what is wrong) when it is damaged or not this key's."""
+    with open(path, "rb") as f:
+        count, dim, digest, _ = _header(f, key)
+        payload = f.read()
     if len(payload) != count * (16 + 4 * dim):
         raise ValueError(f"truncated: {len(payload)} bytes of {count * (16 + 4 * dim)}")
     if hashlib.sha256(payload).hexdigest() != digest:

@@ -21,6 +21,8 @@ def _pyplot():
     except ImportError:
         raise ConfigError("the HTML report needs matplotlib; run: pip install matplotlib") from None
     matplotlib.use("Agg")
+    # label names are data, not TeX: "$\\undefinedcmd$" must be drawn as typed, never parsed as math text
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

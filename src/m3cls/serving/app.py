@@ -39,6 +39,13 @@ logger = logging.getLogger(__name__)
 # Chosen by benchmarks/load.py (README, "Serving load"); never below the model's max_length.
 DEFAULT_MAX_BATCH_TOKENS = 8192
 WARM_UP_TEXT = "This sentence warms the model up before the first request."
+#: seconds one /predict may take: long enough for 64 texts at 8192 tokens on a CPU, short enough that a
+#: client that gave up does not keep the model busy for minutes
+DEFAULT_REQUEST_TIMEOUT = 60.0
+#: words one request may ask to explain: each costs one model pass, so 256 words are 256 passes
+DEFAULT_MAX_EXPLAIN_WORDS = 256
+#: temperatures /predict accepts: logits / T stays finite and the probabilities meaningful in this range
+TEMPERATURE_RANGE = (0.01, 100.0)
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,11 @@ class ServeLimits:
     """Bounds that keep the service alive under bad or heavy input, and how batches are packed.
 
     ``max_batch_tokens`` None means ``max(DEFAULT_MAX_BATCH_TOKENS, max_length)``, and 0 turns the token budget
-    off (batches of ``max_batch_size`` texts in arrival order). ``request_timeout`` None means no limit.
+    off (batches of ``max_batch_size`` texts in arrival order). ``request_timeout`` (default 60 s) bounds the
+    work for one ``/predict``, None means no limit. ``explain`` False refuses ``"explain": true``;
+    ``max_explain_words`` caps the words one request may ask to explain (one model pass each; default 256).
+    ``max_connections`` is uvicorn's ``limit_concurrency`` (503 beyond it), ``keep_alive_timeout`` how long an
+    idle connection stays open, ``header_timeout`` how long a client may take to send a request's head.
     """
 
     max_texts: int = 64
@@ -57,14 +68,23 @@ class ServeLimits:
     max_queue: int = 256
     micro_batching: bool = True
     max_batch_tokens: int | None = None
-    request_timeout: float | None = None
+    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT
+    explain: bool = True
+    max_explain_words: int = DEFAULT_MAX_EXPLAIN_WORDS
+    max_connections: int = 512
+    keep_alive_timeout: float = 5.0
+    header_timeout: float = 10.0
 
     def __post_init__(self):
         if self.max_batch_tokens is not None and self.max_batch_tokens < 0:
             raise ConfigError(f"--max_batch_tokens must be 0 (no token budget) or more, got {self.max_batch_tokens}")
-        t = self.request_timeout
-        if t is not None and not (math.isfinite(t) and t > 0):
-            raise ConfigError(f"--request_timeout must be a number of seconds above 0, got {t}")
+        for name in ("request_timeout", "keep_alive_timeout", "header_timeout"):
+            t = getattr(self, name)
+            if t is not None and not (math.isfinite(t) and t > 0):
+                raise ConfigError(f"--{name} must be a number of seconds above 0, got {t}")
+        for name in ("max_explain_words", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
 
 
 def batch_token_budget(requested: int | None, max_length: int) -> int:
@@ -83,9 +103,17 @@ def _fastapi():
 
 
 def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | None = None,
-               load_seconds: float | None = None):
-    """Build the FastAPI app around a loaded Classifier (torch or ONNX backend)."""
+               load_seconds: float | None = None, docs: bool = False, allowed_hosts: frozenset | None = None):
+    """Build the FastAPI app around a loaded Classifier (torch or ONNX backend).
+
+    ``docs`` serves the Swagger page at ``/docs`` (off by default: it loads Swagger UI from a CDN);
+    ``/openapi.json`` is always served. ``allowed_hosts`` (see :func:`allowed_hosts_for`) refuses requests whose
+    ``Host`` header names another host (DNS rebinding to a keyless server); None checks nothing.
+    """
     _fastapi()
+    if api_key is not None and not api_key.strip():
+        raise ConfigError("the API key is empty (--api_key or $M3CLS_API_KEY): set a key, or unset it to serve "
+                          "without one")
     from fastapi import Depends, FastAPI
 
     from .http import RequestGate, ServeState
@@ -111,7 +139,7 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
         tokenizer.shutdown(wait=False)
 
     app = FastAPI(title="m3cls", description="Text classification with a fine-tuned transformer.",
-                  version=_version(), lifespan=lifespan)
+                  version=_version(), lifespan=lifespan, docs_url="/docs" if docs else None, redoc_url=None)
     app.state.batcher, app.state.serve_state, app.state.metrics = batcher, state, metrics
 
     async def run(ids: list[list[int]]):
@@ -134,6 +162,11 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
         from ..inference.explain import occlusion_scores, plan_occlusions
 
         plans = await asyncio.get_running_loop().run_in_executor(tokenizer, plan_occlusions, classifier, texts)
+        words = sum(len(plan.words) for plan in plans)
+        if words > limits.max_explain_words:
+            raise _HTTPError(413, f"\"explain\" would score {words} words (one model pass each); this server "
+                                  f"explains at most {limits.max_explain_words} per request: send fewer or shorter "
+                                  f"texts")
         for prediction, plan in zip(predictions, plans):
             logits = await run(plan.variants)
             prediction.attributions = occlusion_scores(classifier, plan, logits, prediction.decision or
@@ -145,7 +178,8 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     _add_probes(app, classifier, batcher, state, metrics, [Depends(authorize)])
     if api_key is not None:
         _guard_docs(app, authorize)
-    app.add_middleware(RequestGate, state=state, metrics=metrics, max_body_bytes=limits.max_body_bytes)
+    app.add_middleware(RequestGate, state=state, metrics=metrics, max_body_bytes=limits.max_body_bytes,
+                       allowed_hosts=allowed_hosts)
     return app
 
 
@@ -158,9 +192,10 @@ def _warm_up(classifier) -> float:
 
 def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, explain) -> None:
     _, pydantic = _fastapi()
+    from fastapi import Request
     from fastapi.responses import HTMLResponse
 
-    from .page import PAGE
+    from .page import PAGE, PAGE_HEADERS
 
     class PredictRequest(pydantic.BaseModel):
         texts: list[str]
@@ -169,7 +204,7 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
-        return PAGE
+        return HTMLResponse(PAGE, headers=PAGE_HEADERS)
 
     @app.get("/labels", dependencies=secured)
     async def labels():
@@ -177,8 +212,10 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
                 "max_length": classifier.max_length, **classifier.task_info}
 
     @app.post("/predict", dependencies=secured)
-    async def predict(body: PredictRequest):
+    async def predict(body: PredictRequest, request: Request):
         _check(body, limits)
+        if body.explain and not limits.explain:
+            raise _HTTPError(422, "\"explain\" is turned off on this server (--no_explain): leave it out")
         try:
             classifier.check_request(body.temperature, body.explain, FIELDS)
         except ConfigError as e:
@@ -191,7 +228,7 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
             return predictions, shares
 
         try:
-            predictions, shares = await asyncio.wait_for(answer(), limits.request_timeout)
+            predictions, shares = await _until_done_or_gone(answer(), request, limits.request_timeout)
         except asyncio.TimeoutError:
             raise _HTTPError(504, f"no answer within the request timeout of {limits.request_timeout:g} s; "
                                   f"retry, or send fewer or shorter texts") from None
@@ -199,6 +236,29 @@ def _add_routes(app, classifier, limits: ServeLimits, classify, secured: list, e
             raise _HTTPError(503, f"{e}; retry shortly", {"Retry-After": "1"}) from None
         return {"predictions": [dict(p.to_dict(i), unknown_token_share=round(share, 4))
                                 for i, (p, share) in enumerate(zip(predictions, shares))], **classifier.task_info}
+
+
+async def _until_done_or_gone(work, request, timeout: float | None):
+    """Await ``work``; cancel it (and so its texts still queued for the model) when the timeout passes
+    (asyncio.TimeoutError) or the client disconnects (ClientGone; nobody is left to answer)."""
+    task, gone = asyncio.ensure_future(work), asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    if gone in done:
+        logger.info("client disconnected; its request's remaining work is dropped")
+        raise _HTTPError(499, "client disconnected")
+    raise asyncio.TimeoutError
+
+
+async def _disconnected(request) -> None:
+    """Return when the client closes the connection (the body is already read, so the next message says so)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _add_probes(app, classifier, batcher: MicroBatcher, state, metrics, secured: list) -> None:
@@ -236,7 +296,7 @@ def _add_error_handlers(app) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
         return _error(422, f"invalid request{' at ' + where if where else ''}: {first.get('msg', 'malformed')}; "
-                           f"expected {{\"texts\": [\"...\"], \"temperature\": optional number > 0, "
+                           f"expected {{\"texts\": [\"...\"], \"temperature\": optional number from 0.01 to 100, "
                            f"\"explain\": optional true/false}}")
 
     @app.exception_handler(_HTTPError)
@@ -256,8 +316,8 @@ def _authorizer(api_key: str | None):
     def authorize(request: Request) -> None:
         if api_key is None:
             return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
             raise _HTTPError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
                              {"WWW-Authenticate": "Bearer"})
 
@@ -279,9 +339,14 @@ def _check(body, limits: ServeLimits) -> None:
             raise _HTTPError(422, f"texts[{i}] is empty")
         if len(text) > limits.max_chars:
             raise _HTTPError(413, f"texts[{i}] has {len(text)} characters; at most {limits.max_chars}")
-    t = body.temperature
-    if t is not None and (not math.isfinite(t) or t <= 0):
-        raise _HTTPError(422, f"temperature must be a number above 0, got {t}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise _HTTPError(422, f"texts[{i}] is not valid Unicode (a lone surrogate at character {e.start}); "
+                                  f"send text, not raw UTF-16 halves") from None
+    t, (low, high) = body.temperature, TEMPERATURE_RANGE
+    if t is not None and not (math.isfinite(t) and low <= t <= high):
+        raise _HTTPError(422, f"temperature must be a number from {low:g} to {high:g}, got {t}")
 
 
 def _guard_docs(app, authorize) -> None:
@@ -298,12 +363,16 @@ def _guard_docs(app, authorize) -> None:
         return await call_next(request)
 
 
-def serve(app, host: str, port: int, shutdown_timeout: float) -> None:
+def serve(app, host: str, port: int, shutdown_timeout: float, limits: ServeLimits = ServeLimits(),
+          api_key: str | None = None) -> None:
     """Run the app with uvicorn until SIGTERM/SIGINT, then drain gracefully (see ``m3cls.serving.http``)."""
-    from .http import run
+    from .http import is_loopback, run
 
     check_address(host, port)
-    run(app, host, port, shutdown_timeout)
+    if api_key is None and not is_loopback(host):
+        logger.warning("serving on %s without an API key: anyone who can reach this address can use the model; "
+                       "set --api_key (or $M3CLS_API_KEY), or bind to 127.0.0.1", host)
+    run(app, host, port, shutdown_timeout, limits)
 
 
 def check_address(host: str, port: int) -> None:

@@ -5,7 +5,8 @@
 so shutdown can wait for them:
 
 - ``POST`` without ``Content-Length``: 411; ``Content-Length`` over ``max_body_bytes``: 413;
-- while shutting down: 503 with ``Retry-After`` (except ``/health``, ``/ready`` and ``/metrics``).
+- while shutting down: 503 with ``Retry-After`` (except ``/health``, ``/ready`` and ``/metrics``);
+- with ``allowed_hosts``, a ``Host`` header naming another host: 400 (DNS rebinding to a keyless server).
 
 A refusal first reads and discards the request body (at most ``drain_limit(max_body_bytes)`` bytes, for at
 most 5 s), then answers. Closing a socket with unread bytes in it makes the kernel send a reset, and a client
@@ -63,8 +64,10 @@ class ServeState:
 class RequestGate:
     """ASGI middleware: metrics per request, early refusals that the client can read, in-flight count."""
 
-    def __init__(self, app, *, state: ServeState, metrics, max_body_bytes: int):
+    def __init__(self, app, *, state: ServeState, metrics, max_body_bytes: int,
+                 allowed_hosts: frozenset | None = None):
         self.app, self.state, self.metrics, self.max_body_bytes = app, state, metrics, max_body_bytes
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -91,6 +94,10 @@ class RequestGate:
             self.metrics.on_request(route_of(scope["path"]), status[0], time.perf_counter() - started)
 
     def _refusal(self, scope) -> tuple[int, str, dict] | None:
+        if self.allowed_hosts is not None:
+            name = host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+            if name not in self.allowed_hosts:
+                return 400, f"Host {name!r} is not this server's; use http://127.0.0.1:PORT/", {}
         if self.state.draining and scope["path"] not in ALWAYS_OPEN:
             return 503, "the server is shutting down; retry shortly", {"retry-after": "1"}
         if scope["method"] != "POST":
@@ -135,11 +142,81 @@ async def _drain(receive, limit: int) -> bool:
     return False
 
 
-def run(app, host: str, port: int, shutdown_timeout: float) -> None:
-    """Serve ``app`` (from ``create_app``) until SIGTERM/SIGINT, then shut down gracefully; returns after."""
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is a loopback name or address (only this machine can connect)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() in LOOPBACK_NAMES
+
+
+def allowed_hosts_for(host: str, api_key: str | None) -> frozenset | None:
+    """The ``Host`` header values a keyless server accepts: its bound name and the loopback names; None (no
+    check) with a key, or when bound to every interface (0.0.0.0, ::), whose names the server cannot know.
+
+    >>> sorted(allowed_hosts_for("127.0.0.1", None))
+    ['127.0.0.1', '::1', 'localhost']
+    >>> allowed_hosts_for("0.0.0.0", None) is None, allowed_hosts_for("127.0.0.1", "k") is None
+    (True, True)
+    """
+    if api_key is not None or host.strip("[]") in ("0.0.0.0", "::", ""):
+        return None
+    return LOOPBACK_NAMES | {host.strip("[]").lower()}
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header, lower case, without its port (``[::1]:8000`` -> ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def uvicorn_config(app, host: str, port: int, limits, **extra):
+    """uvicorn's settings for ``m3cls serve``: connection limit, keep-alive and request-head timeouts."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    return uvicorn.Config(app, host=host, port=port, limit_concurrency=limits.max_connections,
+                          timeout_keep_alive=limits.keep_alive_timeout, http=_head_timeout(limits.header_timeout),
+                          **{"log_level": "warning", **extra})
+
+
+def _head_timeout(seconds: float):
+    """uvicorn's h11 protocol that closes a connection whose request head has not arrived ``seconds`` after
+    the connection opened or the previous answer (a slow client otherwise holds it forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def _arm(self) -> None:
+            waiting_for = self.cycle   # a new request head replaces the cycle
+            self.loop.call_later(seconds, self._expire, waiting_for)
+
+        def _expire(self, waiting_for) -> None:
+            if self.cycle is waiting_for and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeoutProtocol
+
+
+def run(app, host: str, port: int, shutdown_timeout: float, limits) -> None:
+    """Serve ``app`` (from ``create_app``) until SIGTERM/SIGINT, then shut down gracefully; returns after.
+    ``limits`` (a ServeLimits) sets uvicorn's connection limit and timeouts."""
+    config = uvicorn_config(app, host, port, limits, timeout_graceful_shutdown=5)
+    import uvicorn
+
     server = _graceful(uvicorn.Server)(config, app.state.serve_state, app.state.batcher, shutdown_timeout)
     server.run()
     logger.info("stopped")

@@ -34,7 +34,7 @@ button{font:inherit;padding:.4em 1.4em;cursor:pointer}
 <textarea id="text" placeholder="Text to classify"></textarea>
 <div class="row">
   <button id="classify">Classify</button>
-  <label>Temperature <input id="temperature" type="number" min="0.01" step="0.1" value="" style="width:6em"></label>
+  <label>Temperature <input id="temperature" type="number" min="0.01" max="100" step="0.1" value="" style="width:6em"></label>
   <label><input id="explain" type="checkbox"> Explain (shade words; one model pass per word)</label>
   <label id="keybox" hidden>API key <input id="apikey" type="password" style="width:14em"></label>
 </div>
@@ -157,3 +157,20 @@ loadLabels();
 </script>
 </body></html>
 """
+
+
+def _page_headers(page: str) -> dict[str, str]:
+    """The page's security headers: its one inline script allowed by hash and nothing else (no other script,
+    no framing, requests only to this server)."""
+    import base64
+    import hashlib
+
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    policy = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; connect-src 'self'; "
+              f"img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer"}
+
+
+PAGE_HEADERS = _page_headers(PAGE)

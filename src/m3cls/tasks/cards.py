@@ -10,10 +10,21 @@ MULTI_LABEL_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "ha
 REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
 
 
+def cell(value) -> str:
+    r"""A value as Markdown table text: pipes escaped, HTML escaped, on one line (label names are data).
+
+    >>> cell("a|b <script>")
+    'a\\|b &lt;script&gt;'
+    """
+    import html
+
+    return html.escape(" ".join(str(value).split()), quote=False).replace("|", "\\|")
+
+
 def single_labels(contract) -> str:
     data = contract.info.get("data") or {}
     train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
-    rows = [f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} |" for i, name in enumerate(contract.labels)]
+    rows = [f"| {i} | {cell(name)} | {train.get(name, '')} | {val.get(name, '')} |" for i, name in enumerate(contract.labels)]
     return "## Labels\n\n| id | label | training texts | validation texts |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
@@ -27,7 +38,7 @@ def single_scores(info: dict) -> str:
              + (f", log-loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}." if "ece" in metrics else "."),
              "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in (metrics.get("per_class") or {}).items():
-        lines.append(f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |")
+        lines.append(f"| {cell(label)} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |")
     return "\n".join(lines)
 
 
@@ -74,9 +85,9 @@ def label_thresholds_table(contract) -> str:
     data = contract.info.get("data") or {}
     train, val = data.get("train_counts") or {}, data.get("validation_counts") or {}
     thresholds = contract.thresholds or {}
-    rows = [f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | "
+    rows = [f"| {i} | {cell(name)} | {train.get(name, '')} | {val.get(name, '')} | "
             f"{thresholds[name]:.4f} |" if name in thresholds else
-            f"| {i} | {name} | {train.get(name, '')} | {val.get(name, '')} | 0.5 |"
+            f"| {i} | {cell(name)} | {train.get(name, '')} | {val.get(name, '')} | 0.5 |"
             for i, name in enumerate(contract.labels)]
     return ("## Labels\n\nA text gets every label whose probability reaches its threshold.\n\n"
             "| id | label | training texts | validation texts | threshold |\n|---|---|---|---|---|\n" + "\n".join(rows))
@@ -103,7 +114,7 @@ def task_scores(contract, keys: tuple[str, ...], per_label: bool) -> str:
              + ", ".join(f"{k} **{metrics[k]:.4f}**" for k in keys if k in metrics) + "."]
     if per_label:
         lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {label} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |"
+        lines += [f"| {cell(label)} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |"
                   for label, s in (metrics.get("per_label") or {}).items()]
     return "\n".join(lines)
 

@@ -100,7 +100,7 @@ def train_probe(request: TrainRequest, prepared: PreparedData | None = None):
     from .config import TrainResult
 
     config, values, output_dir = request.config, request.values, request.output_dir
-    check_output_dir(output_dir, config.overwrite_output_dir)
+    check_output_dir(output_dir, config.overwrite_output_dir, config.model_name_or_path)
     if distributed.world()[1] > 1:
         raise ConfigError("--method probe runs in one process; start it without torchrun")
     unused = sorted(request.explicit & _training_arg_names() - _USED_ARGS)

@@ -63,7 +63,7 @@ def train(config: TrainConfig | TrainRequest, args=None, explicit: frozenset[str
         return train_probe(request, prepared)
     started = time.perf_counter()
     resuming = values.get("resume_from_checkpoint") not in (None, "", "false", "False")
-    check_output_dir(values.get("output_dir"), config.overwrite_output_dir or resuming)
+    check_output_dir(values.get("output_dir"), config.overwrite_output_dir, config.model_name_or_path, resuming)
     memory = _plan_memory(config, values)  # before the data: a job that cannot fit stops here
     prepared = prepared or prepare_data(config, request.seed)
     if config.long_text == "chunks":  # before the model loads

@@ -7,11 +7,12 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from ..files import atomic_open
+from ..files import atomic_open, check_replaceable, replace_folder
 from ..model.card import write_model_card
 from ..model.contract import ModelContract, write_contract
 from .runconfig import write_train_config
@@ -28,14 +29,27 @@ _RUN_OUTPUT = re.compile(
     r"|merges\.txt|.*\.model|chat_template\.jinja|.*\.onnx(\.data)?|(all|train|eval)_results\.json"
     r"|checkpoint-[0-9]+|\.m3cls-final\.tmp")
 _CHECKPOINT = re.compile(r"checkpoint-[0-9]+")
+#: what marks a folder as an earlier m3cls run's (train, probe, cv, tune, audit): --overwrite_output_dir
+#: replaces only such a folder
+_RUN_MARKER = re.compile(r"m3cls\.json|checkpoint-[0-9]+|fold-[0-9]+|cv\.json|audit\.json|tuning|trials"
+                         r"|\.m3cls-final.*\.tmp")
+STAGING_PREFIX, STAGING_SUFFIX = ".m3cls-final.", ".tmp"
 
 
-def check_output_dir(path: str, overwrite: bool) -> None:
-    """Refuse an output folder that cannot be written or would mix two runs, before any training."""
+def check_output_dir(path: str, overwrite: bool, model_path: str | None = None, resuming: bool = False) -> None:
+    """Refuse an output folder that cannot be written or would mix two runs, before any training.
+
+    With ``overwrite`` (--overwrite_output_dir), also refuse what m3cls did not write: the current folder or
+    one above it, the base model's folder (``model_path``) or one above it, a non-empty folder of no m3cls run.
+    """
     if not path:
         raise ConfigError("--output_dir is required: the folder for the trained model")
     if os.path.exists(path) and not os.path.isdir(path):
         raise OutputError(f"{path}: --output_dir exists and is a file; choose a folder path")
+    if overwrite:
+        check_replaceable(path, "--output_dir", "m3cls run (m3cls.json or checkpoint-N)", holds_run_output,
+                          {"--model_name_or_path": model_path})
+    overwrite = overwrite or resuming
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
         raise OutputError(f"{path}: --output_dir exists and is not empty; choose a new folder, or pass "
                           f"--overwrite_output_dir to train into it")
@@ -44,6 +58,11 @@ def check_output_dir(path: str, overwrite: bool) -> None:
         parent = os.path.dirname(parent)
     if not os.access(parent if not os.path.isdir(path) else path, os.W_OK):
         raise OutputError(f"{path}: --output_dir is not writable; choose a folder you can write to")
+
+
+def holds_run_output(folder: str) -> bool:
+    """True when ``folder`` holds what an earlier m3cls run wrote (its contract, checkpoints, folds, trials)."""
+    return any(_RUN_MARKER.fullmatch(name) for name in os.listdir(folder))
 
 
 def clear_earlier_checkpoints(output_dir: str) -> None:
@@ -123,35 +142,68 @@ def save_final(trainer, output_dir: str, contract: ModelContract, evaluation: di
 
 def save_folder(write_model, output_dir: str, contract: ModelContract, evaluation: dict | None = None,
                 validation: tuple | None = None) -> None:
-    """Write weights (``write_model(staging)``), report and m3cls.json to a staging folder, then move them into
-    place."""
-    staging = os.path.join(output_dir, ".m3cls-final.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(output_dir, exist_ok=True)
-    write_model(staging)
-    if evaluation is not None:
-        from ..reports.pages import ladder_section
+    """Write weights (``write_model(staging)``), report and m3cls.json to a uniquely named staging folder, then
+    move them into place.
 
-        ladder = contract.info.get("ladder")
-        contract.task_type.write_report(
-            os.path.join(staging, "report"), evaluation, contract.info.get("history"), contract.info.get("baseline"),
-            title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
-            sections=[ladder_section(ladder)] if ladder else None)
-    if isinstance(validation, list):  # multi-label and regression: the rows as predict writes them
-        write_validation_rows(staging, validation)
-    elif validation is not None:
-        write_validation_predictions(staging, *validation, contract.labels)
-    write_model_card(staging, contract, os.path.basename(os.path.abspath(output_dir)))
-    write_train_config(staging, contract.info.get("settings"))
-    write_contract(staging, contract)
+    The model survives its extras: a report, card or validation-file failure is a warning. A failure to write
+    the model itself (``OSError``: a full disk) removes the staging folder, leaves any earlier model as it was
+    and raises one OutputError naming the folder.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=STAGING_SUFFIX, dir=output_dir)
+    try:
+        write_model(staging)
+        _write_extras(staging, output_dir, contract, evaluation, validation)
+        write_train_config(staging, contract.info.get("settings"))
+        write_contract(staging, contract)
+    except BaseException as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"{output_dir}: cannot save the model ({e.strerror or e}); free some space or "
+                              f"choose another --output_dir (an earlier model there is unchanged)") from None
+        raise
     # weights after everything else, m3cls.json last: each move is atomic, and a reader never finds new
     # weights without their config and tokenizer, nor m3cls.json without the weights
     names = sorted(os.listdir(staging), key=lambda n: (n == "m3cls.json", n.endswith(".safetensors")))
-    _remove_stale(output_dir, set(names) | {os.path.basename(staging)})
+    _remove_stale(output_dir, set(names))
     for name in names:
         target = os.path.join(output_dir, name)
         if os.path.isdir(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(staging, name), target)
+            replace_folder(os.path.join(staging, name), target)
+        else:
+            os.replace(os.path.join(staging, name), target)
     os.rmdir(staging)
     logger.info("model saved to %s", output_dir)
+
+
+def _write_extras(staging: str, output_dir: str, contract: ModelContract, evaluation: dict | None,
+                  validation) -> None:
+    """The report, validation predictions and model card: each failure is logged as a warning and the save
+    goes on (a label matplotlib cannot draw, say, must not cost the trained model)."""
+    def attempt(what: str, write) -> None:
+        try:
+            write()
+        except OSError:
+            raise  # a full disk: the model would not fit either
+        except Exception as e:  # noqa: BLE001 -- an extra must not cost the model
+            logger.warning("%s: the %s could not be written (%s: %s); the model is saved without it",
+                           output_dir, what, type(e).__name__, e)
+
+    if evaluation is not None:
+        attempt("report", lambda: _write_report(staging, evaluation, contract))
+    if isinstance(validation, list):  # multi-label and regression: the rows as predict writes them
+        attempt("validation predictions", lambda: write_validation_rows(staging, validation))
+    elif validation is not None:
+        attempt("validation predictions", lambda: write_validation_predictions(staging, *validation,
+                                                                               contract.labels))
+    attempt("model card", lambda: write_model_card(staging, contract, os.path.basename(os.path.abspath(output_dir))))
+
+
+def _write_report(staging: str, evaluation: dict, contract: ModelContract) -> None:
+    from ..reports.pages import ladder_section
+
+    ladder = contract.info.get("ladder")
+    contract.task_type.write_report(
+        os.path.join(staging, "report"), evaluation, contract.info.get("history"), contract.info.get("baseline"),
+        title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
+        sections=[ladder_section(ladder)] if ladder else None)

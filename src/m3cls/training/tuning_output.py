@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 
-from ..files import atomic_open
+from ..files import atomic_open, replace_folder
 from ..model.card import write_model_card
 from ..model.contract import CONTRACT_FILE, write_contract
 from ..model.folder import read_contract
@@ -71,8 +71,9 @@ class Files:
         for name in sorted(os.listdir(folder), key=lambda n: (n == CONTRACT_FILE, n.endswith(".safetensors"))):
             target = os.path.join(self.output_dir, name)
             if os.path.isdir(target):
-                shutil.rmtree(target)
-            os.replace(os.path.join(folder, name), target)
+                replace_folder(os.path.join(folder, name), target)
+            else:
+                os.replace(os.path.join(folder, name), target)
         shutil.rmtree(self.trials_root, ignore_errors=True)
         self.write_table(rows, best["trial"])
 
