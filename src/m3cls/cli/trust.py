@@ -22,6 +22,7 @@ from .common import (
     write_jsonl,
 )
 from .onerror import BadRecords, add_error_flags
+from .slicing import add_slice_flags, check_slice_flags, evaluate_slices, with_slices
 from .task_views import (
     calibrate_task,
     evaluate_task,
@@ -99,6 +100,7 @@ def _task_checked(items, task: str):
 
 def cmd_evaluate(argv: list[str]) -> int:
     from ..data.inspection import UnknownTally, training_unknown_share
+    from ..evaluation.slices import format_slices
     from ..metrics.calibration import evaluate_logits
 
     p = argparse.ArgumentParser(prog="m3cls evaluate", description="Score a model on a labelled file.")
@@ -109,18 +111,24 @@ def cmd_evaluate(argv: list[str]) -> int:
                                          "temperature) as JSONL to this file, in input order")
     add_error_flags(p)
     add_threshold_flag(p)
+    add_slice_flags(p)
     a = p.parse_args(argv)
     check_writable(a.output)
     check_writable(a.predictions)
     policy = BadRecords.from_args(a, a.data_path)
     clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
     task = clf.contract.task
+    columns = check_slice_flags(a, task)
     if task == "single_label":
         evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
         evaluation.update(operating.evaluate_decisions(clf, logits, y_true))
     else:
         evaluation = evaluate_task(clf, logits, y_true)
+    sliced = evaluate_slices(a, columns, clf, logits, y_true, texts, positions)
+    evaluation.update(sliced or {})
     print(format_evaluation(evaluation))
+    if sliced:
+        print("\n" + format_slices(sliced))
     if "decision" in evaluation:
         print("\n" + operating.format_decision(evaluation["decision"], len(y_true), a.data_path))
     if "risk_coverage" in evaluation:
@@ -147,6 +155,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         name = os.path.basename(os.path.abspath(a.model_path))
         extra = operating.decision_extra(clf, logits, y_true, evaluation.get("decision")) \
             if task == "single_label" else None
+        extra = with_slices(extra, sliced)
         page = write_task_report(a.report, evaluation, history=info.get("history"),
                                  baseline=info.get("baseline"), title=f"m3cls: {name} on {a.data_path}", extra=extra)
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
