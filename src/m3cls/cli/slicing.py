@@ -30,9 +30,8 @@ def check_slice_flags(a: argparse.Namespace, task: str) -> list[str]:
 def evaluate_slices(a: argparse.Namespace, columns: list[str], clf, logits: np.ndarray, y_true: np.ndarray,
                     texts: list[str], positions: list[int]) -> dict | None:
     """``{"slices", "slice_settings"}`` for ``evaluate --by`` (None without --by)."""
-    from ..evaluation.slices import LENGTH, slice_columns, slice_scores
+    from ..evaluation.slices import LENGTH, decided_ids, slice_columns, slice_scores
     from ..metrics.classification import softmax
-    from ..metrics.decisions import UNCERTAIN
     from .common import read_options
     from .operating import check_positive
 
@@ -44,9 +43,8 @@ def evaluate_slices(a: argparse.Namespace, columns: list[str], clf, logits: np.n
     options = read_options(a, clf.contract.read_options)
     values, edges = slice_columns(columns, a.data_path, options, positions,
                                   lambda: clf.token_counts(texts))
-    decided = clf.rule.decide(logits, names)
-    predicted = np.array([-1 if d == UNCERTAIN else names.index(d) for d in decided])
-    result = slice_scores(softmax(logits, clf.temperature), y_true, predicted, names, values, positive)
+    result = slice_scores(softmax(logits, clf.temperature), y_true, decided_ids(clf, logits), names, values,
+                          positive)
     if LENGTH in columns:
         result["slice_settings"]["length_edges"] = edges
     return result

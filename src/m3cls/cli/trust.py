@@ -35,14 +35,14 @@ from .task_views import (
 logger = logging.getLogger("m3cls")
 
 
-def _model_flags(p: argparse.ArgumentParser) -> None:
+def _model_flags(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     add_model_flags(p)
-    p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
+    p.add_argument("--data_path", required=data_required, help="labelled data, in any m3cls format")
     add_decision_flags(p)
     add_read_flags(p)
 
 
-def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
+def load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
     """Read the labelled file, then load the model once: (classifier, texts, label ids, record positions).
 
     With a ``policy`` (evaluate's --on_error), bad records stop or are left out as it says.
@@ -59,7 +59,7 @@ def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
 
 def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
     """Load the model once, read the labelled file, and return (classifier, logits, label ids, texts, record positions)."""
-    clf, texts, y_true, positions = _load_labelled(a, policy)
+    clf, texts, y_true, positions = load_labelled(a, policy)
     logits, _ = clf.logits_and_chunks(texts)
     return clf, logits, y_true, texts, positions
 
@@ -176,7 +176,7 @@ def cmd_calibrate(argv: list[str]) -> int:
     a = p.parse_args(argv)
     target = operating.requested_target(a)
     if target is not None or a.abstain_below is not None:
-        return operating.calibrate_decision(a, target, lambda args: _load_labelled(args)[:3])
+        return operating.calibrate_decision(a, target, lambda args: load_labelled(args)[:3])
     if a.aggregate is not None or a.report:
         raise ConfigError("--aggregate and --report go with --positive_label and a --target_* (or "
                           "--abstain_below); plain 'm3cls calibrate' refits the temperature only")

@@ -99,11 +99,13 @@ def length_buckets(counts: Sequence[int]) -> tuple[list[str], list[float]]:
 
 
 def slice_scores(probs: np.ndarray, y: np.ndarray, predicted: np.ndarray, names: Sequence[str],
-                 columns: dict[str, list[str]], positive: str | None = None) -> dict[str, Any]:
+                 columns: dict[str, list[str]], positive: str | None = None,
+                 thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """``{"slices": {column: {value: scores}}, "slice_settings": {...}}`` for single-label predictions.
 
     ``probs`` are the probabilities the positive label's score is read from; ``predicted`` the label id the
-    model decided for each text (-1 for "uncertain"); ``columns`` each column's value per text.
+    model decided for each text (-1 for "uncertain"); ``columns`` each column's value per text. ``thresholds``
+    (``{"0.01": t, ...}``) replace the ones set on these negatives: ``stress`` keeps the clean data's.
     """
     probs, y, predicted = np.asarray(probs), np.asarray(y), np.asarray(predicted)
     settings: dict[str, Any] = {"min_records": MIN_RECORDS, "positive_label": positive}
@@ -112,7 +114,8 @@ def slice_scores(probs: np.ndarray, y: np.ndarray, predicted: np.ndarray, names:
         pos = list(names).index(positive)
         scores = probs[:, pos]
         negatives = scores[y != pos]
-        thresholds = {str(t): fpr_threshold(negatives, t) for t in FPR_TARGETS} if len(negatives) else {}
+        if thresholds is None:
+            thresholds = {str(t): fpr_threshold(negatives, t) for t in FPR_TARGETS} if len(negatives) else {}
         detector = (pos, scores, negatives, thresholds)
         settings.update(negatives=int(len(negatives)), fpr_thresholds=thresholds, interval_method=INTERVAL_METHOD,
                         enough_negatives={str(t): len(negatives) >= needed_count("fpr", t) for t in FPR_TARGETS})
@@ -163,6 +166,14 @@ def _detection(y: np.ndarray, predicted: np.ndarray, mask: np.ndarray, detector)
     return out
 
 
+def decided_ids(clf, logits: np.ndarray) -> np.ndarray:
+    """The label id a classifier's decision rule gives each row of logits (-1 for "uncertain")."""
+    from ..metrics.decisions import UNCERTAIN
+
+    names = list(clf.labels.names)
+    return np.array([-1 if d == UNCERTAIN else names.index(d) for d in clf.rule.decide(logits, names)])
+
+
 def slice_columns(columns: list[str], path: str, options: ReadOptions, positions: Sequence[int],
                   counts=None) -> tuple[dict[str, list[str]], list[float] | None]:
     """Each ``--by`` column's value per evaluated record, and the length edges when ``length`` is asked for.
@@ -185,21 +196,29 @@ def format_slices(result: dict[str, Any]) -> str:
     for column, values in result["slices"].items():
         head = f"{'slice':<28}{'n':>7}{'accuracy':>10}{'macro_f1':>10}"
         if detector:
-            head += f"{'detect':>9}{'fpr':>8}{'tpr@1%':>8}{'tpr@5%':>8}{'auroc':>8}"
+            head += DETECTOR_HEAD
         lines += ["", f"by {column}" + (f" (quartile edges {settings['length_edges']})" if column == LENGTH and
                                          "length_edges" in settings else ""), head]
         for value, s in values.items():
             row = f"{value[:27]:<28}{s['n']:>7}{s['accuracy']:>10.4f}{_num(s.get('macro_f1')):>10}"
             if detector:
-                tpr = s["tpr_at_fpr"]
-                row += (f"{_num(s['detection_rate']['rate']):>9}{_num(s['fpr']['rate']):>8}"
-                        f"{_num(tpr.get('0.01', {}).get('rate')):>8}{_num(tpr.get('0.05', {}).get('rate')):>8}"
-                        f"{_num(s['auroc']):>8}")
+                row += detector_text(s)
             lines.append(row + ("  (few records)" if s["few"] else ""))
     if detector:
         lines.append(f"\npositive label {settings['positive_label']}; tpr@X: thresholds set for FPR X on all "
                      f"{settings['negatives']} negatives of the file; auroc: the slice's positives against them")
     return "\n".join(lines[1:])
+
+
+#: the printed columns of a detector's figures (:func:`detector_text`)
+DETECTOR_HEAD = f"{'detect':>9}{'fpr':>8}{'tpr@1%':>8}{'tpr@5%':>8}{'auroc':>8}"
+
+
+def detector_text(s: dict) -> str:
+    """A slice's detector figures as printed columns under :data:`DETECTOR_HEAD`."""
+    from ..reports.slices import detector_cells
+
+    return "".join(f"{v if v == '-' else f'{v:.4f}':>{w}}" for v, w in zip(detector_cells(s), (9, 8, 8, 8, 8)))
 
 
 def _num(value: float | None) -> str:

@@ -23,13 +23,10 @@ def slices_section(plt, folder: str, result: dict) -> tuple[list[tuple[str, str]
         for value, s in values.items():
             row = [value + (" (few)" if s["few"] else ""), s["n"], s["accuracy"], _cell(s.get("macro_f1"))]
             if detector:
-                tpr = s["tpr_at_fpr"]
-                row += [_cell(s["detection_rate"]["rate"]), _cell(s["fpr"]["rate"]),
-                        _cell(tpr.get("0.01", {}).get("rate")), _cell(tpr.get("0.05", {}).get("rate")),
-                        _cell(s["auroc"])]
+                row += detector_cells(s)
             rows.append(row)
         if detector:
-            header += ["detection rate", "FPR", "TPR at FPR 1%", "TPR at FPR 5%", "AUROC"]
+            header += DETECTOR_HEADER
         parts.append(f"<h3>By {html.escape(column)}</h3>" + _table(rows, header))
         figures.append((f"By {column}: " + ("detection rate and false-positive rate at the model's decision "
                                             "(95% intervals)" if detector else "accuracy"),
@@ -40,6 +37,17 @@ def slices_section(plt, folder: str, result: dict) -> tuple[list[tuple[str, str]
                  f"{settings['negatives']} negatives of the file, and AUROC scores each slice's positives against "
                  f"them.")
     return figures, note + "</p>" + "".join(parts)
+
+
+DETECTOR_HEADER = ["detection rate", "FPR", "TPR at FPR 1%", "TPR at FPR 5%", "AUROC"]
+
+
+def detector_cells(s: dict) -> list:
+    """A slice's (or a perturbation's) detection rate, FPR, TPR at FPR 1% and 5%, and AUROC; '-' for none."""
+    tpr = s["tpr_at_fpr"]
+    values = [s["detection_rate"]["rate"], s["fpr"]["rate"], tpr.get("0.01", {}).get("rate"),
+              tpr.get("0.05", {}).get("rate"), s["auroc"]]
+    return [_cell(v) for v in values]
 
 
 def _cell(value):

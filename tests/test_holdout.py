@@ -1,0 +1,74 @@
+"""cv --holdout_group (issue 24): leave-one-group-out, with a background split across the held-out tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_texts, write_json
+
+from m3cls.cli import main
+from m3cls.data.splits import holdout_folds
+from m3cls.errors import DataError
+
+PROBE = ["--method", "probe", "--max_length", "48", "--precision", "fp32", "--pooling", "mean"]
+GENERATORS = ("gpt4", "qwen", "llama")
+
+
+def _detector_rows(n=90):
+    """Human texts (background) and GPT texts from three 'generators'."""
+    rows = []
+    for i, (text, label) in enumerate(make_texts(n, seed=61)):
+        generator = "human" if label == "Human" else GENERATORS[i % 3]
+        rows.append({"text": text, "label": label, "generator": generator})
+    return rows
+
+
+def test_held_out_groups_never_reach_their_training_indices():
+    rows = _detector_rows()
+    values, labels = [r["generator"] for r in rows], [r["label"] for r in rows]
+    held, folds = holdout_folds(values, labels, None, {"human"}, 7, "d.json", "generator")
+    assert held == sorted(GENERATORS)
+    everything = np.arange(len(rows))
+    seen = np.concatenate(folds)
+    assert sorted(seen.tolist()) == everything.tolist()  # every record tested exactly once
+    for value, test in zip(held, folds):
+        train = np.setdiff1d(everything, test)
+        assert not any(values[i] == value for i in train)  # the held-out generator is never trained on
+        assert {values[i] for i in test} == {value, "human"}  # and its test has negatives
+
+
+def test_cv_holdout_reports_held_out_beside_in_distribution(tiny_xlmr, tmp_path, capsys):
+    data = write_json(tmp_path / "d.json", _detector_rows())
+    out = tmp_path / "cv"
+    assert main(["cv", "--model_name_or_path", tiny_xlmr, "--data_path", data, "--output_dir", str(out), *PROBE,
+                 "--folds", "3", "--holdout_group", "generator", "--background_groups", "human",
+                 "--positive_label", "GPT", "--by", "generator", "--no_report"]) == 0
+    printed = capsys.readouterr().out
+    assert "held out" in printed and "by generator" in printed
+    summary = json.load(open(out / "cv.json"))
+    oof = [json.loads(line) for line in open(out / "oof_predictions.jsonl")]
+    for value, scores in summary["slices"]["generator"].items():  # out-of-fold slices, as evaluate --by
+        mine = [r for r, row in zip(oof, _detector_rows()) if row["generator"] == value]
+        assert scores["accuracy"] == pytest.approx(np.mean([r["predicted"] == r["label"] for r in mine]))
+        assert scores["accuracy"] == pytest.approx(summary["holdout"].get(value, {"in_distribution": scores})
+                                                   ["in_distribution"]["accuracy"])
+    holdout = summary["holdout"]
+    assert sorted(holdout) == sorted(GENERATORS)
+    rows = _detector_rows()
+    for value, part in holdout.items():
+        test = summary["holdout_settings"]["folds"][value]
+        assert all(rows[i]["generator"] in (value, "human") for i in test)
+        assert part["held_out"]["n"] == sum(r["generator"] == value for r in rows)
+        assert part["held_out"]["auroc"] is not None and part["in_distribution"]["auroc"] is not None
+        assert part["drop"]["auroc"] == pytest.approx(part["in_distribution"]["auroc"] - part["held_out"]["auroc"])
+
+
+def test_holdout_bad_input_is_one_line(tmp_path):
+    rows = _detector_rows()
+    values, labels = [r["generator"] for r in rows], [r["label"] for r in rows]
+    with pytest.raises(DataError, match="needs at least 2"):
+        holdout_folds(["gpt4" if v != "human" else v for v in values], labels, None, {"human"}, 0, "d", "generator")
+    with pytest.raises(DataError, match="--background_groups"):
+        holdout_folds(values, labels, None, set(), 0, "d", "generator")
