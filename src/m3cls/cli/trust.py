@@ -171,10 +171,18 @@ def cmd_calibrate(argv: list[str]) -> int:
                                 description="Refit the model's temperature on a labelled file and save it; with "
                                             "--positive_label and a --target_*, or --abstain_below, choose and "
                                             "save a decision rule instead.")
-    _model_flags(p)
+    _model_flags(p, data_required=False)
     operating.add_target_flags(p)
+    p.add_argument("--from_cv", help="fit on the out-of-fold probabilities of this 'm3cls cv' --output_dir "
+                                     "(every training text) instead of --data_path")
     a = p.parse_args(argv)
     target = operating.requested_target(a)
+    if a.from_cv:
+        from .oof import calibrate_from_cv
+
+        return calibrate_from_cv(a, target)
+    if not a.data_path:
+        raise ConfigError("--data_path (labelled held-out data) or --from_cv (an 'm3cls cv' folder) is required")
     if target is not None or a.abstain_below is not None:
         return operating.calibrate_decision(a, target, lambda args: load_labelled(args)[:3])
     if a.aggregate is not None or a.report:

@@ -228,3 +228,28 @@ def write_cv_report(folder: str, result: CVResult, sections: list | None = None)
     title = f"m3cls: {result.summary['k']}-fold cross-validation of {result.summary['model']} on {result.data.path}"
     return write_report(folder, evaluation, title=title, sections=[cv_section(result.summary), *(sections or [])])
 
+
+def read_oof(folder: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(label names, out-of-fold log-probabilities, true label ids) from a ``m3cls cv`` output folder.
+
+    ``softmax(log p) = p``, so the log-probabilities stand in for logits at temperature 1.
+    """
+    from ..errors import DataError
+
+    summary_path, oof_path = os.path.join(folder, SUMMARY_FILE), os.path.join(folder, OOF_FILE)
+    if not (os.path.isfile(summary_path) and os.path.isfile(oof_path)):
+        raise DataError(f"--from_cv {folder}: no {SUMMARY_FILE} and {OOF_FILE} there; give the --output_dir of "
+                        f"'m3cls cv'")
+    with open(summary_path, encoding="utf-8") as f:
+        names = tuple(json.load(f)["labels"])
+    probabilities, y = [], []
+    with open(oof_path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                probabilities.append([row["probabilities"][n] for n in names])
+                y.append(names.index(row["label"]))
+            except (ValueError, KeyError, TypeError):
+                raise DataError(f"{oof_path}: line {number} is not an out-of-fold record of labels "
+                                f"{', '.join(names)}; rerun 'm3cls cv'") from None
+    return names, np.log(np.clip(np.asarray(probabilities), 1e-12, 1.0)), np.asarray(y)
