@@ -17,11 +17,11 @@ GENERATORS = ("gpt4", "qwen", "llama")
 
 
 def _detector_rows(n=90):
-    """Human texts (background) and GPT texts from three 'generators'."""
+    """Human texts (background) and GPT texts from three 'generators'; every text distinct."""
     rows = []
     for i, (text, label) in enumerate(make_texts(n, seed=61)):
         generator = "human" if label == "Human" else GENERATORS[i % 3]
-        rows.append({"text": text, "label": label, "generator": generator})
+        rows.append({"text": f"{text} n{i}", "label": label, "generator": generator})
     return rows
 
 
@@ -72,3 +72,27 @@ def test_holdout_bad_input_is_one_line(tmp_path):
         holdout_folds(["gpt4" if v != "human" else v for v in values], labels, None, {"human"}, 0, "d", "generator")
     with pytest.raises(DataError, match="--background_groups"):
         holdout_folds(values, labels, None, set(), 0, "d", "generator")
+
+
+def test_held_out_models_never_train_on_their_group(tiny_xlmr, tmp_path, monkeypatch):
+    """The embeddings each held-out probe head is fitted on hold no record of its held-out generator."""
+    import m3cls.probe.head as head
+    from m3cls.training import TrainConfig
+    from m3cls.training.crossval import CVSettings, run_cv
+
+    data = write_json(tmp_path / "d.json", _detector_rows())
+    fitted, original = [], head.fit_head
+    monkeypatch.setattr(head, "fit_head", lambda x, *rest: fitted.append(np.asarray(x)) or original(x, *rest))
+    config = TrainConfig(model_name_or_path=tiny_xlmr, data_path=data, method="probe", max_length=48,
+                         precision="fp32", pooling="mean")
+    result = run_cv(config, {"output_dir": str(tmp_path / "cv"), "seed": 5},
+                    settings=CVSettings(folds=3, holdout_group="generator", background_groups="human"))
+    rows, x = _detector_rows(), result.embeddings
+    held = sorted(result.summary["holdout"])
+    assert len(fitted) == 3 + len(held)  # the plain folds, then one head per held-out value
+    for value, train_x in zip(held, fitted[3:]):
+        trained = {row.tobytes() for row in train_x}
+        own = [i for i, r in enumerate(rows) if r["generator"] == value]
+        assert not any(x[i].tobytes() in trained for i in own)
+        others = [i for i, r in enumerate(rows) if r["generator"] not in (value, "human")]
+        assert all(x[i].tobytes() in trained for i in others)  # the other generators are all trained on

@@ -78,8 +78,12 @@ def test_simplified_traditional_converts_or_is_skipped_with_a_line():
 
 
 def _labelled(tmp_path, n=60):
+    """Labelled texts, every 5th label flipped: the clean decisions differ from the truth, so a flip (against the
+    clean decision) is not an error (against the truth)."""
     path = tmp_path / "stress.jsonl"
-    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in make_texts(n, seed=31)))
+    rows = [{"text": t, "label": ({"GPT": "Human", "Human": "GPT"}[y] if i % 5 == 0 else y)}
+            for i, (t, y) in enumerate(make_texts(n, seed=31))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
 
 
@@ -110,6 +114,7 @@ def test_stress_reports_flips_beside_clean_figures_equal_to_evaluate(trained_xlm
     after = [p.label for p in clf.predict([perturb(t, "truncate_half", 0) for t in texts])]
     half = result["perturbations"]["truncate_half"]
     assert half["flip_rate"] == pytest.approx(sum(a != b for a, b in zip(before, after)) / 60)
+    assert half["tpr_at_fpr"]["0.05"]["threshold"] == clean["tpr_at_fpr"]["0.05"]["threshold"]  # kept
     assert half["changed_share"] == 1.0 and result["perturbations"]["case"]["changed_share"] > 0.5
 
 
