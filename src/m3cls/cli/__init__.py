@@ -3,7 +3,7 @@
 Results go to stdout; logs and progress bars to stderr. A problem the user can fix (an ``M3clsError``) ends
 the command with one line on stderr and exit code 2. One module per command group:
 ``train`` (train, demo), ``tune``, ``cv``, ``audit``, ``predict``, ``trust`` (evaluate, calibrate, inspect),
-``deploy`` (serve, export), ``select``, ``distill``; ``common`` holds what they share.
+``deploy`` (serve, export), ``select``, ``distill``, ``stress``; ``common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": "classify one text (--text) or a file (--input), printing labels and probabilities",
     "evaluate": "score a model on a labelled file: accuracy, macro-F1, per class, log-loss, ECE",
     "calibrate": "refit a model's temperature, or choose a decision threshold (--target_fpr ...), on labelled data",
+    "stress": "perturb labelled texts (homoglyphs, zero-width, whitespace, typos...) and report flipped decisions",
     "inspect": "look at a data set: balance, duplicates, train/validation leakage, lengths, unknown tokens",
     "serve": "serve a model over HTTP (micro-batched /predict, /labels, /health, a web page at /)",
     "export": "export a model to a standalone ONNX folder, optionally int8-quantized",
@@ -36,7 +37,7 @@ COMMANDS = {
 #: the module of each command; imported only when its command runs, so --help and inspect stay light
 _MODULES = {"train": "train", "demo": "train", "tune": "tune", "cv": "cv", "audit": "audit", "predict": "predict",
             "evaluate": "trust", "calibrate": "trust", "inspect": "trust", "serve": "deploy", "export": "deploy",
-            "select": "select", "distill": "distill"}
+            "select": "select", "distill": "distill", "stress": "stress"}
 
 
 #: the cyclic garbage collector's first threshold while a command runs (Python's default is 700)

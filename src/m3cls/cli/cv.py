@@ -34,4 +34,12 @@ def cmd_cv(argv: list[str]) -> int:
     print(json.dumps({"output_dir": out, "folds": s["k"], "method": s["method"],
                       "accuracy_mean": round(s["accuracy_mean"], 4), "accuracy_std": round(s["accuracy_std"], 4),
                       "macro_f1_mean": round(s["macro_f1_mean"], 4), "macro_f1_std": round(s["macro_f1_std"], 4)}))
+    if "slices" in s:
+        from ..evaluation.slices import format_slices
+
+        print(format_slices(s))
+    if "holdout" in s:
+        from ..training.holdout import format_holdout
+
+        print(format_holdout(s["holdout"]))
     return 0

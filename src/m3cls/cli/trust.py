@@ -23,19 +23,20 @@ from .common import (
 )
 from .helpfmt import finish
 from .onerror import BadRecords, add_error_flags
+from .slicing import add_slice_flags, check_slice_flags, evaluate_slices, with_slices
 from .task_views import format_task_inspection
 
 logger = logging.getLogger("m3cls")
 
 
-def _model_flags(p: argparse.ArgumentParser) -> None:
+def _model_flags(p: argparse.ArgumentParser, data_required: bool = True) -> None:
     add_model_flags(p)
-    p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
+    p.add_argument("--data_path", required=data_required, help="labelled data, in any m3cls format")
     add_decision_flags(p)
     add_read_flags(p)
 
 
-def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
+def load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
     """Read the labelled file, then load the model once: (classifier, texts, label ids, record positions).
 
     With a ``policy`` (evaluate's --on_error), bad records stop or are left out as it says.
@@ -55,7 +56,7 @@ def _load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
 
 def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
     """Load the model once, read the labelled file, and return (classifier, logits, label ids, texts, record positions)."""
-    clf, texts, y_true, positions = _load_labelled(a, policy)
+    clf, texts, y_true, positions = load_labelled(a, policy)
     logits, _ = clf.logits_and_chunks(texts)
     return clf, logits, y_true, texts, positions
 
@@ -103,21 +104,27 @@ def evaluate_parser() -> argparse.ArgumentParser:
                                          "temperature) as JSONL to this file, in input order")
     add_error_flags(p)
     add_threshold_flag(p)
+    add_slice_flags(p)
     return finish(p, "evaluate")
 
 
 def cmd_evaluate(argv: list[str]) -> int:
     from ..data.inspection import UnknownTally, training_unknown_share
+    from ..evaluation.evaluate import evaluation_of
+    from ..evaluation.slices import format_slices
 
     a = evaluate_parser().parse_args(argv)
     check_writable(a.output)
     check_writable(a.predictions)
     policy = BadRecords.from_args(a, a.data_path)
     clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
-    from ..evaluation.evaluate import evaluation_of
-
+    columns = check_slice_flags(a, clf.contract.task)
     evaluation = evaluation_of(clf, logits, y_true)
+    sliced = evaluate_slices(a, columns, clf, logits, y_true, texts, positions)
+    evaluation.update(sliced or {})
     print(clf.task.format_evaluation(evaluation))
+    if sliced:
+        print("\n" + format_slices(sliced))
     if "decision" in evaluation:
         print("\n" + operating.format_decision(evaluation["decision"], len(y_true), a.data_path))
     if "risk_coverage" in evaluation:
@@ -142,6 +149,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         name = os.path.basename(os.path.abspath(a.model_path))
         extra = operating.decision_extra(clf, logits, y_true, evaluation.get("decision")) \
             if clf.task.allows("decision_rule") else None
+        extra = with_slices(extra, sliced)
         page = clf.task.write_report(a.report, evaluation, history=info.get("history"),
                                  baseline=info.get("baseline"), title=f"m3cls: {name} on {a.data_path}", extra=extra)
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
@@ -153,8 +161,10 @@ def calibrate_parser() -> argparse.ArgumentParser:
                                 description="Refit the model's temperature on a labelled file and save it; with "
                                             "--positive_label and a --target_*, or --abstain_below, choose and "
                                             "save a decision rule instead.")
-    _model_flags(p)
+    _model_flags(p, data_required=False)
     operating.add_target_flags(p)
+    p.add_argument("--from_cv", help="fit on the out-of-fold probabilities of this 'm3cls cv' --output_dir "
+                                     "(every training text) instead of --data_path")
     return finish(p, "calibrate")
 
 
@@ -163,8 +173,14 @@ def cmd_calibrate(argv: list[str]) -> int:
 
     a = calibrate_parser().parse_args(argv)
     target = operating.requested_target(a)
+    if a.from_cv:
+        from .oof import calibrate_from_cv
+
+        return calibrate_from_cv(a, target)
+    if not a.data_path:
+        raise ConfigError("--data_path (labelled held-out data) or --from_cv (an 'm3cls cv' folder) is required")
     if target is not None or a.abstain_below is not None:
-        return operating.calibrate_decision(a, target, lambda args: _load_labelled(args)[:3])
+        return operating.calibrate_decision(a, target, lambda args: load_labelled(args)[:3])
     if a.aggregate is not None or a.report:
         raise ConfigError("--aggregate and --report go with --positive_label and a --target_* (or "
                           "--abstain_below); plain 'm3cls calibrate' refits the temperature only")

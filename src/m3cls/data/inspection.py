@@ -1,4 +1,5 @@
-"""Look at the data before spending hours on it: balance, duplicates, leakage, lengths, unknown tokens.
+"""Look at the data before spending hours on it: balance, duplicates, leakage, lengths, unknown tokens, and
+surface-feature shortcuts (:mod:`m3cls.data.shortcuts`).
 
 Multi-label data also gets texts per label, labels per text and label co-occurrence; regression data the
 spread of its targets.
@@ -289,6 +290,9 @@ def inspect_splits(train, validation, tokenizer=None, max_length: int = 512, ran
               "shared_groups": shared_groups(train.groups, validation.groups)}
     if tokenizer is not None:
         report["tokens"] = token_stats(tokenizer, train.texts, max_length, full_ids=full_ids)
+    from .shortcuts import shortcut_audit
+
+    report["shortcuts"] = shortcut_audit(train.texts, train.labels)
     return report
 
 
@@ -314,6 +318,11 @@ def warnings_for(report: dict, model_name: str = "the model", windows: bool = Fa
         dup = report.get(split, {}).get("duplicates", {})
         if dup.get("count"):
             out.append(f"{dup['count']} duplicate text(s) in the {split} data")
+    from .shortcuts import shortcut_warning
+
+    shortcut = shortcut_warning(report.get("shortcuts"))
+    if shortcut:
+        out.append(shortcut)
     ratio = report.get("train", {}).get("imbalance_ratio", 1.0)
     if ratio >= 5:
         out.append(f"classes are imbalanced ({ratio:.1f}:1 largest to smallest); consider --class_weights "

@@ -180,5 +180,38 @@ def _random_groups(groups: list[str], fraction: float, seed: int) -> set[int]:
     return held
 
 
+def holdout_folds(values: list[str], labels: list[str], groups: list[str] | None, background: set[str],
+                  seed: int, source: str, column: str) -> tuple[list[str], list[np.ndarray]]:
+    """Leave-one-group-out test sets: for each value of ``column`` (except the ``background`` ones), the
+    positions of its records plus one stratified (and, with groups, grouped) fold of the background records,
+    so every test has the background's classes too. The test sets are disjoint and cover every record.
+
+    Returns the held-out values (sorted) and each one's test positions.
+    """
+    held = sorted(set(values) - background)
+    missing = sorted(background - set(values))
+    if missing:
+        raise ConfigError(f"--background_groups {', '.join(missing)}: no record of {source} has that {column!r} "
+                          f"value (values: {', '.join(sorted(set(values))[:20])})")
+    if len(held) < 2:
+        raise DataError(f"{source}: --holdout_group {column} has {len(held)} value(s) to hold out; leave-one-group-"
+                        f"out needs at least 2 (a model must see one while another is held out)")
+    back = np.array([i for i, v in enumerate(values) if v in background], dtype=int)
+    parts = [np.array([], dtype=int)] * len(held)
+    if len(back):
+        sub = fold_indices([labels[i] for i in back], None if groups is None else [groups[i] for i in back],
+                           len(held), seed, f"{source} (background {', '.join(sorted(background))})")
+        parts = [back[f] for f in sub]
+    folds = []
+    for value, extra in zip(held, parts):
+        own = np.array([i for i, v in enumerate(values) if v == value], dtype=int)
+        if len({labels[i] for i in own}) < 2 and not len(extra):
+            raise DataError(f"{source}: held-out {column} value {value!r} has only label {labels[own[0]]!r} and "
+                            f"there is no background to score it against; name the values of the other class "
+                            f"with --background_groups (e.g. --background_groups human)")
+        folds.append(np.sort(np.r_[own, extra]))
+    return held, folds
+
+
 #: the validation splitters a task names (``Task.splitter``) beside "stratified", which group_split draws
 SPLITTERS = {"iterative": iterative_split, "binned": quantile_split}

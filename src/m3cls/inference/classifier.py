@@ -200,6 +200,11 @@ class Classifier:
         """
         return [item.unknown_share for item in self.encoder.read(list(texts))]
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, without special tokens and uncut (what ``evaluate --by length`` buckets)."""
+        encoded = self._counting_tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         longest = max(len(ids) for ids in batch)
         input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)

@@ -125,13 +125,40 @@ def choose_threshold(scores: np.ndarray, y: np.ndarray, metric: str, target: flo
             "achieved": float(counts[metric]), "interval": [low, high], **counts}
 
 
+def fpr_threshold(negative_scores: np.ndarray, target: float) -> float:
+    """The lowest threshold that flags at most ``floor(target * negatives)`` of these negatives' scores."""
+    negatives = np.sort(np.asarray(negative_scores, dtype=np.float64))[::-1]
+    allowed = int(math.floor(target * len(negatives) + 1e-9))
+    if allowed >= len(negatives):
+        return float(negatives[-1])
+    return float(np.nextafter(negatives[allowed], np.inf))
+
+
+def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float | None:
+    """The chance that a random positive outscores a random negative (ties count half): the Mann-Whitney form
+    of the area under the ROC curve, so a group of positives alone can be scored against other negatives.
+    None when either side is empty.
+
+    >>> auroc(np.array([0.9, 0.5]), np.array([0.5, 0.1]))
+    0.875
+    """
+    pos, neg = np.asarray(positive_scores, dtype=np.float64), np.sort(np.asarray(negative_scores, np.float64))
+    if not len(pos) or not len(neg):
+        return None
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
+
+
+def rate_with_interval(successes: int, trials: int) -> dict[str, Any]:
+    """A rate, its counts and its 95% Clopper-Pearson interval (rate None when there are no trials)."""
+    return {"rate": successes / trials if trials else None, "count": int(successes), "of": int(trials),
+            "interval": list(clopper_pearson(successes, trials))}
+
+
 def _pick(scores: np.ndarray, y: np.ndarray, metric: str, target: float, where: str) -> float:
-    if metric == "fpr":  # the lowest threshold that flags at most floor(target * negatives) negatives
-        negatives = np.sort(scores[y != 1])[::-1]
-        allowed = int(math.floor(target * len(negatives) + 1e-9))
-        if allowed >= len(negatives):
-            return float(negatives[-1])
-        return float(np.nextafter(negatives[allowed], np.inf))
+    if metric == "fpr":
+        return fpr_threshold(scores[y != 1], target)
     if metric == "recall":  # the highest threshold that keeps ceil(target * positives) positives
         positives = np.sort(scores[y == 1])[::-1]
         keep = int(math.ceil(target * len(positives) - 1e-9))

@@ -61,6 +61,13 @@ class TrainConfig(ReadOptions):
     early_stopping_patience: int | None = field(default=None, metadata={
         "help": "Stop after this many evaluations without a better validation macro-F1 (multi-label: micro-F1; "
                 "regression: RMSE)."})
+    augment: str | None = field(default=None, metadata={
+        "help": "Perturb training texts on the fly (seeded) with these perturbations of 'm3cls stress', "
+                "comma-separated (e.g. homoglyphs,zero_width,punctuation_width) or 'all'; the probe adds "
+                "perturbed copies, embedded once."})
+    augment_prob: float = field(default=0.5, metadata={
+        "help": "With --augment: the chance that a training text is perturbed (each time it is drawn; the probe: "
+                "that it gets a perturbed copy)."})
     baseline: bool = field(default=True, metadata={
         "help": "Fit a TF-IDF + logistic regression baseline on the same split and report it."})
     report: bool = field(default=True, metadata={"help": "Write report/index.html with plots."})
@@ -136,6 +143,15 @@ class TrainConfig(ReadOptions):
             raise ConfigError(f"--method {self.method!r} is not one of: {', '.join(METHODS)}")
         if self.method == "probe":
             self._check_probe()
+        if self.augment is not None:
+            from ..data.perturb import parse_perturbations
+
+            parse_perturbations(self.augment, "--augment")
+            if not 0 < self.augment_prob <= 1:
+                raise ConfigError(f"--augment_prob {self.augment_prob} must be above 0 and at most 1, e.g. 0.5")
+            if self.long_text == "chunks":
+                raise ConfigError("--augment perturbs whole texts, and --long_text chunks trains on windows; drop "
+                                  "one of them")
         if self.max_length < 8:
             raise ConfigError(f"--max_length {self.max_length} is too small; use at least 8 tokens")
         self.model_overrides()

@@ -48,6 +48,18 @@ class CVSettings:
                                                     "--group_column)."})
     keep_fold_models: bool = field(default=False, metadata={
         "help": "--method finetune: keep each fold's model in OUTPUT_DIR/fold-K (default: deleted after scoring)."})
+    holdout_group: str | None = field(default=None, metadata={
+        "help": "Also run leave-one-group-out on this record field (e.g. generator): each value is held out in "
+                "turn and scored by a model that never saw it, beside its in-distribution (plain cv) score."})
+    background_groups: str | None = field(default=None, metadata={
+        "help": "Values of --holdout_group that are never held out (e.g. human): they are split across the "
+                "held-out tests, so each has negatives. Comma-separated."})
+    positive_label: str | None = field(default=None, metadata={
+        "help": "With --holdout_group or --by: also score each group as a detector of this label (AUROC, TPR at "
+                "FPR 1%% and 5%%, detection rate, FPR)."})
+    by: str | None = field(default=None, metadata={
+        "help": "Also score the out-of-fold predictions per value of these record fields (comma-separated; "
+                "'length': quartiles of the token count), as 'm3cls evaluate --by' does."})
 
 
 @dataclass
@@ -83,24 +95,63 @@ def run_cv(config: TrainConfig | TrainRequest, values: dict | None = None, expli
     folds = fold_indices(data.labels, data.groups, settings.folds, seed, config.data_path)
     y = np.asarray(labels.encode(data.labels, data.path))
     start = time.perf_counter()
-    if config.method == "probe":
-        probabilities, embeddings = _probe_folds(config, values, data, labels, y, folds, seed)
-    else:
-        probabilities, embeddings = _finetune_folds(request, data, labels, folds, settings), None
+    if settings.positive_label is not None and settings.positive_label not in labels.names:
+        raise ConfigError(f"--positive_label {settings.positive_label!r} is not a label of {config.data_path} "
+                          f"(labels: {', '.join(labels.names)})")
+    probabilities, embeddings = _fold_probabilities(request, settings, data, labels, y, folds)
     fold_of = np.empty(len(y), dtype=int)
     for number, held in enumerate(folds):
         fold_of[held] = number
     summary = _summary(config, y, probabilities, folds, labels, time.perf_counter() - start)
+    if settings.by:
+        summary.update(_oof_slices(config, settings, data, labels, y, probabilities))
+    if settings.holdout_group:
+        from .holdout import run_holdout
+
+        def fit_folds(fold_values, holdout):
+            return _fold_probabilities(request.replace(values=fold_values), settings, data, labels, y, holdout,
+                                       embeddings)[0]
+
+        summary["holdout"], summary["holdout_settings"] = run_holdout(config, values, settings, data, labels, y,
+                                                                      probabilities, fit_folds)
     return CVResult(data, labels, y, probabilities, fold_of, summary, embeddings)
 
 
-def _probe_folds(config, values, data, labels, y, folds, seed):
+def _oof_slices(config, settings, data, labels, y, probabilities) -> dict:
+    """``{"slices", "slice_settings"}`` of the out-of-fold predictions (``--by``)."""
+    from ..evaluation.slices import LENGTH, parse_by, slice_columns, slice_scores
+
+    columns = parse_by(settings.by)
+
+    def counts():
+        from ..model.bundled import resolve_model_name
+        from ..model.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(resolve_model_name(config.model_name_or_path), config.trust_remote_code)
+        return [len(ids) for ids in tokenizer(data.texts, add_special_tokens=False, truncation=False)["input_ids"]]
+
+    values, edges = slice_columns(columns, config.data_path, config.read_options(), list(range(len(data))), counts)
+    result = slice_scores(probabilities, y, probabilities.argmax(1), list(labels.names), values,
+                          settings.positive_label)
+    if LENGTH in columns:
+        result["slice_settings"]["length_edges"] = edges
+    return result
+
+
+def _fold_probabilities(request: TrainRequest, settings, data, labels, y, folds, x=None):
+    """Out-of-fold probabilities (T=1) of every text, each from a model that did not see its fold; and the
+    embeddings for the probe (``x``: reuse these)."""
+    if request.config.method == "probe":
+        return _probe_folds(request.config, request.values, data, labels, y, folds, request.seed, x)
+    return _finetune_folds(request, data, labels, folds, settings), None
+
+def _probe_folds(config, values, data, labels, y, folds, seed, x=None):
     """One embedding pass (cached), one head per fold."""
     from ..probe.head import fit_head
     from .probe import make_embedder
 
-    embedder = make_embedder(config, values)
-    x = embedder.embed(data.texts)
+    if x is None:
+        x = make_embedder(config, values).embed(data.texts)
     probabilities = np.zeros((len(y), len(labels)))
     for number, held in enumerate(folds):
         train = np.setdiff1d(np.arange(len(y)), held)
@@ -179,3 +230,29 @@ def write_cv_report(folder: str, result: CVResult, sections: list | None = None)
     evaluation = evaluate_logits(logits, result.y, result.labels.names, 1.0)
     title = f"m3cls: {result.summary['k']}-fold cross-validation of {result.summary['model']} on {result.data.path}"
     return write_report(folder, evaluation, title=title, sections=[cv_section(result.summary), *(sections or [])])
+
+
+def read_oof(folder: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(label names, out-of-fold log-probabilities, true label ids) from a ``m3cls cv`` output folder.
+
+    ``softmax(log p) = p``, so the log-probabilities stand in for logits at temperature 1.
+    """
+    from ..errors import DataError
+
+    summary_path, oof_path = os.path.join(folder, SUMMARY_FILE), os.path.join(folder, OOF_FILE)
+    if not (os.path.isfile(summary_path) and os.path.isfile(oof_path)):
+        raise DataError(f"--from_cv {folder}: no {SUMMARY_FILE} and {OOF_FILE} there; give the --output_dir of "
+                        f"'m3cls cv'")
+    with open(summary_path, encoding="utf-8") as f:
+        names = tuple(json.load(f)["labels"])
+    probabilities, y = [], []
+    with open(oof_path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                probabilities.append([row["probabilities"][n] for n in names])
+                y.append(names.index(row["label"]))
+            except (ValueError, KeyError, TypeError):
+                raise DataError(f"{oof_path}: line {number} is not an out-of-fold record of labels "
+                                f"{', '.join(names)}; rerun 'm3cls cv'") from None
+    return names, np.log(np.clip(np.asarray(probabilities), 1e-12, 1.0)), np.asarray(y)

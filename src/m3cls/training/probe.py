@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..metrics.classification import classification_report, softmax
 from ..tasks.targets import single_label_only
+from .augment import settings_of
 from .config import TrainConfig
 from .inputs import PreparedData, prepare_data
 from .request import TrainRequest
@@ -62,18 +63,25 @@ def make_embedder(config: TrainConfig, values: dict):
                     trust_remote_code=config.trust_remote_code, allow_pickle=config.allow_pickle)
 
 
-def fit_probe(embedder, prepared: PreparedData, settings) -> ProbeFit:
-    """Embed the split's texts (through the cache), fit the head on train, and score validation."""
+def fit_probe(embedder, prepared: PreparedData, settings, augment: dict | None = None) -> ProbeFit:
+    """Embed the split's texts (through the cache), fit the head on train, and score validation.
+
+    ``augment`` (:func:`m3cls.training.augment.settings_of`) adds perturbed copies of training texts."""
     from ..probe.head import fit_head
+    from .augment import probe_copies
 
     start = time.perf_counter()
     labels = prepared.labels
-    x_train = embedder.embed(prepared.train.texts)
+    texts, train_labels = list(prepared.train.texts), list(prepared.train.labels)
+    if augment:
+        extra, extra_labels = probe_copies(texts, train_labels, augment)
+        logger.info("--augment: %d perturbed copies added to %d training texts", len(extra), len(texts))
+        texts, train_labels = texts + extra, train_labels + extra_labels
+    x_train = embedder.embed(texts)
     cached = embedder.stats["cached"]
     x_val = embedder.embed(prepared.validation.texts)
     embed_seconds = time.perf_counter() - start
-    head = fit_head(x_train, np.asarray(labels.encode(prepared.train.labels, prepared.train.path)), len(labels),
-                    settings)
+    head = fit_head(x_train, np.asarray(labels.encode(train_labels, prepared.train.path)), len(labels), settings)
     seconds = time.perf_counter() - start
     texts = len(prepared.train) + len(prepared.validation)
     stats = {"texts": texts, "cached": cached + embedder.stats["cached"], "backend": embedder.backend_kind, "embedding_seconds": round(embed_seconds, 2),
@@ -113,7 +121,8 @@ def train_probe(request: TrainRequest, prepared: PreparedData | None = None):
     with embedder.encoder.remembering():  # the texts the inspection tokenizes are not tokenized again
         inspection = inspect_data(prepared, embedder.tokenizer, config,  # its warnings before the long part
                                   full_ids=embedder.encoder.full_ids)
-        fit = fit_probe(embedder, prepared, config.head_settings(seed))
+        augment = settings_of(config.augment, config.augment_prob, seed)
+        fit = fit_probe(embedder, prepared, config.head_settings(seed), augment)
     evaluation = score_and_calibrate(fit.val_logits, fit.y_val, prepared.labels.names)
     temperature = evaluation["after"]["temperature"]
     contract = base_contract(config, prepared, embedder.precision)
@@ -121,6 +130,8 @@ def train_probe(request: TrainRequest, prepared: PreparedData | None = None):
         read_options=contract.read_options, temperature=temperature, info=contract.info).with_info(
         inspection=inspection, metrics=metrics_of(evaluation),
         calibration=evaluation["calibration"], probe={**fit.head.info, **fit.embedding})
+    if augment:
+        contract = contract.with_info(augment=augment)
     ladder = [probe_rung(fit, prepared.labels.names)]
     if config.baseline:
         baseline, baseline_rung = timed_baseline(prepared)

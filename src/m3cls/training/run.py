@@ -29,6 +29,7 @@ from ..model.tokens import TextEncoder
 from ..tasks import get_task
 from ..tasks.targets import PROBLEM_TYPES
 from .advice import data_advice, probe_beats_finetune
+from .augment import AugmentedDataset, settings_of
 from .config import TrainConfig, TrainResult
 from .hub import HubTarget, push_folder, take_hub_target
 from .inputs import EncodedDataset, PreparedData, class_weights, document_logits, prepare_data
@@ -93,6 +94,10 @@ def train(config: TrainConfig | TrainRequest, args=None, explicit: frozenset[str
         encoder.check_windows()
     train_set, val_set = (EncodedDataset(encoder, part.texts, prepared.targets(part), windows=windows)
                           for part in (prepared.train, prepared.validation))
+    augment = settings_of(config.augment, config.augment_prob, args.seed)
+    if augment:
+        train_set = AugmentedDataset(train_set, encoder, prepared.train.texts, augment)
+        contract = contract.with_info(augment=augment)
     contract = contract.with_info(inspection=inspect_data(prepared, tokenizer, config),
                                   data=dict(contract.info["data"], train_truncated_share=float(
                                       (np.array(train_set.lengths()) >= config.max_length).mean())))

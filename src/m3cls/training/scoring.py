@@ -50,7 +50,7 @@ def metrics_of(evaluation: dict) -> dict:
 
 
 #: changes whenever what the inspection reports changes, so older kept inspections are not reused
-INSPECTION_FORMAT = 2
+INSPECTION_FORMAT = 3
 
 
 def inspect_data(prepared: PreparedData, tokenizer, config: TrainConfig, full_ids=None) -> dict:
