@@ -28,8 +28,7 @@ def calibrate_from_cv(a: argparse.Namespace, target: tuple[str, float] | None) -
     contract = read_contract(a.model_path) if os.path.isdir(a.model_path) else None
     if contract is None:
         raise ConfigError(f"--model_path {a.model_path}: not a model folder written by m3cls (no m3cls.json)")
-    if contract.task != "single_label":  # TASK-BRANCH: cv's out-of-fold probabilities are single-label
-        raise ConfigError(f"--from_cv calibrates single-label models; this model's task is {contract.task}")
+    contract.task_type.refuse("from_cv")  # cv's out-of-fold probabilities are single-label
     names, logits, y = read_oof(a.from_cv)
     if tuple(names) != tuple(contract.labels):
         raise ConfigError(f"--from_cv {a.from_cv}: its labels ({', '.join(names)}) are not the model's "

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..tasks import get_task
 
 
 def add_slice_flags(p: argparse.ArgumentParser) -> None:
@@ -22,8 +22,8 @@ def check_slice_flags(a: argparse.Namespace, task: str) -> list[str]:
     from ..evaluation.slices import parse_by
 
     columns = parse_by(a.by)
-    if (columns or a.positive_label) and task != "single_label":  # TASK-BRANCH: slices score one label per text
-        raise ConfigError(f"--by and --positive_label score single-label models; this model's task is {task}")
+    if columns or a.positive_label:  # slices score one label per text
+        get_task(task).refuse("slices")
     return columns
 
 

@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
-from ..errors import ConfigError
 from ..files import write_json
+from ..tasks import get_task
 from .common import add_model_flags, add_read_flags, check_writable
 
 logger = logging.getLogger("m3cls")
@@ -57,6 +57,4 @@ def cmd_stress(argv: list[str]) -> int:
 
 
 def _single_label(task: str) -> None:
-    if task != "single_label":  # TASK-BRANCH: multi-label and regression metrics under perturbation are not done
-        raise ConfigError(f"m3cls stress scores single-label models for now; this model's task is {task} -- "
-                          f"'m3cls evaluate' on a file perturbed by hand scores it")
+    get_task(task).refuse("stress")  # multi-label and regression metrics under perturbation are not done

@@ -24,6 +24,9 @@ TOOLS = {
     "temperature": "--temperature scales probabilities",
     "class_weights": "--class_weights weighs classes",
     "thresholds": "--threshold applies to multi-label models",
+    "slices": "--by and --positive_label score single-label models",
+    "stress": "m3cls stress scores single-label models for now",
+    "from_cv": "--from_cv calibrates single-label models",
 }
 
 

@@ -33,6 +33,7 @@ class MultiLabel(Task):
     output_field = "probabilities"
     baseline_name = "TF-IDF + one-vs-rest logistic regression"
     fixes = {"explain": "drop --explain",
+             "stress": "'m3cls evaluate' on a file perturbed by hand scores it",
              "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
              "calibrate_rule": "plain 'm3cls calibrate' refits its temperature (its per-label thresholds come from "
                               "training; --threshold overrides them)",

@@ -33,6 +33,7 @@ class Regression(Task):
     baseline_name = "TF-IDF + ridge"
     reasons = {"temperature": "a regression model predicts a number"}
     fixes = {"explain": "drop --explain",
+             "stress": "'m3cls evaluate' on a file perturbed by hand scores it",
              "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
              "calibrate_rule": "a regression model has no decision to calibrate; 'm3cls evaluate' scores it",
              "temperature": "a regression model predicts a number -- drop it",

@@ -20,7 +20,7 @@ class SingleLabel(Task):
     best_metric = ("macro_f1", True)
     summary_keys = ("accuracy", "macro_f1")
     tools = frozenset({"explain", "decision_rule", "calibrate_rule", "chunks", "probe", "temperature",
-                       "class_weights"})
+                       "class_weights", "slices", "stress", "from_cv"})
     min_labels = 2
     has_ladder = True
     one_label_per_text = True
