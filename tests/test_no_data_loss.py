@@ -173,12 +173,12 @@ def test_a_label_matplotlib_would_parse_as_math_trains_to_a_complete_model(tiny_
 
 
 def test_a_failing_report_is_a_warning_and_the_model_is_saved(tiny_bert, tmp_path, monkeypatch, caplog):
-    from m3cls.reports import tasks
+    from m3cls.reports import pages
 
     def broken(*args, **kwargs):
         raise ValueError("plot failed")
 
-    monkeypatch.setattr(tasks, "write_task_report", broken)
+    monkeypatch.setattr(pages, "write_report", broken)  # the single-label task's report page
     data = write_json(tmp_path / "train.json", [{"text": t, "label": y} for t, y in make_texts(40, seed=6)])
     out = tmp_path / "model"
     with caplog.at_level(logging.WARNING):

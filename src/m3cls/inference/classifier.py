@@ -202,7 +202,7 @@ class Classifier:
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text, without special tokens and uncut (what ``evaluate --by length`` buckets)."""
-        encoded = self._counting_tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
