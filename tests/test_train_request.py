@@ -21,7 +21,7 @@ def opened(monkeypatch):
 @pytest.mark.parametrize("command", ["train", "cv", "audit", "tune"])
 @pytest.mark.parametrize("flags,message", [
     (["--task", "regression", "--long_text", "chunks", "--method", "finetune"],
-     "--long_text chunks trains on windows of single-label texts; a regression run"),
+     "--long_text chunks trains on windows of single-label texts; this model's task is regression"),
     (["--method", "finetune", "--logging_strategy", "steps", "--logging_steps", "0"], "logging_steps"),
 ])
 def test_a_bad_combination_is_refused_before_the_data_is_opened(messages_file, tmp_path, capsys, opened, command,

@@ -57,6 +57,26 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("# ten trials, an hour at most", "m3cls tune --data_path data.csv --output_dir tuned --n_trials 10 "
                                           "--timeout 3600"),
     ),
+    "stress": (
+        ("# every perturbation, detection of GPT at 1% and 5% FPR",
+         "m3cls stress --model_path detector --data_path test.json --positive_label GPT --output stress.json"),
+        ("# two perturbations, with a report page",
+         "m3cls stress --model_path model --data_path test.csv --perturbations homoglyphs,zero_width "
+         "--report stress"),
+    ),
+    "select": (
+        ("# the next 100 texts to label, by the saved model",
+         "m3cls select --model_path model --pool unlabelled.txt --budget 100 --output next.jsonl"),
+        ("# a probe fitted on the fly on what is labelled so far",
+         "m3cls select --model_name_or_path bundled --labelled labelled.csv --pool pool.txt --budget 50 "
+         "--output next.jsonl"),
+    ),
+    "distill": (
+        ("# a 3-layer student from the teacher's own encoder",
+         "m3cls distill --teacher big --student_layers 3 --data_path texts.jsonl --output_dir small"),
+        ("# the bundled MiniLM as the student",
+         "m3cls distill --teacher big --student bundled --data_path texts.jsonl --output_dir small"),
+    ),
     "demo": (
         ("# the bundled MiniLM on BBC News", "m3cls demo"),
         ("# one epoch, in another folder", "m3cls demo --workdir /tmp/demo --num_train_epochs 1"),

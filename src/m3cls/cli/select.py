@@ -7,6 +7,7 @@ import json
 import logging
 
 from .common import add_read_flags, check_writable, read_options, write_jsonl
+from .helpfmt import finish
 
 logger = logging.getLogger("m3cls")
 
@@ -26,8 +27,8 @@ def select_parser() -> argparse.ArgumentParser:
         "encoder plus the texts labelled so far (--model_name_or_path with --labelled: a probe is fitted on "
         "the fly). Writes one JSON line per chosen text: index (its position in the pool), text, score, reason, "
         "uncertainty, margin, entropy, distance and probabilities, most useful first. Embeddings (and a saved "
-        "model's logits) are cached, so the next round over the same pool computes nothing again."),
-        epilog=f"strategies: {RULES}.")
+        "model's logits) are cached, so the next round over the same pool computes nothing again. "
+        f"Strategies: {RULES}."))
     p.add_argument("--model_path", help="a model folder from 'm3cls train' (fine-tuned, probe, LoRA or ONNX export)")
     p.add_argument("--model_name_or_path", help="an encoder (folder, Hub name or 'bundled'); needs --labelled")
     p.add_argument("--labelled", help="the texts labelled so far (any input format); with --model_name_or_path "
@@ -58,7 +59,7 @@ def select_parser() -> argparse.ArgumentParser:
                                                      "~/.cache/m3cls)")
     p.add_argument("--seed", type=int, default=42, help="seed of --strategy random and of the probe")
     add_read_flags(p)
-    return p
+    return finish(p, "select")
 
 
 def cmd_select(argv: list[str]) -> int:

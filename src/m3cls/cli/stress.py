@@ -9,15 +9,13 @@ import sys
 from ..files import write_json
 from ..tasks import get_task
 from .common import add_model_flags, add_read_flags, check_writable
+from .helpfmt import finish
 
 logger = logging.getLogger("m3cls")
 
 
-def cmd_stress(argv: list[str]) -> int:
-    from ..data.perturb import PERTURBATIONS, parse_perturbations
-    from ..evaluation.stress import format_stress, stress_test
-    from .operating import check_positive
-    from .trust import load_labelled
+def stress_parser() -> argparse.ArgumentParser:
+    from ..data.perturb import PERTURBATIONS
 
     p = argparse.ArgumentParser(prog="m3cls stress", description=(
         "Apply deterministic, seeded perturbations (homoglyphs, zero-width characters, whitespace, punctuation "
@@ -34,7 +32,16 @@ def cmd_stress(argv: list[str]) -> int:
     p.add_argument("--output", help="write the results as JSON to this file")
     p.add_argument("--report", help="write an HTML page (table and flip-rate plot) into this folder")
     add_read_flags(p)
-    a = p.parse_args(argv)
+    return finish(p, "stress")
+
+
+def cmd_stress(argv: list[str]) -> int:
+    from ..data.perturb import parse_perturbations
+    from ..evaluation.stress import format_stress, stress_test
+    from .operating import check_positive
+    from .trust import load_labelled
+
+    a = stress_parser().parse_args(argv)
     names = parse_perturbations(a.perturbations)
     check_writable(a.output)
     clf, texts, y_true, _ = load_labelled(a)
