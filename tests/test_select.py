@@ -8,6 +8,7 @@ from conftest import make_texts, write_json
 
 from m3cls.cli import main
 from m3cls.evaluation.selection import disagreement, rank
+from m3cls.tasks import get_task
 
 ENCODER = ["--max_length", "48", "--pooling", "mean", "--precision", "fp32"]
 
@@ -31,7 +32,7 @@ def test_hybrid_does_not_choose_two_identical_uncertain_texts():
 
 def test_multilabel_uncertainty_and_disagreement():
     p = np.array([[0.95, 0.02], [0.5, 0.9], [0.5, 0.5]])
-    assert [c.index for c in rank(p, np.eye(3), "uncertainty", 3, multi_label=True)] == [2, 1, 0]
+    assert [c.index for c in rank(p, np.eye(3), "uncertainty", 3, task=get_task("multi_label"))] == [2, 1, 0]
     assert disagreement([["a", "b"], ["a", "a", "a"], ["a"], []], 2).tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
