@@ -34,9 +34,11 @@ from m3cls.data.demo import bbc_news
 from m3cls.evaluation.selection import rank
 from m3cls.evaluation.selection_models import fit_and_score
 from m3cls.metrics.classification import classification_report
+from m3cls.tasks import get_task
 from m3cls.tasks.labels import LabelSet
 
 STRATEGIES = ("random", "uncertainty", "hybrid")
+SINGLE_LABEL = get_task("single_label")
 
 
 def main() -> int:
@@ -94,7 +96,7 @@ def split(y: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def macro_f1(x_train, y_train, names, x_test, y_test) -> float:
-    probabilities = fit_and_score("single_label", x_train, [names.names[i] for i in y_train], names, x_test)
+    probabilities = fit_and_score(SINGLE_LABEL, x_train, [names.names[i] for i in y_train], names, x_test)
     return classification_report(y_test, probabilities.argmax(axis=1), names.names)["macro_f1"]
 
 
@@ -107,7 +109,7 @@ def loop(x, y, names, pool, test, strategy, seed, counts, step) -> list[float]:
         assert len(labelled) == count
         unlabelled = np.setdiff1d(pool, labelled)
         train_labels = [names.names[i] for i in y[labelled]]
-        probabilities = fit_and_score("single_label", x[labelled], train_labels, names,
+        probabilities = fit_and_score(SINGLE_LABEL, x[labelled], train_labels, names,
                                       np.vstack([x[unlabelled], x[test]]))
         scores.append(classification_report(y[test], probabilities[len(unlabelled):].argmax(axis=1),
                                             names.names)["macro_f1"])

@@ -103,6 +103,8 @@ def test_soft_targets_per_task():
     assert t1[1] == pytest.approx([0.25, 0.75])
     t2 = soft_targets("multi_label", logits, 1.0, [None, None], ("a", "b"), 0.0, (0.0, 1.0))
     assert t2[0] == pytest.approx([1 / (1 + np.exp(-2)), 0.5], abs=1e-6)
+    t2 = soft_targets("multi_label", logits, 1.0, [None, ("b",)], ("a", "b"), 0.5, (0.0, 1.0))
+    assert t2[1] == pytest.approx([0.25, 0.75])  # the given label set mixed in
     t3 = soft_targets("regression", np.array([[1.5]]), 2.0, [7.0], ("value",), 0.5, (5.0, 2.0))
     assert t3[0] == pytest.approx([1.25])
 

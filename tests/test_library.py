@@ -17,9 +17,10 @@ from m3cls.tasks import REGISTRY, TOOLS, Task, get_task
 
 INTERFACE = ("prediction_fields", "format_prediction", "truth", "truth_fields", "evaluate", "format_evaluation",
              "calibrate", "baseline",
-             "training_hooks", "card_summary", "card_parts", "plain_decision", "write_report", "classes_in")
+             "training_hooks", "card_summary", "card_parts", "plain_decision", "write_report", "classes_in",
+             "probabilities", "uncertainty", "soft_targets", "hard_target", "decisions")
 ATTRIBUTES = ("name", "title", "problem_type", "splitter", "split_method", "best_metric", "summary_keys",
-              "output_field", "baseline_name", "card_keys")
+              "output_field", "baseline_name", "card_keys", "distill_target")
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -7,7 +7,9 @@ import pytest
 from conftest import make_texts, write_json
 
 from m3cls.cli import main
+from m3cls.errors import ConfigError
 from m3cls.evaluation.selection import disagreement, rank
+from m3cls.tasks import get_task
 
 ENCODER = ["--max_length", "48", "--pooling", "mean", "--precision", "fp32"]
 
@@ -31,8 +33,18 @@ def test_hybrid_does_not_choose_two_identical_uncertain_texts():
 
 def test_multilabel_uncertainty_and_disagreement():
     p = np.array([[0.95, 0.02], [0.5, 0.9], [0.5, 0.5]])
-    assert [c.index for c in rank(p, np.eye(3), "uncertainty", 3, multi_label=True)] == [2, 1, 0]
+    assert [c.index for c in rank(p, np.eye(3), "uncertainty", 3, task=get_task("multi_label"))] == [2, 1, 0]
     assert disagreement([["a", "b"], ["a", "a", "a"], ["a"], []], 2).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_each_task_says_how_unsure_it_is():
+    u, margin, entropy = get_task("multi_label").uncertainty(np.array([[0.9, 0.5]]))  # each label on its own
+    assert (u[0], margin[0]) == pytest.approx((0.6, 0.0))
+    assert entropy[0] == pytest.approx((-(0.9 * np.log2(0.9) + 0.1 * np.log2(0.1)) + 1.0) / 2)
+    u, margin, entropy = get_task("single_label").uncertainty(np.array([[0.7, 0.2, 0.1]]))
+    assert (u[0], margin[0]) == pytest.approx((0.5, 0.5))
+    with pytest.raises(ConfigError, match="m3cls select ranks texts by class probabilities"):
+        get_task("regression").uncertainty(np.array([[1.0]]))
 
 
 def _files(tmp_path):

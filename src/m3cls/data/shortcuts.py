@@ -75,9 +75,10 @@ FEATURES = tuple(surface_features("a"))
 def shortcut_audit(texts: Sequence[str], labels: Sequence, seed: int = 0) -> dict | None:
     """Out-of-fold scores of a logistic regression on surface features, and whether they flag a shortcut.
 
-    None when the labels are not single-label (# TASK-BRANCH) or a class has fewer than 2 texts.
+    None when the labels are not single-label (this runs before the task is resolved: label lists and numbers
+    are not audited) or a class has fewer than 2 texts.
     """
-    if not labels or isinstance(labels[0], (tuple, list, float)):  # TASK-BRANCH: single-label data only
+    if not labels or isinstance(labels[0], (tuple, list, float)):  # single-label data only
         return None
     pairs = list(zip(texts, labels))
     if len(pairs) > SAMPLE:

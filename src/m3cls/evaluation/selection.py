@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +54,6 @@ class Choice:
     score: float
     reason: str
     numbers: dict = field(default_factory=dict)
-
-
-def uncertainty(probabilities: np.ndarray, multi_label: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(uncertainty in [0, 1], margin, normalised entropy) per row of probabilities."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
-    if multi_label:  # TASK-BRANCH: independent sigmoids, each label's own distance from 0.5
-        closeness = np.abs(2.0 * p - 1.0)
-        binary = -(p * np.log2(p) + (1 - p) * np.log2(np.clip(1 - p, 1e-12, 1.0)))
-        return 1.0 - closeness.mean(axis=1), closeness.min(axis=1), binary.mean(axis=1)
-    ranked = np.sort(p, axis=1)
-    margin = ranked[:, -1] - (ranked[:, -2] if p.shape[1] > 1 else 0.0)
-    entropy = -(p * np.log(p)).sum(axis=1) / np.log(max(2, p.shape[1]))
-    return 1.0 - margin, margin, entropy
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -102,18 +90,20 @@ def disagreement(labels_per_text: list[list], n_classes: int) -> np.ndarray:
 
 
 def rank(probabilities: np.ndarray, embeddings: np.ndarray, strategy: str, budget: int, *,
-         candidates: np.ndarray | None = None, centers: np.ndarray | None = None, multi_label: bool = False,
+         candidates: np.ndarray | None = None, centers: np.ndarray | None = None, task: Task | None = None,
          annotator_disagreement: np.ndarray | None = None, seed: int = 42) -> list[Choice]:
     """The ``budget`` most useful pool texts by ``strategy``, most useful first.
 
     ``candidates``: a mask of the pool texts that may be chosen (others are labelled or excluded);
-    ``centers``: embeddings of texts already labelled or excluded, which diversity keeps away from.
+    ``centers``: embeddings of texts already labelled or excluded, which diversity keeps away from;
+    ``task``: the Task whose probabilities these are (its :meth:`~m3cls.tasks.base.Task.uncertainty`);
+    single-label when not given.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy!r} is not one of: {', '.join(STRATEGIES)}")
     n = len(probabilities)
     allowed = np.ones(n, dtype=bool) if candidates is None else np.asarray(candidates, dtype=bool)
-    u, margin, entropy = uncertainty(probabilities, multi_label)
+    u, margin, entropy = (task or get_task("single_label")).uncertainty(probabilities)
     x = unit_rows(embeddings)
     distance = nearest_distance(x, None if centers is None else unit_rows(centers))
     numbers = {"uncertainty": u, "margin": margin, "entropy": entropy, "distance": distance}

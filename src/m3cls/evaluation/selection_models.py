@@ -18,8 +18,7 @@ import numpy as np
 
 from ..data.records import TextData
 from ..errors import ConfigError
-from ..metrics.classification import softmax
-from ..metrics.multilabel import sigmoid
+from ..tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +29,10 @@ class Scored:
 
     probabilities: np.ndarray
     names: tuple[str, ...]
-    multi_label: bool
+    task: Task
     pool: np.ndarray
     labelled: np.ndarray
     excluded: np.ndarray
-
-
-def refuse_regression(task: str, where: str) -> None:
-    """Regression has no class probabilities to be unsure about: one line saying so."""
-    if task == "regression":  # TASK-BRANCH
-        raise ConfigError(f"{where} is a regression model; m3cls select ranks by class probabilities, so it "
-                          f"handles single-label and multi-label models only")
-
-
-def probabilities_of(task: str, logits: np.ndarray, temperature: float) -> np.ndarray:
-    """Softmax over classes, or a sigmoid per label."""
-    if task == "multi_label":  # TASK-BRANCH
-        return sigmoid(logits, temperature)
-    return softmax(logits, temperature)
 
 
 def _embedder(request, model: str, contract=None):
@@ -86,7 +71,8 @@ def saved_model(request, pool: list[str], labelled: list[str], excluded: list[st
     if contract is None:
         raise ConfigError(f"--model_path {request.model_path}: no m3cls.json; give a folder written by "
                           f"'m3cls train'")
-    refuse_regression(contract.task, f"--model_path {request.model_path}")
+    task = get_task(contract.task)
+    task.refuse("select", f"--model_path {request.model_path}")
     probe = contract.head == "probe" and not request.embed_model
     embedder = _embedder(request, request.embed_model or request.model_path,
                          None if request.embed_model else contract)
@@ -95,8 +81,8 @@ def saved_model(request, pool: list[str], labelled: list[str], excluded: list[st
         logits = head_logits(read_head(request.model_path), x_pool)
     else:
         logits = _cached_logits(request, pool)
-    return Scored(probabilities_of(contract.task, logits, contract.temperature), tuple(contract.labels),
-                  contract.task == "multi_label", x_pool, x_labelled, x_excluded)
+    return Scored(task.probabilities(logits, contract.temperature), tuple(contract.labels), task, x_pool,
+                  x_labelled, x_excluded)
 
 
 def _cached_logits(request, pool: list[str]) -> np.ndarray:
@@ -129,34 +115,22 @@ def _is_onnx(folder: str) -> bool:
 def probe_on_the_fly(request, pool: list[str], labelled: TextData, excluded: list[str]):
     """A probe fitted on the labelled texts' embeddings scores the pool."""
     from ..tasks.targets import discover_labels, resolve_task
-    task = resolve_task("auto", labelled.labels, labelled.path)
-    names = discover_labels(task, labelled.labels, labelled.path)
+    name = resolve_task("auto", labelled.labels, labelled.path)
+    names, task = discover_labels(name, labelled.labels, labelled.path), get_task(name)
     embedder = _embedder(request, request.model_name_or_path)
     x_pool, x_labelled, x_excluded = _embed_all(embedder, pool, labelled.texts, excluded)
     probabilities = fit_and_score(task, x_labelled, labelled.labels, names, x_pool, request.seed)
-    return Scored(probabilities, names.names, task == "multi_label", x_pool, x_labelled, x_excluded)
+    return Scored(probabilities, names.names, task, x_pool, x_labelled, x_excluded)
 
 
-def fit_and_score(task: str, x: np.ndarray, labels: list, names, x_pool: np.ndarray, seed: int = 42) -> np.ndarray:
-    """Fit a probe on ``x`` and its labels; the pool's probabilities."""
+def fit_and_score(task: Task, x: np.ndarray, labels: list, names, x_pool: np.ndarray, seed: int = 42) -> np.ndarray:
+    """Fit a probe on ``x`` and its labels; the pool's probabilities. A task that allows the probe head gets
+    it; another fits its own probe (:meth:`~m3cls.tasks.base.Task.probe_probabilities`)."""
     from ..probe.head import HeadSettings, fit_head
 
-    if task == "multi_label":  # TASK-BRANCH: one logistic regression per label
-        from ..tasks.targets import multi_hot
-
-        y = multi_hot(labels, names)
-        return np.column_stack([_one_label(x, y[:, j], x_pool) for j in range(y.shape[1])])
-    head = fit_head(x, np.asarray(names.encode(labels, "--labelled")), len(names), HeadSettings(seed=seed))
-    return softmax(head.logits(x_pool))
-
-
-def _one_label(x: np.ndarray, y: np.ndarray, x_pool: np.ndarray) -> np.ndarray:
-    """P(label) per pool text; a label every (or no) labelled text has gets its frequency."""
-    if y.min() == y.max():
-        return np.full(len(x_pool), float(y[0]))
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(x)
-    model = LogisticRegression(max_iter=2000).fit(scaler.transform(x), y)
-    return model.predict_proba(scaler.transform(x_pool))[:, 1]
+    task.refuse("select", "--labelled")
+    truth = task.truth(labels, names, "--labelled")
+    if not task.allows("probe"):
+        return task.probe_probabilities(x, truth, x_pool)
+    head = fit_head(x, truth, len(names), HeadSettings(seed=seed))
+    return task.probabilities(head.logits(x_pool), 1.0)

@@ -108,7 +108,7 @@ def select(request: SelectRequest) -> tuple[list[dict], dict]:
                                     f"(cosine >= {request.near_duplicate_cosine})")
     votes = _annotations(labelled, pool) if disagreeing else None
     choices = rank(scored.probabilities, scored.pool, request.strategy, request.budget, candidates=allowed,
-                   centers=centers, multi_label=scored.multi_label, seed=request.seed,
+                   centers=centers, task=scored.task, seed=request.seed,
                    annotator_disagreement=None if votes is None else disagreement(votes, len(scored.names)))
     rows = [{"index": c.index, "text": pool[c.index], "score": c.score, "reason": c.reason, **c.numbers,
              "probabilities": _probabilities(scored.probabilities[c.index], scored.names)} for c in choices]

@@ -27,6 +27,7 @@ TOOLS = {
     "slices": "--by and --positive_label score single-label models",
     "stress": "m3cls stress scores single-label models for now",
     "from_cv": "--from_cv calibrates single-label models",
+    "select": "m3cls select ranks texts by class probabilities",
 }
 
 
@@ -66,6 +67,9 @@ class Task:
     has_ladder: ClassVar[bool] = False
     #: every text has exactly one class id (class counts, per-class advice)
     one_label_per_text: ClassVar[bool] = False
+    #: what a distilled student learns from its teacher's logits: "softmax" (KL at T), "sigmoid" (BCE per
+    #: label at T) or "value" (MSE on the standardised value); training builds the torch loss from it
+    distill_target: ClassVar[str]
     #: a phrase for logs and messages ("multi-label")
     title: ClassVar[str]
     #: what to do instead, per refused tool (the refusal's second half)
@@ -137,7 +141,38 @@ class Task:
         """The class names that occur in normalised labels (none for regression)."""
         raise NotImplementedError
 
+    def decisions(self, logits: np.ndarray, contract) -> list:
+        """The model's own decision per text in this task's label form (a name, a tuple of names, a value),
+        at the contract's temperature, thresholds and target scale: what a distilled student is scored
+        against when the data has no labels."""
+        raise NotImplementedError
+
     # -- predictions ---------------------------------------------------------------------------------------
+    def probabilities(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """Per text, the probability of each label at ``temperature`` (softmax or a sigmoid per label)."""
+        raise NotImplementedError
+
+    def uncertainty(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(uncertainty in [0, 1], margin, normalised entropy) per row of :meth:`probabilities`: how unsure
+        the model is of each text (``m3cls select``)."""
+        raise NotImplementedError
+
+    def probe_probabilities(self, x: np.ndarray, truth: np.ndarray, x_pool: np.ndarray) -> np.ndarray | None:
+        """The pool's probabilities from a probe this task fits itself on labelled embeddings ``x`` and their
+        :meth:`truth`; None (the default) when the task uses the probe head of :mod:`m3cls.probe.head`, which
+        ``tasks/`` cannot import (it allows the "probe" tool)."""
+        return None
+
+    # -- distillation (no torch here: :attr:`distill_target` names the loss) -----------------------------
+    def soft_targets(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """What a student learns from the teacher's ``logits``, one row per text, in the form of
+        :attr:`distill_target`."""
+        raise NotImplementedError
+
+    def hard_target(self, label, names: tuple[str, ...], scale: tuple[float, float]) -> list[float]:
+        """A given label as a row of :meth:`soft_targets` (``scale``: the teacher's target mean and std)."""
+        raise NotImplementedError
+
     def prediction_fields(self, logits: np.ndarray, temperature: float, saved_temperature: float, names,
                           thresholds: dict[str, float], values=None) -> list[dict]:
         """Per text, the Prediction fields this task fills (label/label_id/probabilities, labels, value)."""

@@ -26,12 +26,13 @@ class MultiLabel(Task):
     split_method = "iterative stratification"
     best_metric = ("micro_f1", True)
     summary_keys = ("micro_f1", "macro_f1", "samples_f1")
-    tools = frozenset({"temperature", "class_weights", "thresholds"})
+    tools = frozenset({"temperature", "class_weights", "thresholds", "select"})
     has_thresholds = True
     card_keys = cards.MULTI_LABEL_KEYS
     probability_form = "sigmoid(logit / T) per label"
     output_field = "probabilities"
     baseline_name = "TF-IDF + one-vs-rest logistic regression"
+    distill_target = "sigmoid"
     fixes = {"explain": "drop --explain",
              "stress": "'m3cls evaluate' on a file perturbed by hand scores it",
              "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
@@ -59,6 +60,37 @@ class MultiLabel(Task):
             rows.append({"probabilities": {names[i]: float(row[i]) for i in ranked},
                          "labels": [names[i] for i in ranked if at_saved[i] >= thresholds[names[i]]]})
         return rows
+
+    def probabilities(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """A sigmoid per label at ``temperature``."""
+        from ..metrics.multilabel import sigmoid
+
+        return sigmoid(logits, temperature)
+
+    def uncertainty(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Independent sigmoids: the mean over labels of ``1 - |2p - 1|`` (each label's own closeness to 0.5),
+        the smallest ``|2p - 1|`` as the margin, and the mean binary entropy."""
+        p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+        closeness = np.abs(2.0 * p - 1.0)
+        binary = -(p * np.log2(p) + (1 - p) * np.log2(np.clip(1 - p, 1e-12, 1.0)))
+        return 1.0 - closeness.mean(axis=1), closeness.min(axis=1), binary.mean(axis=1)
+
+    def probe_probabilities(self, x: np.ndarray, truth: np.ndarray, x_pool: np.ndarray) -> np.ndarray:
+        """One logistic regression per label (on standardised embeddings) gives P(label) per pool text."""
+        return np.column_stack([_one_label(x, truth[:, j], x_pool) for j in range(truth.shape[1])])
+
+    def soft_targets(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """The teacher's sigmoid per label at ``temperature``."""
+        return self.probabilities(np.asarray(logits, dtype=np.float64), temperature)
+
+    def hard_target(self, label, names: tuple[str, ...], scale: tuple[float, float]) -> list[float]:
+        return [float(n in label) for n in names]
+
+    def decisions(self, logits: np.ndarray, contract) -> list:
+        """The labels at or over their thresholds (0.5 where none), at the contract's temperature."""
+        names, thresholds = contract.labels, contract.thresholds or {}
+        p = self.probabilities(logits, contract.temperature)
+        return [tuple(n for j, n in enumerate(names) if row[j] >= thresholds.get(n, 0.5)) for row in p]
 
     def format_prediction(self, text: str, temperature: float, prediction, thresholds: dict[str, float]) -> str:
         """The labels over their thresholds and every label's sigmoid."""
@@ -207,6 +239,18 @@ class MultiLabel(Task):
                 f"thresholds = {dict(contract.thresholds or {})!r}  # tuned per label on validation\n"
                 f"print([[name for i, name in model.config.id2label.items() if row[i] >= thresholds.get(name, 0.5)]"
                 f" for row in probabilities.tolist()])")
+
+
+def _one_label(x: np.ndarray, y: np.ndarray, x_pool: np.ndarray) -> np.ndarray:
+    """P(label) per pool text; a label every (or no) labelled text has gets its frequency."""
+    if y.min() == y.max():
+        return np.full(len(x_pool), float(y[0]))
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(max_iter=2000).fit(scaler.transform(x), y)
+    return model.predict_proba(scaler.transform(x_pool))[:, 1]
 
 
 def pos_weights(targets: list) -> list[float]:

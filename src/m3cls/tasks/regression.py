@@ -32,6 +32,7 @@ class Regression(Task):
     output_field = "value"
     baseline_name = "TF-IDF + ridge"
     reasons = {"temperature": "a regression model predicts a number"}
+    distill_target = "value"
     fixes = {"explain": "drop --explain",
              "stress": "'m3cls evaluate' on a file perturbed by hand scores it",
              "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
@@ -39,7 +40,8 @@ class Regression(Task):
              "temperature": "a regression model predicts a number -- drop it",
              "thresholds": "drop --threshold",
              "class_weights": "a regression run has none -- drop --class_weights",
-             "probe": "train it with 'm3cls train --method finetune'"}
+             "probe": "train it with 'm3cls train --method finetune'",
+             "select": "it predicts numbers, so m3cls select handles single-label and multi-label models only"}
 
     def classes_in(self, labels: list) -> set:
         return set()
@@ -49,6 +51,28 @@ class Regression(Task):
                           thresholds: dict[str, float], values=None) -> list[dict]:
         """The value in the target's own units (``values(logits)``)."""
         return [{"value": float(v)} for v in values(logits)]
+
+    def probabilities(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """Refused: a regression model predicts numbers, not probabilities (the "select" line)."""
+        self.refuse("select")
+
+    def uncertainty(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Refused: no class probabilities to be unsure about (the "select" line)."""
+        self.refuse("select")
+
+    def soft_targets(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """The teacher's values, standardised as it learnt them (the temperature does not apply)."""
+        logits = np.asarray(logits, dtype=np.float64)
+        return logits.reshape(len(logits), 1)
+
+    def hard_target(self, label, names: tuple[str, ...], scale: tuple[float, float]) -> list[float]:
+        """A given value, standardised by the teacher's target mean and std."""
+        return [(float(label) - scale[0]) / scale[1]]
+
+    def decisions(self, logits: np.ndarray, contract) -> list:
+        """The values in the target's own units."""
+        return [float(v) for v in np.asarray(logits).reshape(-1) * (contract.target_std or 1.0)
+                + (contract.target_mean or 0.0)]
 
     def format_prediction(self, text: str, temperature: float, prediction, thresholds: dict[str, float]) -> str:
         """The value, in the target's own units."""

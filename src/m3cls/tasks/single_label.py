@@ -20,7 +20,7 @@ class SingleLabel(Task):
     best_metric = ("macro_f1", True)
     summary_keys = ("accuracy", "macro_f1")
     tools = frozenset({"explain", "decision_rule", "calibrate_rule", "chunks", "probe", "temperature",
-                       "class_weights", "slices", "stress", "from_cv"})
+                       "class_weights", "slices", "stress", "from_cv", "select"})
     min_labels = 2
     has_ladder = True
     one_label_per_text = True
@@ -28,6 +28,7 @@ class SingleLabel(Task):
     probability_form = "softmax(logits / T)"
     output_field = "probabilities"
     baseline_name = "TF-IDF + logistic regression"
+    distill_target = "softmax"
 
     fixes: dict[str, str] = {}
 
@@ -48,6 +49,32 @@ class SingleLabel(Task):
             ranked = sorted(range(len(names)), key=lambda i: -p[i])
             rows.append({"label": names[top], "label_id": top, "probabilities": {names[i]: float(p[i]) for i in ranked}})
         return rows
+
+    def probabilities(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """Softmax over the classes at ``temperature``."""
+        from ..metrics.classification import softmax
+
+        return softmax(logits, temperature)
+
+    def uncertainty(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``1 - margin`` (the gap between the two most probable classes), the margin, and the entropy
+        divided by its largest value."""
+        p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+        ranked = np.sort(p, axis=1)
+        margin = ranked[:, -1] - (ranked[:, -2] if p.shape[1] > 1 else 0.0)
+        entropy = -(p * np.log(p)).sum(axis=1) / np.log(max(2, p.shape[1]))
+        return 1.0 - margin, margin, entropy
+
+    def soft_targets(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """The teacher's softmax at ``temperature``."""
+        return self.probabilities(np.asarray(logits, dtype=np.float64), temperature)
+
+    def hard_target(self, label, names: tuple[str, ...], scale: tuple[float, float]) -> list[float]:
+        return [float(n == label) for n in names]
+
+    def decisions(self, logits: np.ndarray, contract) -> list:
+        """The most probable class per text (the temperature does not move it)."""
+        return [contract.labels[i] for i in np.asarray(logits).argmax(axis=1)]
 
     def format_prediction(self, text: str, temperature: float, prediction,
                           thresholds: dict[str, float]) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -97,35 +98,32 @@ def shrink_layers(model, keep: int) -> list[int]:
 def soft_targets(task: str, logits: np.ndarray, temperature: float, given: list, names: tuple[str, ...],
                  weight: float, scale: tuple[float, float]) -> np.ndarray:
     """What the student learns per text (see the module docstring); ``given`` holds None where no label."""
-    from ..metrics.classification import softmax
-    from ..metrics.multilabel import sigmoid
-
-    logits = np.asarray(logits, dtype=np.float64)
-    if task == "regression":  # TASK-BRANCH: values, standardised as the teacher learnt them
-        target, hard = logits.reshape(len(logits), 1), lambda y: [(float(y) - scale[0]) / scale[1]]
-    elif task == "multi_label":  # TASK-BRANCH
-        target, hard = sigmoid(logits, temperature), lambda y: [float(n in y) for n in names]
-    else:
-        target, hard = softmax(logits, temperature), lambda y: [float(n == y) for n in names]
+    kind = get_task(task)
+    target = kind.soft_targets(logits, temperature)
     if weight > 0:
         for row, label in enumerate(given):
             if label is not None:
-                target[row] = (1 - weight) * target[row] + weight * np.asarray(hard(label))
+                target[row] = (1 - weight) * target[row] + weight * np.asarray(kind.hard_target(label, names, scale))
     return target.astype(np.float32)
 
 
 def distill_loss(task: str, temperature: float):
-    """The Trainer's compute_loss: KL at T (x T²), BCE on soft sigmoid targets at T, or MSE."""
+    """The Trainer's compute_loss for the task's :attr:`~m3cls.tasks.base.Task.distill_target`: KL at T
+    (x T²) on softmax targets, BCE on soft sigmoid targets at T (x T²), or MSE on values."""
     import torch.nn.functional as F
 
-    def loss(outputs, labels, num_items_in_batch=None):
-        logits, labels = outputs["logits"].float(), labels.float()
-        if task == "regression":  # TASK-BRANCH
-            return F.mse_loss(logits.reshape(labels.shape), labels)
-        if task == "multi_label":  # TASK-BRANCH
-            return F.binary_cross_entropy_with_logits(logits / temperature, labels) * temperature ** 2
+    def kl(logits, labels):
         log_p = F.log_softmax(logits / temperature, dim=-1)
         return F.kl_div(log_p, labels, reduction="batchmean") * temperature ** 2
+
+    losses = {"softmax": kl,
+              "sigmoid": lambda logits, labels: F.binary_cross_entropy_with_logits(logits / temperature, labels)
+              * temperature ** 2,
+              "value": lambda logits, labels: F.mse_loss(logits.reshape(labels.shape), labels)}
+    chosen = losses[get_task(task).distill_target]
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        return chosen(outputs["logits"].float(), labels.float())
 
     return loss
 
@@ -133,17 +131,7 @@ def distill_loss(task: str, temperature: float):
 def teacher_decisions(task: str, contract, logits: np.ndarray) -> list:
     """The teacher's own decision per text, in the task's label form (what validation scores against when the
     data has no labels)."""
-    from ..metrics.multilabel import sigmoid
-
-    names = contract.labels
-    if task == "regression":  # TASK-BRANCH
-        return [float(v) for v in np.asarray(logits).reshape(-1) * (contract.target_std or 1.0)
-                + (contract.target_mean or 0.0)]
-    if task == "multi_label":  # TASK-BRANCH
-        p = sigmoid(logits, contract.temperature)
-        thresholds = contract.thresholds or {}
-        return [tuple(n for j, n in enumerate(names) if row[j] >= thresholds.get(n, 0.5)) for row in p]
-    return [names[i] for i in np.asarray(logits).argmax(axis=1)]
+    return get_task(task).decisions(logits, contract)
 
 
 def teacher_logits(teacher: str, texts: list[str], cache_dir: str | None, batch_size: int = 64,

@@ -13,6 +13,7 @@ from ..data.records import ReadOptions, TextData
 from ..errors import ConfigError, DataError
 from ..model.contract import ModelContract
 from ..model.folder import read_contract
+from ..tasks import get_task
 from ..tasks.labels import LabelSet
 from ..tasks.targets import TargetScale, label_counts, normalize_label
 from .config import TrainConfig, TrainResult
@@ -173,15 +174,15 @@ def _train(model, args, tokenizer, train_set, val_set, contract: ModelContract, 
 
 
 def _metrics(contract: ModelContract, labels: LabelSet):
-    """The validation log's scores against the soft targets' decisions."""
-    from ..tasks import get_task
-
-    if contract.task == "multi_label":  # TASK-BRANCH
-        return get_task(contract.task).training_hooks("none", [], labels, None)["compute_metrics"]
-    if contract.task == "regression":  # TASK-BRANCH
-        scale = TargetScale(contract.target_mean or 0.0, contract.target_std or 1.0)
-        return get_task(contract.task).training_hooks("none", [], labels, scale)["compute_metrics"]
+    """The validation log's scores against the soft targets' decisions: the task's own compute_metrics (which
+    reads soft targets: sigmoids rounded, standardised values), else, for a task that keeps the Trainer's
+    class-id metrics, the soft targets' most probable class."""
     from ..metrics.classification import classification_report, flat_metrics
+
+    scale = TargetScale(contract.target_mean or 0.0, contract.target_std or 1.0)
+    hooks = get_task(contract.task).training_hooks("none", [], labels, scale)
+    if hooks.get("compute_metrics"):
+        return hooks["compute_metrics"]
 
     def compute(eval_pred) -> dict:
         truth = np.asarray(eval_pred.label_ids).argmax(axis=-1)
@@ -214,16 +215,13 @@ def _finish(config: TrainConfig, args, trainer, val_set, contract: ModelContract
 def _score(contract: ModelContract, logits: np.ndarray, truth: list):
     """(evaluation, contract with its temperature and thresholds, validation rows) of the student."""
     from ..metrics.classification import softmax
-    from ..tasks import get_task
-    from ..tasks.targets import multi_hot
     from .scoring import score_and_calibrate
 
-    labels = LabelSet(tuple(contract.labels))
-    if contract.task == "single_label":  # TASK-BRANCH
-        y = np.asarray(labels.encode(truth, "the validation split"))
+    task, labels = get_task(contract.task), LabelSet(tuple(contract.labels))
+    y = task.truth(truth, labels, "the validation split")
+    if task.has_ladder:
         evaluation = score_and_calibrate(logits, y, labels.names)
         temperature = evaluation["after"]["temperature"]
         return evaluation, contract.replace(temperature=temperature), (softmax(logits, temperature), y)
     scale = TargetScale(contract.target_mean or 0.0, contract.target_std or 1.0)
-    truth_array = multi_hot(truth, labels) if contract.task == "multi_label" else np.asarray(truth)
-    return get_task(contract.task).score_validation(logits, truth_array, labels, scale, contract)
+    return task.score_validation(logits, y, labels, scale, contract)
