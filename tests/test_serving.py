@@ -107,19 +107,21 @@ def test_concurrent_requests_share_batches(trained_xlmr):
     from m3cls.serving.app import ServeLimits, create_app
 
     clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
-    inner, running, release = clf.logits_from_ids, threading.Event(), threading.Event()
+    inner, running, release, armed = clf.logits_from_ids, threading.Event(), threading.Event(), threading.Event()
+    calls = []
 
     def gated(ids):
-        running.set()
-        release.wait(timeout=30)
+        calls.append(len(ids))
+        if armed.is_set():
+            running.set()
+            release.wait(timeout=30)
         return inner(ids)
 
     clf.logits_from_ids = gated
     app = create_app(clf, ServeLimits())
-    release.set()   # the warm-up batch runs while the server starts
     with LiveServer(app) as live:
-        running.clear()
-        release.clear()
+        _wait_for(lambda: calls)   # the warm-up batch has run, ungated, whenever the server ran it
+        armed.set()
         before = httpx.get(f"{live.url}/health").json()
         with ThreadPoolExecutor(16) as pool:
             futures = [pool.submit(httpx.post, f"{live.url}/predict", json={"texts": [f"text {i} delve"]},
