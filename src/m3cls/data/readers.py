@@ -240,13 +240,7 @@ def _iter_json(stream: _Chain, path: str, options: ReadOptions, schema: str, nee
         for position, record in enumerate(iter_array(stream)):
             where = f"{path}: record {position + 1}"
             schema = schema_of(record, schema)
-            try:
-                text, label = fields_of(record, where, options, schema, need)
-                group = group_of(record, options, where) if need else None
-            except DataError as e:
-                yield _bad(e, where, position, keep_bad)
-                continue
-            yield Item(where, text, label, position, group=group)
+            yield _record_item(record, where, position, options, schema, need, keep_bad)
     except JsonSyntaxError as e:
         raise DataError(f"{path}: not valid JSON at line {e.lineno} column {e.colno} ({e.msg}); the file may be "
                         f"truncated or damaged") from None
@@ -262,12 +256,22 @@ def _iter_jsonl(stream: _Chain, path: str, options: ReadOptions, schema: str, ne
         try:
             record = _json_line(line, where)
             schema = schema_of(record, schema)
-            text, label = fields_of(record, where, options, schema, need)
-            group = group_of(record, options, where) if need else None
         except DataError as e:
             yield _bad(e, where, position, keep_bad)
             continue
-        yield Item(where, text, label, position, group=group)
+        yield _record_item(record, where, position, options, schema, need, keep_bad)
+
+
+def _record_item(record, where: str, position: int, options: ReadOptions, schema: str, need: bool,
+                 keep_bad: bool) -> Item:
+    """One parsed JSON record as an Item: its text, label and group, or a bad item (or the error) if they do not
+    fit."""
+    try:
+        text, label = fields_of(record, where, options, schema, need)
+        group = group_of(record, options, where) if need else None
+    except DataError as e:
+        return _bad(e, where, position, keep_bad)
+    return Item(where, text, label, position, group=group)
 
 
 def _json_line(line: str, where: str) -> object:
