@@ -19,7 +19,7 @@ def test_every_text_once_longest_first_and_batch_size_kept():
 def test_a_batch_is_cut_where_padding_would_waste():
     lengths = [512] * 10 + [300] * 10  # 24 BBC texts at 512 tokens look like this: padded, 40 % of a row is waste
     batches = length_batches(lengths, 32)
-    assert [sorted(lengths[i] for i in b) for b in batches] == [[512] * 10, [300] * 10]
+    assert [sorted(lengths[i] for i in b) for b in batches] == [[512] * 8, [512] * 2, [300] * 10]
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     assert padded == sum(lengths)
 
@@ -28,3 +28,12 @@ def test_small_batches_are_not_cut():
     # short texts: a few hundred tokens in all, too little work per product to split
     lengths = [40, 30, 20, 10, 5]
     assert length_batches(lengths, 32) == [[0, 1, 2, 3, 4]]
+
+
+def test_a_batch_holds_at_most_the_token_budget_padding_included():
+    lengths = [random.Random(i).randint(5, 600) for i in range(300)]
+    batches = length_batches(lengths, 32, max_tokens=4096)
+    assert sorted(i for b in batches for i in b) == list(range(300))
+    assert all(len(b) * max(lengths[i] for i in b) <= 4096 for b in batches)
+    assert [len(b) for b in length_batches([20] * 40, 32, max_tokens=4096)] == [32, 8]  # short: batch_size texts
+    assert length_batches([5000, 4000], 32, max_tokens=4096) == [[0], [1]]  # too long for the budget: alone

@@ -79,14 +79,19 @@ class Prediction:
 
 
 #: a batch is cut early only once it holds this many real tokens (enough rows for efficient matrix products)
-BATCH_MIN_TOKENS = 4096
+BATCH_MIN_TOKENS = 1024
 #: ... and when the next text would be padded by more than this share of the batch's longest
 BATCH_MAX_PADDING = 0.15
+#: a batch never holds more than this many tokens, padding included: at 512 tokens, 8 texts per batch ran 1.10x
+#: (BGE-M3's shape) and 1.22x (MiniLM) the texts/s of 32 per batch, in bf16 on 2 AMX cores
+#: (docs/benchmarks/bge-m3.md, "Batch size"); short texts still go 32 at a time
+BATCH_MAX_TOKENS = 4096
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, min_tokens: int = BATCH_MIN_TOKENS,
-                   max_padding: float = BATCH_MAX_PADDING) -> list[list[int]]:
-    """Indices in batches, longest first: at most ``batch_size`` texts, and a new batch where padding would waste.
+                   max_padding: float = BATCH_MAX_PADDING, max_tokens: int = BATCH_MAX_TOKENS) -> list[list[int]]:
+    """Indices in batches, longest first: at most ``batch_size`` texts and ``max_tokens`` padded tokens (a text
+    longer than that goes alone), and a new batch where padding would waste.
 
     Padding costs full price on a large encoder: 24 BBC texts (mean 373 tokens) in one batch padded to 512 spent
     27 % of BGE-M3's prediction time on padding (docs/benchmarks/bge-m3.md). Once a batch holds ``min_tokens``
@@ -94,14 +99,16 @@ def length_batches(lengths: Sequence[int], batch_size: int, min_tokens: int = BA
 
     >>> length_batches([100, 512, 300, 500], 32, min_tokens=1000)
     [[1, 3], [2, 0]]
+    >>> length_batches([512] * 10, 32)
+    [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     tokens = 0
     for i in order:
         current = batches[-1] if batches else None
-        if current is None or len(current) == batch_size or (
-                tokens >= min_tokens and lengths[i] < (1 - max_padding) * lengths[current[0]]):
+        if current is None or len(current) == batch_size or (len(current) + 1) * lengths[current[0]] > max_tokens \
+                or (tokens >= min_tokens and lengths[i] < (1 - max_padding) * lengths[current[0]]):
             batches.append([i])
             tokens = lengths[i]
             continue
