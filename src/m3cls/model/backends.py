@@ -33,6 +33,8 @@ class TorchBackend:
       weights are always used. README, "Speed", has what each measured.
     - ``first_token``: the last encoder layer runs for the first token only (:mod:`m3cls.model.first_token`), the
       one position a BERT-family classifier reads.
+    - on a CPU without autocast, the feed-forward block's first product and its GELU run as one oneDNN kernel
+      (:mod:`m3cls.model.fused`); ``fused`` is how many layers got it.
     """
 
     def __init__(self, model, device, precision: str, *, weights: str = "bf16", first_token: bool = True):
@@ -50,6 +52,11 @@ class TorchBackend:
             self.model = self.model.to(self.dtype)
         self.weights_cast = cast
         self.autocast = self.dtype is not None and not cast
+        self.fused = 0
+        if device.type == "cpu" and not self.autocast:
+            from .fused import fuse_feed_forward_gelu
+
+            self.fused = fuse_feed_forward_gelu(self.model)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch

@@ -1,0 +1,75 @@
+"""The fused feed-forward product + GELU (m3cls.model.fused) predicts what the model computes unfused."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from m3cls.model import fused
+from m3cls.model.backends import TorchBackend
+from m3cls.model.loading import load_model
+
+pytestmark = pytest.mark.skipif(not fused.available(), reason="this torch build has no oneDNN fused product")
+CPU = torch.device("cpu")
+
+
+def _inputs(model, seed: int = 0):
+    g = np.random.default_rng(seed)
+    ids = g.integers(5, model.config.vocab_size, size=(6, 40))
+    mask = np.ones_like(ids)
+    mask[3:, 25:] = 0  # right padding in half the rows
+    return ids, mask
+
+
+@pytest.fixture(params=["tiny_bert", "tiny_xlmr"])
+def model(request):
+    return load_model(request.getfixturevalue(request.param), 3, {0: "a", 1: "b", 2: "c"})
+
+
+def test_fp32_logits_equal_the_unfused_model(model):
+    ids, mask = _inputs(model)
+    with torch.inference_mode():
+        reference = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+    backend = TorchBackend(copy.deepcopy(model), CPU, "fp32", first_token=False)
+    assert backend.fused == model.config.num_hidden_layers
+    np.testing.assert_allclose(backend(ids, mask), reference, rtol=0, atol=2e-5)
+
+
+def test_bf16_weights_give_the_unfused_labels(model, monkeypatch):
+    ids, mask = _inputs(model, seed=1)
+    fused_logits = TorchBackend(copy.deepcopy(model), CPU, "bf16", weights="bf16")(ids, mask)
+    monkeypatch.setattr(fused, "available", lambda: False)
+    plain = TorchBackend(copy.deepcopy(model), CPU, "bf16", weights="bf16")
+    assert plain.fused == 0
+    plain_logits = plain(ids, mask)
+    assert np.abs(fused_logits - plain_logits).max() < 0.05
+    assert (fused_logits.argmax(1) == plain_logits.argmax(1)).all()
+
+
+def test_left_alone_under_autocast_for_training_and_for_other_activations(model, tiny_bert):
+    assert TorchBackend(copy.deepcopy(model), CPU, "bf16", weights="autocast").fused == 0  # fp32 weights, bf16 input
+    layer = copy.deepcopy(model)
+    assert fused.fuse_feed_forward_gelu(layer) == model.config.num_hidden_layers
+    assert fused.fuse_feed_forward_gelu(layer) == 0  # once only
+    block = next(m for m in layer.modules() if getattr(m, "_m3cls_fused", False))
+    x = torch.randn(2, 5, model.config.hidden_size, requires_grad=True)
+    block(x).sum().backward()  # with gradients wanted it runs the module's own forward
+    assert x.grad is not None
+    approximate = load_model(tiny_bert, 2, {0: "a", 1: "b"}, {"hidden_act": "gelu_new"})
+    assert fused.fuse_feed_forward_gelu(approximate) == 0
+
+
+def test_the_fused_block_is_the_exact_gelu_of_the_product(model):
+    layer = copy.deepcopy(model)
+    fused.fuse_feed_forward_gelu(layer)
+    block = next(m for m in layer.modules() if getattr(m, "_m3cls_fused", False))
+    x = torch.randn(3, 7, model.config.hidden_size) * 4  # wide enough that tanh's approximation differs by 1e-4
+    with torch.inference_mode():
+        got = block(x)
+        exact = torch.nn.functional.gelu(block.dense(x))
+        approximate = torch.nn.functional.gelu(block.dense(x), approximate="tanh")
+    assert (exact - approximate).abs().max() > 1e-4
+    torch.testing.assert_close(got, exact, rtol=0, atol=1e-5)
