@@ -66,7 +66,30 @@ def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, 
     trainer.add_callback(_ContractCallback(contract))
     if early_stopping_patience:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
+    if _one_cpu_process(args):
+        from .levers import keep_embedding_gradient
+
+        undo = keep_embedding_gradient(model)
+        if undo is not None:
+            logger.debug("the word-embedding gradient is kept in one buffer (m3cls.training.levers)")
+            trainer.add_callback(_UndoAtEnd(undo))
     return trainer
+
+
+def _one_cpu_process(args) -> bool:
+    """One process on the CPU: no DDP, DeepSpeed or FSDP wraps the model, and memory is the CPU's."""
+    on_cpu = args.use_cpu or not torch.cuda.is_available()
+    return on_cpu and args.world_size <= 1 and not args.deepspeed and not args.fsdp
+
+
+class _UndoAtEnd(TrainerCallback):
+    """Turns a training lever off when training ends (the model is used for prediction after)."""
+
+    def __init__(self, undo):
+        self.undo = undo
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.undo()
 
 
 def _weighted_loss(weights: list[float]):
