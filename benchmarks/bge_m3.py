@@ -286,6 +286,38 @@ def paths(a: argparse.Namespace, workdir: str) -> dict:
     return out
 
 
+def prediction(a: argparse.Namespace, workdir: str) -> dict:
+    """Prediction only, the issue's way: the peak, then m3cls and the pipeline (batch 32, and batch 8 as m3cls
+    now batches 512-token texts) in bf16 and fp32, each in a fresh process, interleaved, median of ``--runs``."""
+    from speed import interleaved
+
+    peak = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "peak.py"), "--json", "--repeats", "10"],
+                                     capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+    print(f"peak: {json.dumps(peak)}", flush=True)
+    model = build_model(os.path.join(workdir, "model"))
+    pairs = bbc_sets(False)[: a.texts]
+    test = write_jsonl(os.path.join(workdir, "test.jsonl"), pairs)
+    tokens = token_lengths([t for t, _ in pairs], 512)
+    per_text = sum(forward_flops(n, SHAPE) for n in tokens) / len(tokens)
+    common = {"model": model, "test": test, "max_length": 512}
+    rows = {"m3cls default (bf16 weights)": ("m3cls_predict", dict(common, out=os.path.join(workdir, "m.jsonl"))),
+            "pipeline bf16, batch 32": ("pipeline_predict", dict(common, precision="bf16", out=os.path.join(workdir, "p.jsonl"))),
+            "pipeline bf16, batch 8": ("pipeline_predict", dict(common, precision="bf16", batch=8, out=os.path.join(workdir, "p.jsonl"))),
+            "m3cls --precision fp32": ("m3cls_predict", dict(common, flags=["--precision", "fp32"], out=os.path.join(workdir, "m.jsonl"))),
+            "pipeline fp32, batch 32": ("pipeline_predict", dict(common, precision="fp32", out=os.path.join(workdir, "p.jsonl"))),
+            "pipeline fp32, batch 8": ("pipeline_predict", dict(common, precision="fp32", batch=8, out=os.path.join(workdir, "p.jsonl")))}
+    results = interleaved(a.runs, rows)
+    print(f"\nBGE-M3 shape, {len(pairs)} BBC texts, mean {sum(tokens) / len(tokens):.0f} tokens, forward "
+          f"{per_text / 1e9:.0f} GFLOP a text; median of {a.runs} interleaved runs, each a fresh process")
+    print("| path | texts/s (runs) | model TFLOP/s = share of its peak (TFLOP/s) |")
+    print("|---|---|---|")
+    for name, r in results.items():
+        precision = "fp32" if "fp32" in name else "bf16"
+        print(f"| {name} | {r['rate']:.2f} ({', '.join(map(str, r['runs']))}) | "
+              f"{share(r['rate'] * per_text, peak['tflops'][precision])} |")
+    return {"peak": peak, "per_text_flops": per_text, "rows": results}
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         return worker_main(sys.argv[2], sys.argv[3])
@@ -298,11 +330,17 @@ def main() -> None:
     p.add_argument("--paths", action="store_true", help="only the prediction paths table (see paths())")
     p.add_argument("--paths_model", default=None, help="--paths: a trained model folder (default: BGE-M3 shape)")
     p.add_argument("--paths_onnx", default=None, help="--paths: its 'm3cls export --quantize int8' folder")
+    p.add_argument("--prediction", action="store_true", help="only prediction: m3cls against the pipeline, "
+                                                             "median of --runs (the 60 %% of peak target)")
+    p.add_argument("--runs", type=int, default=3)
     a = p.parse_args()
     a.texts = a.texts or (24 if a.quick else 96)
     os.makedirs(a.workdir, exist_ok=True)
     if a.paths:
         print(json.dumps(paths(a, a.workdir)))
+        return
+    if a.prediction:
+        print(json.dumps(prediction(a, a.workdir), default=str))
         return
     results = measure(a, a.workdir)
     report(results)

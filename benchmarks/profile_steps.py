@@ -10,6 +10,10 @@ optimizer, and the rest. Prints the table and achieved model TFLOP/s (the arithm
     python benchmarks/profile_steps.py --mode predict --weights autocast --no_first_token
     python benchmarks/profile_steps.py --mode train                           # bf16 autocast, attention dropout 0
     python benchmarks/profile_steps.py --mode levers --rounds 3   # prediction levers timed side by side
+    python benchmarks/profile_steps.py --mode train_levers --rounds 3   # training levers timed side by side
+
+``--model bge_m3`` runs the same on a random model of BGE-M3's shape (``benchmarks/bge_m3.py`` builds it once in
+the temporary folder), for example ``--model bge_m3 --mode train --texts 8 --batch 4``.
 """
 
 from __future__ import annotations
@@ -128,9 +132,90 @@ def levers(model, work: list, rounds: int, flops: float) -> None:
               f"{100 * same:.1f}% | {np.abs(logits[name] - logits['fp32']).max():.4f} |")
 
 
+def train_step(model, optimizer):
+    """One optimizer step as m3cls' Trainer runs it on a CPU with fast bf16: autocast, backward, fused AdamW."""
+    import torch
+
+    def step(b):
+        ids, mask = (torch.from_numpy(x) for x in pad(b))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=torch.zeros(len(b), dtype=torch.long)).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return float(loss)
+
+    return step
+
+
+def train_levers(model, work: list, rounds: int, flops: float) -> None:
+    """Training levers on the same batches, variants interleaved round after round; medians of step walls.
+
+    One model, one optimizer: a lever is a change of the dropout probabilities in place (they are read at every
+    forward pass), so every variant runs the same weights' shapes and the same kernels otherwise.
+    """
+    import statistics
+
+    import torch
+
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    hidden = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout) and "attention.self" not in name]
+    attention = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout) and "attention.self" in name]
+    original = {id(m): m.p for m in dropouts}
+    attention_p = 0.1  # BGE-M3's and MiniLM's own attention_probs_dropout_prob
+    if not attention:
+        raise SystemExit("no attention dropout module named *.attention.self.*: not a BERT-family model")
+
+    from m3cls.training.levers import keep_embedding_gradient
+
+    undo: list = []
+
+    def setting(hidden_p, attention_p, kept=False):
+        def apply():
+            while undo:
+                undo.pop()()
+            if kept:
+                undo.extend(u for u in [keep_embedding_gradient(model)] if u)
+            for m in hidden:
+                m.p = original[id(m)] if hidden_p is None else hidden_p
+            for m in attention:  # the attention reads its probability from this module at every pass
+                m.p = attention_p
+        return apply
+
+    variants = {"m3cls before (hidden dropout 0.1, attention dropout 0)": setting(None, 0.0),
+                "+ the word-embedding gradient kept (m3cls.training.levers)": setting(None, 0.0, True),
+                "hidden dropout 0 (no masks at all)": setting(0.0, 0.0),
+                "attention dropout 0.1 (the model's own)": setting(None, attention_p)}
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    step = train_step(model, optimizer)
+    for apply in variants.values():
+        apply()
+        step(work[0])  # warm-up: every variant's kernels once, and AdamW's states exist
+    walls: dict[str, list] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, apply in variants.items():
+            apply()
+            start = time.perf_counter()
+            for b in work:
+                step(b)
+            walls[name].append(time.perf_counter() - start)
+    texts = sum(len(b) for b in work)
+    print(f"{texts} texts in {len(work)} steps, median of {rounds} interleaved rounds, "
+          f"{torch.get_num_threads()} threads")
+    print("| variant | samples/s | model TFLOP/s | vs the first row |")
+    print("|---|---|---|---|")
+    base = statistics.median(next(iter(walls.values())))
+    for name, wall in walls.items():
+        median = statistics.median(wall)
+        print(f"| {name} | {texts / median:.3f} | {flops / median / 1e12:.3f} | {base / median:.2f}x |")
+    print(json.dumps({"mode": "train_levers", "walls": walls, "texts": texts, "gflop_per_round": flops / 1e9}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="Profile m3cls prediction or training at 512 tokens.")
-    p.add_argument("--mode", choices=("predict", "train", "levers"), default="predict")
+    p.add_argument("--mode", choices=("predict", "train", "levers", "train_levers"), default="predict")
+    p.add_argument("--model", default="bundled", help="'bundled', 'bge_m3' (random, BGE-M3's shape) or a folder")
     p.add_argument("--weights", choices=("bf16", "autocast"), default="bf16", help="predict: bf16 weights or autocast")
     p.add_argument("--no_first_token", action="store_true", help="predict: run the whole last layer")
     p.add_argument("--texts", type=int, default=32)
@@ -143,13 +228,22 @@ def main() -> None:
 
     from m3cls.model.loading import load_model, load_tokenizer
 
+    if a.model == "bge_m3":
+        import tempfile
+
+        from bge_m3 import build_model
+
+        a.model = build_model(os.path.join(tempfile.gettempdir(), "m3cls-bge-m3", "model"))
     tokenizer = load_tokenizer("bundled")
     overrides = {"attention_probs_dropout_prob": 0.0} if a.mode == "train" else {}
-    model = load_model("bundled", 5, {i: f"t{i}" for i in range(5)}, overrides)
-    work = batches(tokenizer, a.texts, a.batch or (32 if a.mode == "predict" else 16), a.max_length)
+    model = load_model(a.model, 5, {i: f"t{i}" for i in range(5)}, overrides)
+    training = a.mode in ("train", "train_levers")
+    work = batches(tokenizer, a.texts, a.batch or (16 if training else 32), a.max_length)
     shape = bert_shape(model.config)
     tokens = [len(x) for b in work for x in b]
-    flops = sum(forward_flops(n, shape) for n in tokens) * (3 if a.mode == "train" else 1) * a.rounds
+    flops = sum(forward_flops(n, shape) for n in tokens) * (3 if training else 1) * a.rounds
+    if a.mode == "train_levers":
+        return train_levers(model, work, a.rounds, flops / a.rounds)
     if a.mode == "levers":
         return levers(model, work, a.rounds, flops / a.rounds)
     if a.mode == "predict":
@@ -162,16 +256,7 @@ def main() -> None:
     else:
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # as the Trainer runs it
-
-        def step(b):
-            ids, mask = (torch.from_numpy(x) for x in pad(b))
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = model(input_ids=ids, attention_mask=mask, labels=torch.zeros(len(b), dtype=torch.long)).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-
-        groups, wall = profile(step, work, a.rounds, a.top)
+        groups, wall = profile(train_step(model, optimizer), work, a.rounds, a.top)
         what = "train step, bf16 autocast, attention dropout 0"
     total = sum(groups.values())
     print(f"{what}; {len(tokens)} texts x {a.rounds}, {sum(tokens) / len(tokens):.0f} tokens on average, "

@@ -57,7 +57,8 @@ def _timed_calls(module, name: str, spent: list) -> None:
 
 # -- prediction ----------------------------------------------------------------------------------------------
 def pipeline_predict(a: dict) -> dict:
-    """transformers.pipeline("text-classification"), batch 32, truncation at max_length; fp32 or bf16 weights."""
+    """transformers.pipeline("text-classification"), batch 32 (or ``batch``), truncation at max_length; fp32 or
+    bf16 weights."""
     import torch
     from transformers import pipeline
 
@@ -66,7 +67,7 @@ def pipeline_predict(a: dict) -> dict:
     setup = time.perf_counter() - T0
     start = time.perf_counter()
     texts = [r["text"] for r in read_rows(a["test"])]
-    labels = [o["label"] for o in pipe(texts, batch_size=BATCH, truncation=True, max_length=a["max_length"])]
+    labels = [o["label"] for o in pipe(texts, batch_size=a.get("batch", BATCH), truncation=True, max_length=a["max_length"])]
     write_labels(a["out"], labels)
     return {"setup_s": setup, "work_s": time.perf_counter() - start, "n": len(texts), "labels": labels}
 
