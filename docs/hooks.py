@@ -159,6 +159,46 @@ OUTPUT_FIELDS = {
         ("risk_coverage", "single-label", "coverage and accuracy when abstaining below each confidence, aurc"),
         ("task", "multi-label, regression", "the model's task"),
     ],
+    "stress": [
+        ("task", "always", "the model's task"),
+        ("n", "always", "labelled texts perturbed and scored"),
+        ("seed", "always", "the perturbations' seed"),
+        ("positive_label", "always", "the label scored as a detector (single-label), or null"),
+        ("metric_keys", "always", "the task's own scores in each row, as 'evaluate' names them (single-label: "
+                                  "accuracy, macro_f1; multi-label: micro_f1, macro_f1, samples_f1, "
+                                  "subset_accuracy, hamming_loss; regression: rmse, mae, r2, pearson, spearman)"),
+        ("change_keys", "always", "how the answers moved, in each perturbation's row (flip_rate; regression: "
+                                  "shift_share, mean_abs_shift)"),
+        ("shift_tolerance", "regression", "how far a prediction must move to count in shift_share: a tenth of "
+                                          "the training target's standard deviation, in the target's units"),
+        ("fpr_thresholds_clean", "a positive label", "the thresholds that give FPR 1% and 5% on the clean "
+                                                     "negatives; every row's TPR is read at them"),
+        ("clean", "always", "the metric_keys on the unperturbed texts, equal to 'evaluate''s; with a positive "
+                            "label also the detector's figures"),
+        ("perturbations", "always", "per perturbation name, a row (fields below)"),
+        ("skipped", "always", "perturbation -> why it was left out (a missing optional package)"),
+    ],
+    "stress_row": [
+        ("changed_share", "always", "share of texts the perturbation changed at all"),
+        ("flip_rate", "single-label, multi-label", "share of texts whose decision changed: the decided label (the "
+                                                   "saved rule's), or the set of labels"),
+        ("shift_share", "regression", "share of predictions that moved by more than shift_tolerance"),
+        ("mean_abs_shift", "regression", "mean absolute change of the predicted value, in the target's units"),
+        ("accuracy", "single-label", "as 'evaluate' scores it, on the perturbed texts"),
+        ("macro_f1", "single-label, multi-label", "as 'evaluate' scores it, on the perturbed texts"),
+        *((key, "multi-label", "as 'evaluate' scores it, on the perturbed texts")
+          for key in ("micro_f1", "samples_f1", "subset_accuracy", "hamming_loss")),
+        *((key, "regression", "as 'evaluate' scores it, on the perturbed texts")
+          for key in ("rmse", "mae", "r2", "pearson", "spearman")),
+        ("positives", "a positive label", "the file's texts of the positive label"),
+        ("negatives", "a positive label", "the file's other texts"),
+        ("detection_rate", "a positive label", "share of the positives the model's decision flags, with a 95% "
+                                               "interval"),
+        ("fpr", "a positive label", "share of the negatives it flags, with a 95% interval"),
+        ("tpr_at_fpr", "a positive label", "TPR at fpr_thresholds_clean (a deployed detector keeps its "
+                                           "threshold), with 95% intervals"),
+        ("auroc", "a positive label", "the positives' scores against the negatives'"),
+    ],
     "cv": [
         ("output_dir", "always", "the folder written"),
         ("folds", "always", "K"),

@@ -91,6 +91,24 @@ def test_predict_and_evaluate_write_only_documented_fields(trained_xlmr, tmp_pat
     capsys.readouterr()
 
 
+def test_stress_of_every_task_writes_exactly_the_documented_fields(trained_xlmr, multilabel_run, regression_run,
+                                                                   messages_file, tmp_path, capsys):
+    top, rows = set(), set()
+    for model, data, flags in ((trained_xlmr, messages_file, ["--positive_label", "GPT"]),
+                               (multilabel_run["model"], multilabel_run["val"], []),
+                               (regression_run["model"], regression_run["val"], [])):
+        out = tmp_path / "stress.json"
+        assert main(["stress", "--model_path", model, "--data_path", data, "--perturbations", "case",
+                     "--output", str(out), *flags]) == 0
+        result = json.loads(out.read_text())
+        assert set(result) <= _declared("stress"), set(result) - _declared("stress")
+        written = set(result["perturbations"]["case"]) | set(result["clean"])
+        assert written <= _declared("stress_row"), written - _declared("stress_row")
+        top, rows = top | set(result), rows | written
+    assert (top, rows) == (_declared("stress"), _declared("stress_row"))   # nothing declared that none writes
+    capsys.readouterr()
+
+
 def test_cv_and_audit_write_only_documented_fields(tiny_xlmr, messages_file, tmp_path, capsys):
     pytest.importorskip("cleanlab")
     probe = ["--model_name_or_path", tiny_xlmr, "--data_path", messages_file, "--method", "probe",

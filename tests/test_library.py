@@ -18,9 +18,9 @@ from m3cls.tasks import REGISTRY, TOOLS, Task, get_task
 INTERFACE = ("prediction_fields", "format_prediction", "truth", "truth_fields", "evaluate", "format_evaluation",
              "calibrate", "baseline",
              "training_hooks", "card_summary", "card_parts", "plain_decision", "write_report", "classes_in",
-             "probabilities", "uncertainty", "soft_targets", "hard_target", "decisions")
+             "probabilities", "uncertainty", "soft_targets", "hard_target", "decisions", "stress_change")
 ATTRIBUTES = ("name", "title", "problem_type", "splitter", "split_method", "best_metric", "summary_keys",
-              "output_field", "baseline_name", "card_keys", "distill_target")
+              "output_field", "baseline_name", "card_keys", "distill_target", "stress_keys", "change_keys")
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -7,7 +7,6 @@ import logging
 import sys
 
 from ..files import write_json
-from ..tasks import get_task
 from .common import add_model_flags, add_read_flags, check_writable
 from .helpfmt import finish
 
@@ -20,17 +19,20 @@ def stress_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3cls stress", description=(
         "Apply deterministic, seeded perturbations (homoglyphs, zero-width characters, whitespace, punctuation "
         "width, case, typos, word deletion, sentence order, truncation, simplified/traditional Chinese) to "
-        "labelled texts and report the share of decisions each one flips, and accuracy and detection after it."))
+        "labelled texts and report what each one changes: the share of decisions it flips (single-label: the "
+        "label; multi-label: the set of labels) or, for regression, how far the predictions move; and the model's "
+        "own scores after it (accuracy and detection; multi-label F1s; RMSE, MAE, correlations)."))
     add_model_flags(p)
     p.add_argument("--data_path", required=True, help="labelled data, in any m3cls format")
     p.add_argument("--perturbations", default="all",
                    help=f"comma-separated, from: {', '.join(PERTURBATIONS)} (default: all)")
     p.add_argument("--seed", type=int, default=0, help="the perturbations' seed (same seed, same texts)")
-    p.add_argument("--positive_label", help="also score detection of this label: detection rate, FPR, TPR at FPR "
-                                            "1%% and 5%% (thresholds from the clean texts), AUROC (default: the "
-                                            "saved decision rule's positive label, if any)")
+    p.add_argument("--positive_label", help="single-label models: also score detection of this label: detection "
+                                            "rate, FPR, TPR at FPR 1%% and 5%% (thresholds from the clean texts), "
+                                            "AUROC (default: the saved decision rule's positive label, if any)")
     p.add_argument("--output", help="write the results as JSON to this file")
-    p.add_argument("--report", help="write an HTML page (table and flip-rate plot) into this folder")
+    p.add_argument("--report", help="write an HTML page (table and a plot of the flip or shift rates) into this "
+                                    "folder")
     add_read_flags(p)
     return finish(p, "stress")
 
@@ -45,7 +47,8 @@ def cmd_stress(argv: list[str]) -> int:
     names = parse_perturbations(a.perturbations)
     check_writable(a.output)
     clf, texts, y_true, _ = load_labelled(a)
-    _single_label(clf.contract.task)
+    if a.positive_label:
+        clf.task.refuse("detection", a.model_path)
     positive = a.positive_label or clf.rule.positive_label
     check_positive(positive, clf.labels.names, a.model_path)
     result = stress_test(clf, texts, y_true, names, a.seed, positive)
@@ -62,6 +65,3 @@ def cmd_stress(argv: list[str]) -> int:
         logger.info("report written to %s", page)
     return 0
 
-
-def _single_label(task: str) -> None:
-    get_task(task).refuse("stress")  # multi-label and regression metrics under perturbation are not done

@@ -13,7 +13,7 @@ Adding a fourth task (say ``ordinal``):
    implement its methods (``prediction_fields``, ``truth``, ``truth_fields``, ``evaluate``,
    ``format_evaluation``, ``calibrate``, ``training_hooks``, ``score_validation``, ``validation_truth``,
    ``baseline``, ``write_report``, ``card_summary``, ``card_parts``, ``plain_decision``, ``probabilities``,
-   ``uncertainty``, ``soft_targets``, ``hard_target``, ``decisions``);
+   ``uncertainty``, ``soft_targets``, ``hard_target``, ``decisions``, ``stress_change``);
 2. add it to ``REGISTRY`` below, the only list of tasks;
 3. teach ``targets.normalize_labels`` and ``targets.training_targets`` to read and encode its labels, and
    ``data.splits`` its splitter if none of "stratified", "iterative" or "binned" fits;

@@ -25,7 +25,7 @@ TOOLS = {
     "class_weights": "--class_weights weighs classes",
     "thresholds": "--threshold applies to multi-label models",
     "slices": "--by and --positive_label score single-label models",
-    "stress": "m3cls stress scores single-label models for now",
+    "detection": "--positive_label scores a single-label model as a detector of one label",
     "from_cv": "--from_cv calibrates single-label models",
     "select": "m3cls select ranks texts by class probabilities",
 }
@@ -72,6 +72,11 @@ class Task:
     distill_target: ClassVar[str]
     #: a phrase for logs and messages ("multi-label")
     title: ClassVar[str]
+    #: the task's own scores ``m3cls stress`` reports for the clean texts and after each perturbation: keys of
+    #: the ``after`` part of :meth:`evaluate`, so the clean figures are ``m3cls evaluate``'s
+    stress_keys: ClassVar[tuple[str, ...]]
+    #: the keys :meth:`stress_change` returns; the first is a share (0 to 1), the one the stress report plots
+    change_keys: ClassVar[tuple[str, ...]]
     #: what to do instead, per refused tool (the refusal's second half)
     fixes: ClassVar[dict[str, str]] = {}
     #: why, per refused tool, when "this model's task is NAME" does not say it (see :meth:`refusal`)
@@ -145,6 +150,21 @@ class Task:
         """The model's own decision per text in this task's label form (a name, a tuple of names, a value),
         at the contract's temperature, thresholds and target scale: what a distilled student is scored
         against when the data has no labels."""
+        raise NotImplementedError
+
+    # -- stress (``m3cls stress``: what perturbing the texts does to the model) ---------------------------------
+    def stress_scores(self, evaluation: dict) -> dict:
+        """The :attr:`stress_keys` of an :meth:`evaluate` result: the task's own figures, flat."""
+        return {key: evaluation["after"][key] for key in self.stress_keys}
+
+    def stress_settings(self, contract) -> dict:
+        """What :meth:`stress_change` measures against (regression: the shift tolerance); written into the
+        stress result as it is."""
+        return {}
+
+    def stress_change(self, before: list, after: list, settings: dict) -> dict:
+        """How the model's answers moved from the clean texts (``before``) to the perturbed ones (``after``),
+        both lists of Predictions in text order: the :attr:`change_keys`."""
         raise NotImplementedError
 
     # -- predictions ---------------------------------------------------------------------------------------

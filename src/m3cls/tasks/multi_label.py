@@ -33,8 +33,11 @@ class MultiLabel(Task):
     output_field = "probabilities"
     baseline_name = "TF-IDF + one-vs-rest logistic regression"
     distill_target = "sigmoid"
+    stress_keys = cards.MULTI_LABEL_KEYS
+    change_keys = ("flip_rate",)
     fixes = {"explain": "drop --explain",
-             "stress": "'m3cls evaluate' on a file perturbed by hand scores it",
+             "detection": "drop --positive_label; the multi-label scores (micro-F1, macro-F1, subset accuracy...) "
+                          "are reported without it",
              "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
              "calibrate_rule": "plain 'm3cls calibrate' refits its temperature (its per-label thresholds come from "
                               "training; --threshold overrides them)",
@@ -101,6 +104,11 @@ class MultiLabel(Task):
         lines += [f"  {name:<{width}}  {p:.4f}  threshold {thresholds[name]:.4f}"
                   f"{'  *' if name in prediction.labels else ''}" for name, p in prediction.probabilities.items()]
         return "\n".join(lines)
+
+    def stress_change(self, before: list, after: list, settings: dict) -> dict:
+        """``flip_rate``: the share of texts whose set of decided labels changed (any label added or dropped)."""
+        changed = [set(a.labels) != set(b.labels) for a, b in zip(before, after)]
+        return {"flip_rate": float(np.mean(changed)) if changed else 0.0}
 
     # -- labelled data and scores --------------------------------------------------------------------------
     def truth(self, labels: list, label_set, source: str) -> np.ndarray:

@@ -15,6 +15,9 @@ from . import cards
 from .base import Task
 
 logger = logging.getLogger(__name__)
+#: ``m3cls stress`` counts a prediction as moved when it moved by more than this share of the training
+#: target's standard deviation
+SHIFT_TOLERANCE = 0.1
 
 
 class Regression(Task):
@@ -33,8 +36,10 @@ class Regression(Task):
     baseline_name = "TF-IDF + ridge"
     reasons = {"temperature": "a regression model predicts a number"}
     distill_target = "value"
+    stress_keys = cards.REGRESSION_KEYS
+    change_keys = ("shift_share", "mean_abs_shift")
     fixes = {"explain": "drop --explain",
-             "stress": "'m3cls evaluate' on a file perturbed by hand scores it",
+             "detection": "drop --positive_label; RMSE, MAE, R², Pearson and Spearman are reported without it",
              "chunks": "its run reads each text's first --max_length tokens: drop --long_text chunks",
              "calibrate_rule": "a regression model has no decision to calibrate; 'm3cls evaluate' scores it",
              "temperature": "a regression model predicts a number -- drop it",
@@ -77,6 +82,20 @@ class Regression(Task):
     def format_prediction(self, text: str, temperature: float, prediction, thresholds: dict[str, float]) -> str:
         """The value, in the target's own units."""
         return "\n".join([f"Text: {text}", f"Predicted value: {prediction.value:.4f}"])
+
+    def stress_settings(self, contract) -> dict:
+        """``shift_tolerance``: a tenth of the training target's standard deviation, in the target's units."""
+        return {"shift_tolerance": SHIFT_TOLERANCE * float(contract.target_std or 1.0)}
+
+    def stress_change(self, before: list, after: list, settings: dict) -> dict:
+        """``shift_share``: the share of predictions that moved by more than the tolerance; ``mean_abs_shift``:
+        the mean absolute change of the predicted value."""
+        shift = np.abs(np.array([a.value for a in after], dtype=np.float64)
+                       - np.array([b.value for b in before], dtype=np.float64))
+        if not len(shift):
+            return {"shift_share": 0.0, "mean_abs_shift": 0.0}
+        return {"shift_share": float((shift > settings["shift_tolerance"]).mean()),
+                "mean_abs_shift": float(shift.mean())}
 
     # -- labelled data and scores --------------------------------------------------------------------------
     def truth(self, labels: list, label_set, source: str) -> np.ndarray:

@@ -20,7 +20,7 @@ class SingleLabel(Task):
     best_metric = ("macro_f1", True)
     summary_keys = ("accuracy", "macro_f1")
     tools = frozenset({"explain", "decision_rule", "calibrate_rule", "chunks", "probe", "temperature",
-                       "class_weights", "slices", "stress", "from_cv", "select"})
+                       "class_weights", "slices", "detection", "from_cv", "select"})
     min_labels = 2
     has_ladder = True
     one_label_per_text = True
@@ -29,6 +29,8 @@ class SingleLabel(Task):
     output_field = "probabilities"
     baseline_name = "TF-IDF + logistic regression"
     distill_target = "softmax"
+    stress_keys = ("accuracy", "macro_f1")
+    change_keys = ("flip_rate",)
 
     fixes: dict[str, str] = {}
 
@@ -95,6 +97,10 @@ class SingleLabel(Task):
             lines.append(f"Words that moved {prediction.decision or prediction.label} most: "
                          + ", ".join(f"{w} {s:+.4f}" for w, s in top))
         return "\n".join(lines)
+
+    def stress_change(self, before: list, after: list, settings: dict) -> dict:
+        """``flip_rate``: the share of texts whose decision changed (the saved rule's, else the top label)."""
+        return {"flip_rate": _share_changed([_decided(p) for p in before], [_decided(p) for p in after])}
 
     def truth(self, labels: list, label_set, source: str) -> np.ndarray:
         return np.asarray(label_set.encode(labels, source, "the model's labels"))
@@ -172,3 +178,12 @@ class SingleLabel(Task):
         t = round(float(contract.temperature), 4)
         return (f"    probabilities = torch.softmax(model(**inputs).logits / {t}, dim=-1)\n"
                 f"print([model.config.id2label[i] for i in probabilities.argmax(-1).tolist()])")
+
+
+def _decided(prediction):
+    return prediction.label if prediction.decision is None else prediction.decision
+
+
+def _share_changed(before: list, after: list) -> float:
+    """The share of positions where ``after`` differs from ``before`` (0 for none)."""
+    return float(np.mean([a != b for a, b in zip(before, after)])) if before else 0.0
