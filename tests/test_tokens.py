@@ -65,3 +65,38 @@ def test_remembering_tokenizes_each_text_once_and_changes_no_input(tiny_xlmr, tr
     seen.clear()
     memo.encode(texts[:3])
     assert len(seen) == 3  # forgotten after the block
+
+
+def test_reading_a_text_whole_gives_no_indexing_errors_warning(tiny_bert):
+    import logging
+
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from m3cls.model.tokens import TextEncoder
+
+    class Seen(logging.Handler):
+        messages: list = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    tokenizer.model_max_length = 16
+    encoder = TextEncoder(tokenizer, 16, "tail")
+    logger, seen, before = hf_logging.get_logger("transformers.tokenization_utils_base"), Seen(), hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # a library user's default (the tests and the CLI run at "error")
+    logger.addHandler(seen)
+    plain = AutoTokenizer.from_pretrained(tiny_bert)
+    plain.model_max_length = 16
+    try:
+        plain([" ".join(["word"] * 200)])  # the check can see the warning: a tokenizer m3cls did not wrap gives it
+        warned_plain = any("indexing errors" in m for m in seen.messages)
+        seen.messages.clear()
+        encoded = encoder.read([" ".join(["word"] * 200)], chunks=True)
+    finally:
+        logger.removeHandler(seen)
+        hf_logging.set_verbosity(before)
+    assert warned_plain
+    assert len(encoded[0].views) > 1  # read whole, then split into windows
+    assert not any("indexing errors" in m for m in seen.messages)

@@ -111,6 +111,11 @@ class TextEncoder:
         if max_length < 2:
             raise ConfigError(f"max_length must be at least 2, got {max_length}")
         self.tokenizer, self.max_length, self.truncation, self.stride = tokenizer, max_length, truncation, stride
+        # texts are read whole on purpose and cut here (or split into windows): transformers' warning that a
+        # sequence is longer than the model takes, "will result in indexing errors", would mislead
+        warned = getattr(tokenizer, "deprecation_warnings", None)
+        if isinstance(warned, dict):
+            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
         self.layout = SpecialLayout.of(tokenizer)
         self._memo: dict[str, np.ndarray] | None = None
 
