@@ -77,9 +77,11 @@ class CVResult:
 
 
 def run_cv(config: TrainConfig | TrainRequest, values: dict | None = None, explicit: frozenset[str] = frozenset(),
-           settings: CVSettings = CVSettings(), what: str = "m3cls cv") -> CVResult:
+           settings: CVSettings = CVSettings(), what: str = "m3cls cv", data: TextData | None = None,
+           labels: LabelSet | None = None) -> CVResult:
     """Cross-validate a :class:`~m3cls.training.request.TrainRequest` (or ``config`` with TrainingArguments
-    ``values``) on its ``data_path``.
+    ``values``) on its ``data_path``, or on ``data`` already read (with its ``labels``: ``train --calibrate_on
+    oof`` passes its training split).
 
     ``what`` names the command in the refusal of multi-label and regression data (single-label only).
     """
@@ -89,11 +91,17 @@ def run_cv(config: TrainConfig | TrainRequest, values: dict | None = None, expli
     config, values = request.config, request.values
     if config.validation_path:
         raise ConfigError("cross-validation holds out each fold in turn; drop --validation_path")
+    if config.calibrate_on != "validation":
+        raise ConfigError(f"--calibrate_on {config.calibrate_on} is a flag of 'm3cls train'; {what} writes the "
+                          f"out-of-fold probabilities itself: calibrate a model on them with 'm3cls calibrate "
+                          f"--model_path MODEL --from_cv OUTPUT_DIR'")
+    if data is not None and (settings.by or settings.holdout_group):
+        raise ConfigError("--by and --holdout_group read their columns from --data_path; cross-validate the file")
     seed = request.seed
-    data = read_labeled(config.data_path, config.read_options())
-    single_label_only(resolve_task(config.task, data.labels, config.data_path), what)
-    labels = LabelSet.discover(data.labels, config.data_path, config.labels.split(",") if config.labels else None)
-    folds = fold_indices(data.labels, data.groups, settings.folds, seed, config.data_path)
+    data = data if data is not None else read_labeled(config.data_path, config.read_options())
+    single_label_only(resolve_task(config.task, data.labels, data.path), what)
+    labels = labels or LabelSet.discover(data.labels, data.path, config.labels.split(",") if config.labels else None)
+    folds = fold_indices(data.labels, data.groups, settings.folds, seed, data.path)
     y = np.asarray(labels.encode(data.labels, data.path))
     start = time.perf_counter()
     if settings.positive_label is not None and settings.positive_label not in labels.names:
