@@ -87,6 +87,7 @@ def test_train_calibrate_on_oof_equals_cv_then_calibrate_from_cv(tiny_xlmr, tmp_
     assert held_out["ece_out_of_fold_fitted"] == pytest.approx(expected_calibration_error(
         np.array([[r["probabilities"][n] for n in names] for r in validation]),
         np.array([names.index(r["label"]) for r in validation])))  # written under the saved temperature
+    assert contract["metrics"]["ece"] == held_out["ece_out_of_fold_fitted"]  # the saved model's validation ECE
     assert "oof_predictions.jsonl" in (model / "README.md").read_text()
     assert main(["calibrate", "--model_path", str(model), "--from_cv", str(model / "oof")]) == 0
     assert json.load(open(model / "m3cls.json"))["temperature"] == pytest.approx(contract["temperature"])

@@ -61,6 +61,7 @@ def _calibrate(request: TrainRequest, prepared, result: TrainResult) -> TrainRes
     from ..metrics.classification import softmax
     from .crossval import OOF_FILE, CVSettings, run_cv, write_cv
     from .save import write_validation_predictions
+    from .scoring import metrics_of
 
     folder = os.path.join(result.output_dir, OOF_DIR)
     k = request.config.calibrate_folds
@@ -77,12 +78,14 @@ def _calibrate(request: TrainRequest, prepared, result: TrainResult) -> TrainRes
     contract, lines = oof_temperature(result.contract, np.log(np.clip(cv.probabilities, 1e-12, 1.0)), cv.y,
                                       os.path.join(folder, OOF_FILE), folds=k, texts=int(len(cv.y)))
     temperature = contract.temperature
+    evaluation = evaluate_logits(result.validation_logits, y_val, names, temperature)
     held_out = {"path": prepared.validation.path, "texts": int(len(y_val)),
                 "validation_fitted_temperature": result.contract.temperature,
                 "ece_validation_fitted": earlier.get("ece_after"),
-                "ece_out_of_fold_fitted": evaluate_logits(result.validation_logits, y_val, names,
-                                                          temperature)["after"]["ece"]}
-    contract = contract.with_info(calibration=dict(contract.info["calibration"], validation=held_out))
+                "ece_out_of_fold_fitted": evaluation["after"]["ece"]}
+    # the validation scores under the saved temperature (accuracy and F1 do not change; ECE and log-loss do)
+    contract = contract.with_info(calibration=dict(contract.info["calibration"], validation=held_out),
+                                  metrics=dict(result.contract.info["metrics"], **metrics_of(evaluation)))
     save_contract(result.output_dir, contract)
     write_validation_predictions(result.output_dir, softmax(result.validation_logits, temperature), y_val, names)
     for line in lines:
@@ -90,4 +93,4 @@ def _calibrate(request: TrainRequest, prepared, result: TrainResult) -> TrainRes
     logger.info("--calibrate_on oof: validation ECE %.4f at the validation-fitted temperature %.4f, %.4f at the "
                 "out-of-fold one (saved)", held_out["ece_validation_fitted"] or float("nan"),
                 held_out["validation_fitted_temperature"], held_out["ece_out_of_fold_fitted"])
-    return dataclasses.replace(result, contract=contract)
+    return dataclasses.replace(result, contract=contract, metrics=contract.info["metrics"])
