@@ -107,3 +107,58 @@ def test_bad_slice_columns_are_one_line(trained_xlmr, tmp_path, capsys):
     assert main(["evaluate", "--model_path", trained_xlmr, "--data_path", str(data), "--by", "id"]) == 2
     err = capsys.readouterr().err.strip()
     assert "1003 distinct values" in err and "bucket" in err
+
+
+def _columnar_copies(tmp_path, jsonl):
+    """The rows of ``jsonl`` as a Parquet file and as a datasets save_to_disk folder (same order)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    datasets = pytest.importorskip("datasets")
+    rows = [json.loads(line) for line in open(jsonl)]
+    columns = {key: [r[key] for r in rows] for key in ("text", "label", "source")}
+    parquet = str(tmp_path / "sliced.parquet")
+    pq.write_table(pa.table(columns), parquet, row_group_size=16)  # several row groups
+    folder = str(tmp_path / "saved")
+    datasets.Dataset.from_dict(columns).save_to_disk(folder)
+    return parquet, folder
+
+
+def test_by_reads_parquet_and_saved_datasets_like_jsonl(trained_xlmr, tmp_path):
+    """--by reads the slice column through the reader of the texts, so every source gives the same slices."""
+    data = _sliced_file(tmp_path)
+    results = {}
+    for name, path in zip(("jsonl", "parquet", "saved"), (data, *_columnar_copies(tmp_path, data))):
+        out = tmp_path / f"{name}.json"
+        assert main(["evaluate", "--model_path", trained_xlmr, "--data_path", path, "--by", "source",
+                     "--positive_label", "GPT", "--output", str(out)]) == 0
+        results[name] = json.loads(out.read_text())["slices"]["source"]
+    assert sorted(results["jsonl"]) == sorted(SOURCES)
+    assert results["parquet"] == results["jsonl"] and results["saved"] == results["jsonl"]
+
+
+def test_cv_by_reads_a_parquet_column(tiny_xlmr, tmp_path):
+    data = _sliced_file(tmp_path)
+    parquet, _ = _columnar_copies(tmp_path, data)
+    out = tmp_path / "cv"
+    assert main(["cv", "--model_name_or_path", tiny_xlmr, "--data_path", parquet, "--output_dir", str(out),
+                 "--method", "probe", "--max_length", "32", "--precision", "fp32", "--folds", "3", "--by", "source",
+                 "--no_report"]) == 0
+    slices = json.loads((out / "cv.json").read_text())["slices"]["source"]
+    sources = [json.loads(line)["source"] for line in open(data)]
+    assert {value: s["n"] for value, s in slices.items()} == {v: sources.count(v) for v in SOURCES}
+
+
+def test_by_on_parquet_names_the_first_row_without_the_column(trained_xlmr, tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pairs = make_texts(30, seed=5)
+    sources = ["a", "b", "c", "d", None, "f"] * 5
+    with_gap, without = str(tmp_path / "gap.parquet"), str(tmp_path / "none.parquet")
+    pq.write_table(pa.table({"text": [t for t, _ in pairs], "label": [y for _, y in pairs], "source": sources}),
+                   with_gap)
+    pq.write_table(pa.table({"text": [t for t, _ in pairs], "label": [y for _, y in pairs]}), without)
+    for path, row in ((with_gap, "row 5"), (without, "row 1")):
+        assert main(["evaluate", "--model_path", trained_xlmr, "--data_path", path, "--by", "source"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{path}: {row} " in err and "'source'" in err
+        assert "drop source from --by" in err

@@ -196,3 +196,24 @@ def test_parquet_output_keeps_prediction_columns_when_the_first_record_is_bad(tr
     assert [r["index"] for r in rows] == [0, 1, 2]
     assert rows[0]["error"] and rows[0]["label"] is None
     assert rows[1]["label"] in ("GPT", "Human") and rows[2]["probabilities"] and rows[1]["error"] is None
+
+
+def test_group_column_is_read_from_parquet_and_dataset_splits(tmp_path):
+    """--group_column (and so --by and --holdout_group) comes from the same rows as the texts; a ClassLabel
+    group column gives its names."""
+    pairs = make_texts(12, seed=8)
+    groups = [f"g{i % 4}" for i in range(12)]
+    path = _parquet(tmp_path / "g.parquet", pairs, row_group_size=5, doc=groups)
+    data = read_labeled(path, ReadOptions(text_column="body", label_column="topic", group_column="doc"))
+    assert data.groups == groups and data.texts == [t for t, _ in pairs]
+    names = sorted(set(groups))
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("string"),
+                                  "doc": datasets.ClassLabel(names=names)})
+    train = datasets.Dataset.from_dict({"text": [t for t, _ in pairs], "label": [y for _, y in pairs],
+                                        "doc": [names.index(g) for g in groups]}, features=features)
+    folder = str(tmp_path / "dd")
+    datasets.DatasetDict(train=train, validation=train.select(range(4))).save_to_disk(folder)
+    from m3cls.data.sources import read_splits
+
+    split, validation = read_splits(folder, ReadOptions(group_column="doc"))
+    assert split.groups == groups and validation.groups == groups[:4]

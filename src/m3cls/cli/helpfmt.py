@@ -40,7 +40,7 @@ LAYOUT = {
                  "merge_lora", "folds", "n_trials", "timeout", "pruner_startup_trials", "pruner_warmup_steps",
                  "near_duplicate_cosine", "workdir", "memory_plan", "augment", "augment_prob", "teacher", "student",
                  "student_layers", "distill_temperature", "label_weight", "budget", "strategy"),
-    "decisions": ("temperature", "threshold", "positive_label", "target_fpr", "target_precision", "target_recall",
+    "decisions": ("temperature", "calibrate_on", "calibrate_folds", "threshold", "positive_label", "target_fpr", "target_precision", "target_recall",
                   "abstain_below", "aggregate", "on_error", "max_errors"),
     "output": ("output_dir", "output", "overwrite_output_dir", "overwrite", "json", "include_text", "report",
                "predictions", "baseline", "ladder", "segments", "explain", "explain_html"),
@@ -49,6 +49,7 @@ LAYOUT = {
 CHOICES = {
     "task": ("auto", "single_label", "multi_label", "regression"),
     "method": ("finetune", "probe"),
+    "calibrate_on": ("validation", "oof"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "truncation": ("head", "tail", "head_tail"),
     "long_text": ("truncate", "chunks"),

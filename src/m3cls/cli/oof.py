@@ -17,6 +17,7 @@ from ..errors import ConfigError
 
 def calibrate_from_cv(a: argparse.Namespace, target: tuple[str, float] | None) -> int:
     """Fit the temperature (no target) or choose the decision rule (a target) on ``a.from_cv``; save them."""
+    from ..evaluation.calibrate import oof_temperature
     from ..model.card import refresh_model_card
     from ..model.contract import write_contract
     from ..model.folder import read_contract
@@ -34,29 +35,13 @@ def calibrate_from_cv(a: argparse.Namespace, target: tuple[str, float] | None) -
         raise ConfigError(f"--from_cv {a.from_cv}: its labels ({', '.join(names)}) are not the model's "
                           f"({', '.join(contract.labels)}); cross-validate the same data and labels")
     source = os.path.join(a.from_cv, OOF_FILE)
-    contract, lines = (_temperature(contract, logits, y, names, source) if target is None else
+    contract, lines = (oof_temperature(contract, logits, y, source) if target is None else
                        _operating_point(a, contract, logits, y, names, target, source))
     write_contract(a.model_path, contract)
     refresh_model_card(a.model_path, contract)
     print("\n".join(lines + [f"saved in {os.path.join(a.model_path, 'm3cls.json')} (source: out-of-fold "
                              f"probabilities of {len(y)} texts)"]))
     return 0
-
-
-def _temperature(contract, logits: np.ndarray, y: np.ndarray, names, source: str):
-    from ..metrics.calibration import choose_temperature, evaluate_logits
-
-    temperature, note = choose_temperature(logits, y)
-    if note:
-        raise ConfigError(f"{source}: cannot fit a temperature: {note}")
-    evaluation = evaluate_logits(logits, y, names, temperature)
-    before, after = evaluation["before"], evaluation["after"]
-    contract = contract.replace(temperature=temperature).with_info(calibration={
-        "temperature": temperature, "fitted_on": source, "source": "out-of-fold", "note": None,
-        "ece_before": before["ece"], "ece_after": after["ece"], "log_loss_before": before["log_loss"],
-        "log_loss_after": after["log_loss"]})
-    return contract, [f"temperature {temperature:.4f} fitted on the out-of-fold probabilities in {source}",
-                      f"ECE (out-of-fold) {before['ece']:.4f} -> {after['ece']:.4f}"]
 
 
 def _operating_point(a, contract, logits: np.ndarray, y: np.ndarray, names, target, source: str):

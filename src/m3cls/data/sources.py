@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 from ..errors import DataError
 from ..files import atomic_path, require
-from .records import Item, ReadOptions, TextData, fields_of
+from .records import Item, ReadOptions, TextData, fields_of, group_of
 
 logger = logging.getLogger(__name__)
 
@@ -104,17 +104,21 @@ def _read_split(splits: dict, source: str, split: str, options: ReadOptions, fla
     if split not in splits:
         raise DataError(f"{source}: no split {split!r} (splits: {', '.join(splits)}); choose one with {flag}")
     name = f"{source} [{split}]"
-    texts, labels = [], []
+    texts, labels, groups = [], [], []
     for item in _items(_dataset_table(splits[split], name), options, need=True):
         texts.append(item.text)
         labels.append(item.label)
+        groups.append(item.group)
     if not texts:
         raise DataError(f"{name}: no records found; expected at least one text with a label")
-    return TextData(texts, labels, name)
+    return TextData(texts, labels, name, groups if options.group_column else None)
 
 
 def _items(table: _Table, options: ReadOptions, need: bool, keep_bad: bool = False) -> Iterator[Item]:
-    """Check the columns once, then turn each row into an Item the way flat JSON records are read."""
+    """Check the columns once, then turn each row into an Item the way flat JSON records are read.
+
+    With ``need``, the group column (``--group_column``, and ``--by``'s slice columns, which are read as the
+    group) is read in the same pass, so its values line up with the texts; a row without one is a bad row."""
     columns = table.columns
     if "messages" in columns and options.text_column not in columns:
         schema, wanted, label = "messages", ["messages"], None
@@ -125,20 +129,27 @@ def _items(table: _Table, options: ReadOptions, need: bool, keep_bad: bool = Fal
             _require_column(table, options.label_column, "--label_column")
         schema, wanted = "columns", [options.text_column] + ([label] if label else [])
     names = table.class_names.get(label or "", [])
+    group = options.group_column if need and options.group_column in columns else None
+    if group is not None and group not in wanted:
+        wanted = wanted + [group]
+    group_names = table.class_names.get(group or "", [])
     for number, row in enumerate(table.read(wanted), 1):
         where = f"{table.name}: row {number}"
         if names and isinstance(row.get(label), int):
             row[label] = _class_name(row[label], names, where, need)
         if label is not None and row.get(label) is None and not need:
             del row[label]
+        if group_names and isinstance(row.get(group), int):
+            row[group] = _class_name(row[group], group_names, where, False)
         try:
             text, value = fields_of(row, where, options, schema, need)
+            row_group = group_of(row, options, where) if need else None
         except DataError as e:
             if not keep_bad:
                 raise
             yield Item(where, None, None, number - 1, str(e))
             continue
-        yield Item(where, text, value, number - 1)
+        yield Item(where, text, value, number - 1, group=row_group)
 
 
 def _require_column(table: _Table, column: str, flag: str) -> None:

@@ -30,6 +30,25 @@ def fit_temperature(clf, logits: np.ndarray, truth: np.ndarray, data_path: str):
     return clf.contract.replace(**changes).with_info(calibration=info), lines
 
 
+def oof_temperature(contract, logits: np.ndarray, truth: np.ndarray, source: str, **facts):
+    """(contract with the temperature fitted on out-of-fold log-probabilities, lines to print): ``calibrate
+    --from_cv`` and ``train --calibrate_on oof``. ``info["calibration"]`` records the source (``facts`` add to
+    it); a fit the data cannot identify is one error naming ``source``."""
+    from ..metrics.calibration import choose_temperature, evaluate_logits
+
+    temperature, note = choose_temperature(logits, truth)
+    if note:
+        raise ConfigError(f"{source}: cannot fit a temperature: {note}")
+    evaluation = evaluate_logits(logits, truth, contract.labels, temperature)
+    before, after = evaluation["before"], evaluation["after"]
+    contract = contract.replace(temperature=temperature).with_info(calibration={
+        "temperature": temperature, "fitted_on": source, "source": "out-of-fold", "note": None,
+        "ece_before": before["ece"], "ece_after": after["ece"], "log_loss_before": before["log_loss"],
+        "log_loss_after": after["log_loss"], **facts})
+    return contract, [f"temperature {temperature:.4f} fitted on the out-of-fold probabilities in {source}",
+                      f"ECE (out-of-fold) {before['ece']:.4f} -> {after['ece']:.4f}"]
+
+
 def operating_point(clf, logits: np.ndarray, truth: np.ndarray, metric: str, value: float, positive_label: str,
                     start: DecisionRule, data_path: str) -> DecisionRule:
     """The rule whose threshold on ``positive_label``'s probability meets ``metric`` (fpr, precision or

@@ -60,7 +60,9 @@ def parse_by(value: str | None) -> list[str]:
 def column_values(path: str, options: ReadOptions, column: str, positions: Sequence[int]) -> list[str]:
     """The ``column`` field of the records at ``positions`` (the ones evaluated), as text, in their order.
 
-    A record among them without a usable value is one error naming the record and the column.
+    The column is read by the reader that reads the texts (JSON, JSONL, CSV, TSV, Parquet, a saved dataset...),
+    as the group, so the values line up with the records. A record among them without a usable value is one
+    error naming the record and the column.
     """
     wanted = set(positions)
     found: dict[int, str] = {}
@@ -68,8 +70,8 @@ def column_values(path: str, options: ReadOptions, column: str, positions: Seque
         if item.position not in wanted:
             continue
         if item.error is not None or item.group is None:
-            raise DataError(f"{item.where} has no usable {column!r} field for --by {column} (JSON, JSONL, CSV and "
-                            f"TSV records can carry one); give every record a value, or drop {column} from --by")
+            raise DataError(f"{item.where} has no usable {column!r} field for --by {column}; give every record "
+                            f"a value (a field, or a column of a table), or drop {column} from --by")
         found[item.position] = item.group
     values = [found[p] for p in positions]
     distinct = len(set(values))

@@ -5,7 +5,8 @@ time a training text is drawn, with probability ``--augment_prob`` it is replace
 the listed perturbations, chosen and seeded from the seed, the text's index and how often it was drawn, so a
 rerun draws the same). Fine-tuning perturbs on the fly (:class:`AugmentedDataset`); the probe, whose encoder is
 frozen, adds one perturbed copy of a text with that probability (:func:`probe_copies`), embedded once and kept
-in the embedding cache like every text. The settings go into the contract's ``info["augment"]``.
+in the embedding cache like every text; in ``m3cls cv --method probe`` each fold's head gets the copies of its
+training texts, never of its held-out ones. The settings go into the contract's ``info["augment"]``.
 """
 
 from __future__ import annotations
@@ -58,10 +59,16 @@ class AugmentedDataset:
 
 def probe_copies(texts: Sequence[str], labels: Sequence, settings: dict) -> tuple[list[str], list]:
     """The probe's extra training texts: a perturbed copy of each text drawn, with its label."""
-    extra, extra_labels = [], []
-    for i, (text, label) in enumerate(zip(texts, labels)):
+    copies = copies_of(texts, settings)
+    return [text for _, text in copies], [labels[i] for i, _ in copies]
+
+
+def copies_of(texts: Sequence[str], settings: dict) -> list[tuple[int, str]]:
+    """(index of the text, its perturbed copy) for each text drawn: cross-validation gives a fold's head the
+    copies of that fold's training texts only."""
+    copies = []
+    for i, text in enumerate(texts):
         changed = _draw(settings, text, str(i))
         if changed is not None and changed != text:
-            extra.append(changed)
-            extra_labels.append(label)
-    return extra, extra_labels
+            copies.append((i, changed))
+    return copies

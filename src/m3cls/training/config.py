@@ -12,6 +12,8 @@ from ..model.contract import LONG_TEXT_MODES, POOLINGS, TRUNCATION_MODES, ModelC
 from ..probe.cache import default_cache_dir
 
 METHODS = ("finetune", "probe")
+#: what ``--calibrate_on`` fits the temperature on: the validation split, or out-of-fold probabilities
+CALIBRATE_ON = ("validation", "oof")
 
 
 @dataclass
@@ -68,6 +70,13 @@ class TrainConfig(ReadOptions):
     augment_prob: float = field(default=0.5, metadata={
         "help": "With --augment: the chance that a training text is perturbed (each time it is drawn; the probe: "
                 "that it gets a perturbed copy)."})
+    calibrate_on: str = field(default="validation", metadata={
+        "help": "What the temperature is fitted on: validation (the validation split), or oof: also run "
+                "--calibrate_folds stratified folds (grouped with --group_column) over the training texts and fit "
+                "it on their out-of-fold probabilities, as 'm3cls calibrate --from_cv' does, which cover every "
+                "training text (single-label; costs --calibrate_folds more fits)."})
+    calibrate_folds: int = field(default=5, metadata={
+        "help": "With --calibrate_on oof: the number of folds (at least 2)."})
     baseline: bool = field(default=True, metadata={
         "help": "Fit a TF-IDF + logistic regression baseline on the same split and report it."})
     report: bool = field(default=True, metadata={"help": "Write report/index.html with plots."})
@@ -152,9 +161,20 @@ class TrainConfig(ReadOptions):
             if self.long_text == "chunks":
                 raise ConfigError("--augment perturbs whole texts, and --long_text chunks trains on windows; drop "
                                   "one of them")
+        self._check_calibration()
         if self.max_length < 8:
             raise ConfigError(f"--max_length {self.max_length} is too small; use at least 8 tokens")
         self.model_overrides()
+
+    def _check_calibration(self) -> None:
+        if self.calibrate_on not in CALIBRATE_ON:
+            raise ConfigError(f"--calibrate_on {self.calibrate_on!r} is not one of: {', '.join(CALIBRATE_ON)}")
+        if self.calibrate_folds < 2:
+            raise ConfigError(f"--calibrate_folds {self.calibrate_folds} must be at least 2, e.g. 5")
+        if self.calibrate_on == "oof" and self.task != "auto":
+            from ..tasks import get_task
+
+            refuse_oof(get_task(self.task))
 
     def _check_probe(self) -> None:
         self.head_settings(0).check()
@@ -190,6 +210,13 @@ class TrainConfig(ReadOptions):
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"--attention_dropout {value} must be from 0 to below 1")
         return {"attention_probs_dropout_prob": value, "attention_dropout": value}
+
+
+def refuse_oof(task) -> None:
+    """``--calibrate_on oof`` fits what ``calibrate --from_cv`` fits: refused for a task that refuses that."""
+    if not task.allows("from_cv"):
+        raise ConfigError(f"--calibrate_on oof {task.refusal('from_cv')}; drop it (the validation split "
+                          f"calibrates the model)")
 
 
 @dataclass

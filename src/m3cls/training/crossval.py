@@ -31,6 +31,7 @@ from ..files import atomic_open, write_json
 from ..metrics.classification import classification_report, softmax
 from ..tasks.labels import LabelSet
 from ..tasks.targets import resolve_task, single_label_only
+from .augment import settings_of
 from .config import TrainConfig
 from .request import TrainRequest
 
@@ -76,9 +77,11 @@ class CVResult:
 
 
 def run_cv(config: TrainConfig | TrainRequest, values: dict | None = None, explicit: frozenset[str] = frozenset(),
-           settings: CVSettings = CVSettings(), what: str = "m3cls cv") -> CVResult:
+           settings: CVSettings = CVSettings(), what: str = "m3cls cv", data: TextData | None = None,
+           labels: LabelSet | None = None) -> CVResult:
     """Cross-validate a :class:`~m3cls.training.request.TrainRequest` (or ``config`` with TrainingArguments
-    ``values``) on its ``data_path``.
+    ``values``) on its ``data_path``, or on ``data`` already read (with its ``labels``: ``train --calibrate_on
+    oof`` passes its training split).
 
     ``what`` names the command in the refusal of multi-label and regression data (single-label only).
     """
@@ -88,21 +91,30 @@ def run_cv(config: TrainConfig | TrainRequest, values: dict | None = None, expli
     config, values = request.config, request.values
     if config.validation_path:
         raise ConfigError("cross-validation holds out each fold in turn; drop --validation_path")
+    if config.calibrate_on != "validation":
+        raise ConfigError(f"--calibrate_on {config.calibrate_on} is a flag of 'm3cls train'; {what} writes the "
+                          f"out-of-fold probabilities itself: calibrate a model on them with 'm3cls calibrate "
+                          f"--model_path MODEL --from_cv OUTPUT_DIR'")
+    if data is not None and (settings.by or settings.holdout_group):
+        raise ConfigError("--by and --holdout_group read their columns from --data_path; cross-validate the file")
     seed = request.seed
-    data = read_labeled(config.data_path, config.read_options())
-    single_label_only(resolve_task(config.task, data.labels, config.data_path), what)
-    labels = LabelSet.discover(data.labels, config.data_path, config.labels.split(",") if config.labels else None)
-    folds = fold_indices(data.labels, data.groups, settings.folds, seed, config.data_path)
+    data = data if data is not None else read_labeled(config.data_path, config.read_options())
+    single_label_only(resolve_task(config.task, data.labels, data.path), what)
+    labels = labels or LabelSet.discover(data.labels, data.path, config.labels.split(",") if config.labels else None)
+    folds = fold_indices(data.labels, data.groups, settings.folds, seed, data.path)
     y = np.asarray(labels.encode(data.labels, data.path))
     start = time.perf_counter()
     if settings.positive_label is not None and settings.positive_label not in labels.names:
         raise ConfigError(f"--positive_label {settings.positive_label!r} is not a label of {config.data_path} "
                           f"(labels: {', '.join(labels.names)})")
-    probabilities, embeddings = _fold_probabilities(request, settings, data, labels, y, folds)
+    probabilities, rows = _fold_probabilities(request, settings, data, labels, y, folds)
     fold_of = np.empty(len(y), dtype=int)
     for number, held in enumerate(folds):
         fold_of[held] = number
     summary = _summary(config, y, probabilities, folds, labels, time.perf_counter() - start)
+    augment = settings_of(config.augment, config.augment_prob, seed)
+    if augment:  # fine-tuning perturbs each fold's training texts on the fly, the probe adds embedded copies
+        summary["augment"] = augment
     if settings.by:
         summary.update(_oof_slices(config, settings, data, labels, y, probabilities))
     if settings.holdout_group:
@@ -110,11 +122,11 @@ def run_cv(config: TrainConfig | TrainRequest, values: dict | None = None, expli
 
         def fit_folds(fold_values, holdout):
             return _fold_probabilities(request.replace(values=fold_values), settings, data, labels, y, holdout,
-                                       embeddings)[0]
+                                       rows)[0]
 
         summary["holdout"], summary["holdout_settings"] = run_holdout(config, values, settings, data, labels, y,
                                                                       probabilities, fit_folds)
-    return CVResult(data, labels, y, probabilities, fold_of, summary, embeddings)
+    return CVResult(data, labels, y, probabilities, fold_of, summary, rows.x if rows is not None else None)
 
 
 def _oof_slices(config, settings, data, labels, y, probabilities) -> dict:
@@ -138,28 +150,63 @@ def _oof_slices(config, settings, data, labels, y, probabilities) -> dict:
     return result
 
 
-def _fold_probabilities(request: TrainRequest, settings, data, labels, y, folds, x=None):
+def _fold_probabilities(request: TrainRequest, settings, data, labels, y, folds, rows=None):
     """Out-of-fold probabilities (T=1) of every text, each from a model that did not see its fold; and the
-    embeddings for the probe (``x``: reuse these)."""
+    probe's embeddings (:class:`ProbeRows`; ``rows``: reuse these)."""
     if request.config.method == "probe":
-        return _probe_folds(request.config, request.values, data, labels, y, folds, request.seed, x)
+        return _probe_folds(request.config, request.values, data, labels, y, folds, request.seed, rows)
     return _finetune_folds(request, data, labels, folds, settings), None
 
-def _probe_folds(config, values, data, labels, y, folds, seed, x=None):
-    """One embedding pass (cached), one head per fold."""
-    from ..probe.head import fit_head
+@dataclass
+class ProbeRows:
+    """The probe's embeddings: one per text (``x``), and with ``--augment`` one per perturbed copy (``extra``)
+    with the index of the text it copies (``source``)."""
+
+    x: np.ndarray
+    extra: np.ndarray | None = None
+    source: np.ndarray | None = None
+
+    def training(self, train: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows and labels a fold's head is fitted on: its training texts, and the copies of those only."""
+        if self.extra is None:
+            return self.x[train], y[train]
+        copied = np.isin(self.source, train)
+        return np.vstack([self.x[train], self.extra[copied]]), np.concatenate([y[train], y[self.source[copied]]])
+
+
+def _probe_rows(config, values, data, seed) -> ProbeRows:
+    """Every text embedded once (cached); with ``--augment``, the perturbed copies too, once for all folds."""
+    from .augment import copies_of
     from .probe import make_embedder
 
-    if x is None:
-        x = make_embedder(config, values).embed(data.texts)
+    embedder = make_embedder(config, values)
+    rows = ProbeRows(embedder.embed(data.texts))
+    augment = settings_of(config.augment, config.augment_prob, seed)
+    copies = copies_of(data.texts, augment) if augment else []
+    if copies:
+        logger.info("--augment: %d perturbed copies of %d texts, each in the folds that train on its text",
+                    len(copies), len(data))
+        rows.extra = embedder.embed([text for _, text in copies])
+        rows.source = np.array([i for i, _ in copies], dtype=int)
+    return rows
+
+
+def _probe_folds(config, values, data, labels, y, folds, seed, rows: ProbeRows | None = None):
+    """One embedding pass (cached), one head per fold."""
+    from ..probe.head import fit_head
+
+    if rows is None:
+        rows = _probe_rows(config, values, data, seed)
     probabilities = np.zeros((len(y), len(labels)))
     for number, held in enumerate(folds):
         train = np.setdiff1d(np.arange(len(y)), held)
-        head = fit_head(x[train], y[train], len(labels), config.head_settings(seed))
-        probabilities[held] = softmax(head.logits(x[held]))
-        logger.info("fold %d/%d: probe fitted on %d texts, scored on %d", number + 1, len(folds), len(train),
+        x_train, y_train = rows.training(train, y)
+        head = fit_head(x_train, y_train, len(labels), config.head_settings(seed))
+        probabilities[held] = softmax(head.logits(rows.x[held]))
+        logger.info("fold %d/%d: probe fitted on %d texts%s, scored on %d", number + 1, len(folds), len(train),
+                    f" and {len(x_train) - len(train)} perturbed copies" if len(x_train) > len(train) else "",
                     len(held))
-    return probabilities, x
+    return probabilities, rows
 
 
 def _finetune_folds(request: TrainRequest, data, labels, folds, settings):

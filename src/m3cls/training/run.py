@@ -51,12 +51,21 @@ def train(config: TrainConfig | TrainRequest, args=None, explicit: frozenset[str
     ``prepared`` gives the split directly (cross-validation folds) instead of reading ``data_path``;
     ``callbacks`` are extra TrainerCallbacks (``m3cls tune`` reports each evaluation to Optuna through one).
     """
+    request = TrainRequest.of(config, args, explicit)
+    if request.config.calibrate_on == "oof":  # the run below, then folds over its training texts
+        from .oof import train_calibrated_on_oof
+
+        return train_calibrated_on_oof(request, train_once, prepared, callbacks)
+    return train_once(request, prepared, callbacks)
+
+
+def train_once(request: TrainRequest, prepared: PreparedData | None = None, callbacks: tuple = ()) -> TrainResult:
+    """:func:`train` with the temperature fitted on the validation split, whatever ``--calibrate_on`` says."""
     import transformers
 
     from ..model.folder import ModelFolder
     from ..model.loading import load_model, load_tokenizer
 
-    request = TrainRequest.of(config, args, explicit)
     config, values = request.config, dict(request.values)
     if config.method == "probe":
         from .probe import train_probe

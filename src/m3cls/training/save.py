@@ -24,7 +24,7 @@ VALIDATION_PREDICTIONS = "validation_predictions.jsonl"
 #: earlier run's copies go, so a stale adapter or weights file never mixes with this run's model.
 _RUN_OUTPUT = re.compile(
     r"m3cls\.json|config\.json|generation_config\.json|adapter_config\.json|training_args\.bin|README\.md"
-    r"|validation_predictions\.jsonl|report|.*\.safetensors(\.index\.json)?|pytorch_model.*\.bin(\.index\.json)?"
+    r"|validation_predictions\.jsonl|report|oof|.*\.safetensors(\.index\.json)?|pytorch_model.*\.bin(\.index\.json)?"
     r"|adapter_model\.bin|tokenizer(_config)?\.json|special_tokens_map\.json|added_tokens\.json|vocab\.(txt|json)"
     r"|merges\.txt|.*\.model|chat_template\.jinja|.*\.onnx(\.data)?|(all|train|eval)_results\.json"
     r"|checkpoint-[0-9]+|\.m3cls-final\.tmp")

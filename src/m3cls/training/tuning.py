@@ -164,6 +164,10 @@ def tune(request, space: list[Param], n_trials: int | None, timeout: float | Non
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"--timeout {timeout} must be above 0 seconds")
     config, output_dir = request.config, request.output_dir
+    if config.calibrate_on != "validation":
+        raise ConfigError(f"--calibrate_on {config.calibrate_on} would cross-validate every trial; tune without it, "
+                          f"then fit the best model's temperature with 'm3cls cv' (its settings) and 'm3cls "
+                          f"calibrate --from_cv'")
     check_output_dir(output_dir, config.overwrite_output_dir, config.model_name_or_path)
     prepared = prepare_data(config, request.seed)  # bad data fails here, once, before any trial
     single_label_only(prepared.task, "m3cls tune (it maximises macro-F1)")
