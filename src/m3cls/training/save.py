@@ -149,10 +149,13 @@ def save_folder(write_model, output_dir: str, contract: ModelContract, evaluatio
     the model itself (``OSError``: a full disk) removes the staging folder, leaves any earlier model as it was
     and raises one OutputError naming the folder.
     """
+    from ..model.loading import quiet_save_bars  # torch: loaded here, not when a command checks its folder
+
     os.makedirs(output_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=STAGING_SUFFIX, dir=output_dir)
     try:
-        write_model(staging)
+        with quiet_save_bars():  # no "Writing model shards" bar from transformers
+            write_model(staging)
         _write_extras(staging, output_dir, contract, evaluation, validation)
         write_train_config(staging, contract.info.get("settings"))
         write_contract(staging, contract)
