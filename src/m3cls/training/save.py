@@ -203,10 +203,19 @@ def _write_extras(staging: str, output_dir: str, contract: ModelContract, evalua
 
 
 def _write_report(staging: str, evaluation: dict, contract: ModelContract) -> None:
+    """The training report: validation scores, the model named by its method beside the baseline of the same
+    split, and a boxed warning when validation is too small to mean much."""
     from ..reports.pages import ladder_section
+    from ..tasks.baseline import same_split
+    from .advice import small_validation
 
-    ladder = contract.info.get("ladder")
+    info = contract.info
+    ladder, baseline = info.get("ladder"), info.get("baseline")
+    texts = (info.get("data") or {}).get("validation_texts")
+    small = small_validation(texts) if isinstance(texts, int) else None
     contract.task_type.write_report(
-        os.path.join(staging, "report"), evaluation, contract.info.get("history"), contract.info.get("baseline"),
-        title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
-        sections=[ladder_section(ladder)] if ladder else None)
+        os.path.join(staging, "report"), evaluation, info.get("history"),
+        same_split(baseline, contract.task_type.baseline_name, texts) if baseline else None,
+        title=f"m3cls: {info.get('base_model')} on {info['data']['train_path']}",
+        sections=[ladder_section(ladder)] if ladder else None, method=contract.method_title,
+        warnings=[small] if small else None)
