@@ -63,6 +63,15 @@ def test_each_task_refits_its_baseline_on_the_files_own_split():
     assert figures["accuracy"] > 0.8
 
 
+def test_the_refit_baseline_scores_each_text_by_a_fit_that_never_saw_it():
+    # labels drawn at random: a baseline that saw the text it scores would learn it by heart (near 1.0);
+    # scored out of fold it can only guess
+    rng = np.random.default_rng(3)
+    texts = [" ".join(f"w{rng.integers(100000)}" for _ in range(8)) for _ in range(80)]
+    figures, _ = get_task("single_label").file_baseline(texts, rng.integers(0, 2, 80), ("a", "b"))
+    assert figures["accuracy"] < 0.75
+
+
 def test_a_file_that_cannot_carry_a_refit_says_why():
     texts = [t for t, _ in make_texts(40, seed=5)]
     assert get_task("single_label").file_baseline(texts[:6], np.arange(6) % 2, ("a", "b"))[1] == \
