@@ -84,6 +84,9 @@ def test_a_file_that_cannot_carry_a_refit_says_why():
         "no label is on some of its texts and off others"
     assert get_task("regression").file_baseline(texts, np.full(40, 3.0), ("value",))[1] == \
         "every text has the same value"
+    # TF-IDF finds no word in punctuation: a reason, not a traceback
+    assert get_task("single_label").file_baseline(["!", "?"] * 8, np.arange(16) % 2, ("a", "b"))[1] \
+        .startswith("TF-IDF cannot be fitted on its texts (empty vocabulary")
 
 
 def test_evaluate_falls_back_to_the_training_figure_labelled_as_such():
