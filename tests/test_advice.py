@@ -50,6 +50,10 @@ def test_a_short_run_logs_the_small_validation_warning_and_keeps_its_loss(tiny_x
     assert not any("loss" in e for e in history)   # 3 steps, fewer than logging_steps 25
     assert any("train_loss" in e for e in history)
     assert os.path.isfile(out / "report" / "curves.png")
+    page = (out / "report" / "index.html").read_text(encoding="utf-8")   # the report says it too, in a box
+    assert '<p class="warning"><strong>Warning:</strong> validation has only 4 texts' in page
+    assert "<td>this model (fine-tuned)</td>" not in page   # --no_baseline: no comparison table
+    assert "Model: fine-tuned." in page
     assert f"done: the model is in {out}; the report is {out / 'report' / 'index.html'}" in caplog.text
 
 

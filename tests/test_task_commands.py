@@ -130,6 +130,11 @@ def test_evaluate_multilabel(multilabel_run, tmp_path, capsys):
     assert result["before"]["micro_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     assert result["before"]["log_loss"] != pytest.approx(result["after"]["log_loss"])
     assert {"index.html", "reliability.png", "per_label_f1.png"} <= set(os.listdir(tmp_path / "rep"))
+    page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")   # like with like: refit on these texts
+    assert "<td>TF-IDF + one-vs-rest logistic regression, 5-fold cross-validated on this file</td>" in page
+    assert "<td>this model (fine-tuned)</td>" in page and "scores mean little" not in page
+    trained = open(os.path.join(multilabel_run["model"], "report", "index.html"), encoding="utf-8").read()
+    assert "<td>TF-IDF + one-vs-rest logistic regression, same split</td>" in trained
 
 
 def test_evaluate_regression(regression_run, tmp_path, capsys):
@@ -143,6 +148,9 @@ def test_evaluate_regression(regression_run, tmp_path, capsys):
         json.load(open(os.path.join(regression_run["model"], "m3cls.json")))["metrics"]["rmse"], abs=1e-4)
     assert len(result["points"]["truth"]) == 40 and "true_value" in _rows(tmp_path / "p.jsonl")[0]
     assert "scatter.png" in os.listdir(tmp_path / "rep")
+    page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    assert "<td>TF-IDF + ridge, 5-fold cross-validated on this file</td>" in page
+    assert "<td>this model (fine-tuned)</td>" in page and "Model: fine-tuned." in page
 
 
 def test_calibrate_multilabel_keeps_every_decision(multilabel_run, regression_run, tmp_path, capsys):

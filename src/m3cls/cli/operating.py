@@ -108,12 +108,15 @@ def calibrate_decision(a: argparse.Namespace, target: tuple[str, float] | None, 
 
 
 def _write_report(a, clf, logits, y_true, summary: dict) -> None:
+    from ..evaluation.evaluate import small_file_warning
     from ..metrics.calibration import evaluate_logits
     from ..reports.pages import write_report
 
     evaluation = evaluate_logits(logits, y_true, clf.labels.names, clf.temperature)
+    small = small_file_warning(len(y_true))
     write_report(a.report, evaluation, title=f"m3cls calibrate: {a.model_path} on {a.data_path}",
-                 extra=decision_extra(clf, logits, y_true, summary))
+                 extra=decision_extra(clf, logits, y_true, summary), method=clf.contract.method_title,
+                 warnings=[small] if small else None)
 
 
 def decision_extra(clf, logits, y_true, summary: dict | None):

@@ -110,7 +110,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
 
 def cmd_evaluate(argv: list[str]) -> int:
     from ..data.inspection import UnknownTally, training_unknown_share
-    from ..evaluation.evaluate import evaluation_of
+    from ..evaluation.evaluate import evaluation_of, report_baseline, small_file_warning
     from ..evaluation.slices import format_slices
 
     a = evaluate_parser().parse_args(argv)
@@ -144,6 +144,9 @@ def cmd_evaluate(argv: list[str]) -> int:
         rows = (dict(p.to_dict(i), **clf.task.truth_fields(clf.labels.names, t))
                 for i, p, t in zip(positions, clf.predictions_from_logits(logits), y_true))
         logger.info("wrote %d predictions to %s", write_jsonl(a.predictions, rows), a.predictions)
+    small = small_file_warning(len(y_true))
+    if small:
+        print(f"m3cls evaluate: warning: {small}", file=sys.stderr)
     if a.report:
         info = clf.contract.info
         name = os.path.basename(os.path.abspath(a.model_path))
@@ -151,7 +154,9 @@ def cmd_evaluate(argv: list[str]) -> int:
             if clf.task.allows("decision_rule") else None
         extra = with_slices(extra, sliced)
         page = clf.task.write_report(a.report, evaluation, history=info.get("history"),
-                                 baseline=info.get("baseline"), title=f"m3cls: {name} on {a.data_path}", extra=extra)
+                                     baseline=report_baseline(clf, texts, y_true),
+                                     title=f"m3cls: {name} on {a.data_path}", extra=extra,
+                                     method=clf.contract.method_title, warnings=[small] if small else None)
         logger.info("report written to %s (training history: %s)", page, "yes" if info.get("history") else "no")
     return 0
 

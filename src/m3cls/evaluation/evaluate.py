@@ -37,6 +37,29 @@ def evaluate_decisions(clf, logits: np.ndarray, y_true: np.ndarray) -> dict:
     return out
 
 
+def report_baseline(clf, texts: list[str], truth: np.ndarray) -> dict | None:
+    """The baseline beside the model in ``evaluate --report``, scored like with like: the task's TF-IDF baseline
+    refit on the evaluated texts' own cross-validated split; where the file cannot carry that (too few texts, one
+    class), the training run's figure, labelled as from another split; None when the model has neither."""
+    from ..tasks.baseline import training_figure
+
+    fitted, why = clf.task.file_baseline(list(texts), truth, clf.labels.names)
+    if fitted:
+        return fitted
+    saved = clf.contract.info.get("baseline")
+    if not saved:
+        return None
+    return training_figure(saved, (clf.contract.info.get("data") or {}).get("validation_texts"), why)
+
+
+def small_file_warning(count: int) -> str | None:
+    """The warning of a report (and of the log) when the evaluated file is too small for its scores to mean much:
+    training's threshold and wording (:mod:`m3cls.metrics.sample_size`)."""
+    from ..metrics.sample_size import MIN_SCORED, too_few
+
+    return too_few(count, "the evaluated file", f"; evaluate on {MIN_SCORED} or more labelled texts")
+
+
 def truth_of(clf, labels: list, source: str) -> np.ndarray:
     """The labelled file's truth in the model's terms: class ids, a 0/1 row per text, or the targets; a label
     that does not fit the model's task or labels is one line naming the record."""

@@ -97,6 +97,20 @@ class ModelContract:
         """The :class:`~m3cls.tasks.Task` of this model: what its task allows and how it reads logits."""
         return get_task(self.task)
 
+    @property
+    def method_title(self) -> str:
+        """How the model was made, in a report's words: "probe", "LoRA", "LoRA, merged", "distilled",
+        "fine-tuned" (also an m3cls model saved before the method was recorded), or "plain transformers" for a
+        folder m3cls did not train."""
+        lora = self.info.get("lora")
+        if self.head == "probe":
+            return "probe"
+        if isinstance(lora, dict) and lora:
+            return "LoRA, merged" if lora.get("merged") else "LoRA"
+        known = {"distill": "distilled", "finetune": "fine-tuned", "probe": "probe"}
+        method = known.get(self.info.get("method"))
+        return method or ("fine-tuned" if "m3cls_version" in self.info else "plain transformers")
+
     def replace(self, **changes: Any) -> "ModelContract":
         return dataclasses.replace(self, **changes)
 

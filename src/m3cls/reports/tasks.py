@@ -12,7 +12,17 @@ from __future__ import annotations
 import html
 import os
 
-from .pages import _pyplot, _save, _table, curves, write_page
+from .pages import (
+    _pyplot,
+    _save,
+    _table,
+    baseline_note,
+    baseline_row,
+    curves,
+    intro_line,
+    model_row,
+    write_page,
+)
 
 _MULTI_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 _REGRESSION_KEYS = ("rmse", "mae", "r2", "pearson", "spearman")
@@ -64,7 +74,17 @@ def _residuals(plt, folder: str, points: dict) -> str:
     return _save(fig, folder, "residuals.png")
 
 
-def multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
+def _baseline_table(after: dict, baseline: dict | None, keys: tuple[str, ...], name: str, method: str | None) -> str:
+    """The model beside the baseline, each row named for what it is, and where the baseline was scored."""
+    if not baseline:
+        return ""
+    return _table([[model_row(method)] + [after[k] for k in keys],
+                   [baseline_row(baseline, name)] + [baseline[k] for k in keys]],
+                  ["model", *keys]) + baseline_note(baseline)
+
+
+def multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None,
+                     method: str | None = None):
     before, after = evaluation["before"], evaluation["after"]
     card = after["label_cardinality"]
     rows = [[k, after[k]] for k in _MULTI_KEYS] + [["labels per text, truth", card["truth"]],
@@ -75,9 +95,7 @@ def multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], ba
     per_label = _table([[n, s["precision"], s["recall"], s["f1"], s["support"], s["threshold"],
                          after["ece_per_label"][n]] for n, s in after["per_label"].items()],
                        ["label", "precision", "recall", "F1", "support", "threshold", "ECE"])
-    base = _table([["fine-tuned model"] + [after[k] for k in _MULTI_KEYS],
-                   ["TF-IDF + one-vs-rest logistic regression"] + [baseline[k] for k in _MULTI_KEYS]],
-                  ["model", *_MULTI_KEYS]) if baseline else ""
+    base = _baseline_table(after, baseline, _MULTI_KEYS, "TF-IDF + one-vs-rest logistic regression", method)
     images = [("Training loss and validation micro-F1", curves(plt, folder, history, "micro_f1", "micro-F1", bounded=False)),
               ("Reliability of label probabilities, before and after calibration", _reliability(plt, folder,
                                                                                                   evaluation)),
@@ -85,13 +103,12 @@ def multilabel_parts(plt, folder: str, evaluation: dict, history: list[dict], ba
     return summary, [("Per label", per_label), ("Baseline", base)], images
 
 
-def regression_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None):
+def regression_parts(plt, folder: str, evaluation: dict, history: list[dict], baseline: dict | None,
+                     method: str | None = None):
     after = evaluation["after"]
     summary = _table([[k, after[k]] for k in _REGRESSION_KEYS] + [["std of true values", after["truth_std"]]],
                      ["metric", "value"])
-    base = _table([["fine-tuned model"] + [after[k] for k in _REGRESSION_KEYS],
-                   ["TF-IDF + ridge regression"] + [baseline[k] for k in _REGRESSION_KEYS]],
-                  ["model", *_REGRESSION_KEYS]) if baseline else ""
+    base = _baseline_table(after, baseline, _REGRESSION_KEYS, "TF-IDF + ridge regression", method)
     images = [("Training loss and validation RMSE", curves(plt, folder, history, "rmse", "RMSE", bounded=False))]
     if evaluation.get("points"):
         images += [("Predicted against true values", _scatter(plt, folder, evaluation["points"])),
@@ -101,18 +118,20 @@ def regression_parts(plt, folder: str, evaluation: dict, history: list[dict], ba
 
 def write_parts_report(parts, folder: str, evaluation: dict, history: list[dict] | None = None,
                        baseline: dict | None = None, title: str = "m3cls report",
-                       sections: list[tuple[str, str]] | None = None) -> str:
+                       sections: list[tuple[str, str]] | None = None, method: str | None = None,
+                       warnings: list[str] | None = None) -> str:
     """Write ``index.html`` and its PNGs for an evaluation whose task builds its page from ``parts``
     (:func:`multilabel_parts`, :func:`regression_parts`); returns the page's path. ``sections`` are extra
-    (heading, HTML) parts. The task's :meth:`~m3cls.tasks.Task.write_report` picks this or
+    (heading, HTML) parts; ``method``, ``warnings`` and the baseline's ``label``/``note`` as in
+    :func:`m3cls.reports.pages.write_report`. The task's :meth:`~m3cls.tasks.Task.write_report` picks this or
     :func:`m3cls.reports.pages.write_report`.
     """
     plt = _pyplot()
     os.makedirs(folder, exist_ok=True)
-    summary, parts_html, images = parts(plt, folder, evaluation, history or [], baseline)
+    summary, parts_html, images = parts(plt, folder, evaluation, history or [], baseline, method)
     plt.close("all")
     body = "".join(f"<h2>{html.escape(name)}</h2>{table}" for name, table in [*parts_html, *(sections or [])]
                    if table)
     task = evaluation["task"].replace("_", "-")
-    return write_page(folder, title, f"{evaluation['n']} labelled texts ({task}).",
-                      f"<h2>Summary</h2>{summary}{body}", images)
+    return write_page(folder, title, intro_line(evaluation["n"], method, task), f"<h2>Summary</h2>{summary}{body}",
+                      images, warnings)

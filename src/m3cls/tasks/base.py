@@ -77,6 +77,8 @@ class Task:
     stress_keys: ClassVar[tuple[str, ...]]
     #: the keys :meth:`stress_change` returns; the first is a share (0 to 1), the one the stress report plots
     change_keys: ClassVar[tuple[str, ...]]
+    #: the TF-IDF baseline's name in reports and cards ("TF-IDF + logistic regression")
+    baseline_name: ClassVar[str]
     #: what to do instead, per refused tool (the refusal's second half)
     fixes: ClassVar[dict[str, str]] = {}
     #: why, per refused tool, when "this model's task is NAME" does not say it (see :meth:`refusal`)
@@ -130,6 +132,12 @@ class Task:
 
     def baseline(self, prepared) -> dict:
         """The TF-IDF baseline of this task on a training run's split (its figures as ``m3cls.json`` keeps them)."""
+        raise NotImplementedError
+
+    def file_baseline(self, texts: list[str], truth: np.ndarray, names) -> tuple[dict | None, str | None]:
+        """This task's TF-IDF baseline refit on a labelled file's own cross-validated split (``evaluate
+        --report``; ``truth`` as :meth:`truth` gives it): (its figures with a ``label`` and a ``note`` for the
+        report, None), or (None, why it cannot be refit there)."""
         raise NotImplementedError
 
     def evaluate(self, logits: np.ndarray, truth: np.ndarray, names, temperature: float, thresholds=None,
@@ -213,8 +221,10 @@ class Task:
 
     # -- report and card -----------------------------------------------------------------------------------
     def write_report(self, folder, evaluation, history=None, baseline=None, title="m3cls report", sections=None,
-                     extra=None) -> str:
-        """Write the HTML report of ``evaluation`` into ``folder``; returns the page's path."""
+                     extra=None, method=None, warnings=None) -> str:
+        """Write the HTML report of ``evaluation`` into ``folder``; returns the page's path. ``method`` names how
+        the model was made (its contract's ``method_title``) in the tables and legends; ``warnings`` are shown
+        boxed under the title; ``baseline`` may carry a ``label`` and a ``note`` saying where it was scored."""
         raise NotImplementedError
 
     def card_summary(self, labels) -> str:

@@ -227,12 +227,29 @@ class MultiLabel(Task):
         return multilabel_baseline(train.texts, multi_hot(train.labels, prepared.labels), validation.texts,
                                    multi_hot(validation.labels, prepared.labels), prepared.labels.names)
 
+    def file_baseline(self, texts: list[str], truth: np.ndarray, names) -> tuple[dict | None, str | None]:
+        """TF-IDF + one-vs-rest logistic regression over a seeded split of the file; it needs a label that some
+        texts carry and others do not."""
+        from ..metrics.multilabel import multilabel_report
+        from .baseline import ovr_predict, refit_on_file
+
+        truth = np.asarray(truth).round().astype(np.int64)
+        varies = len(truth) and bool((truth.any(axis=0) & ~truth.all(axis=0)).any())
+        refusal = None if varies else "no label is on some of its texts and off others"
+
+        def score(y: np.ndarray, predicted: np.ndarray) -> dict:
+            report = multilabel_report(y, predicted, names)
+            return {"name": "tfidf_ovr_logreg", **{k: v for k, v in report.items() if k != "label_cardinality"}}
+
+        return refit_on_file(texts, truth, ovr_predict, score, self.baseline_name, refusal=refusal)
+
     # -- report and card -----------------------------------------------------------------------------------
     def write_report(self, folder, evaluation, history=None, baseline=None, title="m3cls report", sections=None,
-                     extra=None) -> str:
+                     extra=None, method=None, warnings=None) -> str:
         from ..reports.tasks import multilabel_parts, write_parts_report
 
-        return write_parts_report(multilabel_parts, folder, evaluation, history, baseline, title, sections)
+        return write_parts_report(multilabel_parts, folder, evaluation, history, baseline, title, sections, method,
+                                  warnings)
 
     def card_summary(self, labels) -> str:
         return f"A multi-label text classifier with {len(labels)} labels"

@@ -160,12 +160,26 @@ class Regression(Task):
         train, validation = prepared.train, prepared.validation
         return regression_baseline(train.texts, train.labels, validation.texts, validation.labels)
 
+    def file_baseline(self, texts: list[str], truth: np.ndarray, names) -> tuple[dict | None, str | None]:
+        """TF-IDF + ridge regression over a seeded split of the file; it needs values that differ."""
+        from ..metrics.regression import regression_report
+        from .baseline import refit_on_file, ridge_predict
+
+        truth = np.asarray(truth, dtype=np.float64)
+        refusal = None if len(truth) and float(truth.std()) > 0 else "every text has the same value"
+
+        def score(y: np.ndarray, predicted: np.ndarray) -> dict:
+            return {"name": "tfidf_ridge", **regression_report(y, predicted)}
+
+        return refit_on_file(texts, truth, ridge_predict, score, self.baseline_name, refusal=refusal)
+
     # -- report and card -----------------------------------------------------------------------------------
     def write_report(self, folder, evaluation, history=None, baseline=None, title="m3cls report", sections=None,
-                     extra=None) -> str:
+                     extra=None, method=None, warnings=None) -> str:
         from ..reports.tasks import regression_parts, write_parts_report
 
-        return write_parts_report(regression_parts, folder, evaluation, history, baseline, title, sections)
+        return write_parts_report(regression_parts, folder, evaluation, history, baseline, title, sections, method,
+                                  warnings)
 
     def card_summary(self, labels) -> str:
         return "A text regression model (one number per text)"

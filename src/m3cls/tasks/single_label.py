@@ -133,10 +133,10 @@ class SingleLabel(Task):
         return "\n".join(lines)
 
     def write_report(self, folder, evaluation, history=None, baseline=None, title="m3cls report", sections=None,
-                     extra=None) -> str:
+                     extra=None, method=None, warnings=None) -> str:
         from ..reports.pages import write_report
 
-        return write_report(folder, evaluation, history, baseline, title, sections, extra)
+        return write_report(folder, evaluation, history, baseline, title, sections, extra, method, warnings)
 
     def calibrate(self, logits: np.ndarray, truth: np.ndarray, names, temperature: float,
                   thresholds: dict | None, data_path: str) -> tuple[dict, dict, list[str]]:
@@ -166,6 +166,23 @@ class SingleLabel(Task):
 
         train, validation = prepared.train, prepared.validation
         return tfidf_baseline(train.texts, train.labels, validation.texts, validation.labels, prepared.labels)
+
+    def file_baseline(self, texts: list[str], truth: np.ndarray, names) -> tuple[dict | None, str | None]:
+        """TF-IDF + logistic regression over a seeded stratified split of the file; it needs two classes of at
+        least 2 texts each, so that every fold fits on two classes."""
+        from ..metrics.classification import classification_report
+        from .baseline import logreg_predict, refit_on_file
+
+        truth = np.asarray(truth, dtype=np.int64)
+        classes = int((np.bincount(truth) >= 2).sum()) if len(truth) else 0
+        refusal = None if classes >= 2 else "it needs two classes with at least 2 texts each"
+
+        def score(y: np.ndarray, predicted: np.ndarray) -> dict:
+            report = classification_report(y, predicted, names)
+            return {"name": "tfidf_logreg", "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+                    "per_class": report["per_class"]}
+
+        return refit_on_file(texts, truth, logreg_predict, score, self.baseline_name, True, refusal)
 
     def card_summary(self, labels) -> str:
         return f"A text classifier with {len(labels)} labels"

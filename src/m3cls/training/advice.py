@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
+from ..metrics.sample_size import MIN_SCORED, too_few
 from ..tasks import get_task
 
-#: fewer validation texts than this, and the validation scores mean little
-MIN_VALIDATION = 30
+#: fewer validation texts than this, and the validation scores mean little (the reports use the same threshold)
+MIN_VALIDATION = MIN_SCORED
 #: fewer training texts than this in a class, and fine-tuning has little to learn it from
 MIN_CLASS = 20
 #: the probe's macro-F1 above fine-tuning's by more than this, and fine-tuning did not pay
@@ -30,12 +31,9 @@ PROBE_MARGIN = 0.01
 
 def small_validation(count: int) -> str | None:
     """A warning when validation is too small for its scores to mean much."""
-    if count >= MIN_VALIDATION:
-        return None
-    step = 100.0 / max(count, 1)
-    return (f"validation has only {count} texts, so its scores mean little (one text moves accuracy by "
-            f"{step:.0f} points) and so do the checkpoint choice and the temperature fitted on them; give a "
-            f"--validation_path of {MIN_VALIDATION} or more texts, or score with 'm3cls cv'")
+    return too_few(count, "validation", f" and so do the checkpoint choice and the temperature fitted on them; "
+                                        f"give a --validation_path of {MIN_VALIDATION} or more texts, or score "
+                                        f"with 'm3cls cv'")
 
 
 def small_classes(label_ids: Iterable, names: tuple[str, ...]) -> str | None:

@@ -149,10 +149,13 @@ def save_folder(write_model, output_dir: str, contract: ModelContract, evaluatio
     the model itself (``OSError``: a full disk) removes the staging folder, leaves any earlier model as it was
     and raises one OutputError naming the folder.
     """
+    from ..model.loading import quiet_save_bars  # torch: loaded here, not when a command checks its folder
+
     os.makedirs(output_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=STAGING_SUFFIX, dir=output_dir)
     try:
-        write_model(staging)
+        with quiet_save_bars():  # no "Writing model shards" bar from transformers
+            write_model(staging)
         _write_extras(staging, output_dir, contract, evaluation, validation)
         write_train_config(staging, contract.info.get("settings"))
         write_contract(staging, contract)
@@ -200,10 +203,19 @@ def _write_extras(staging: str, output_dir: str, contract: ModelContract, evalua
 
 
 def _write_report(staging: str, evaluation: dict, contract: ModelContract) -> None:
+    """The training report: validation scores, the model named by its method beside the baseline of the same
+    split, and a boxed warning when validation is too small to mean much."""
     from ..reports.pages import ladder_section
+    from ..tasks.baseline import same_split
+    from .advice import small_validation
 
-    ladder = contract.info.get("ladder")
+    info = contract.info
+    ladder, baseline = info.get("ladder"), info.get("baseline")
+    texts = (info.get("data") or {}).get("validation_texts")
+    small = small_validation(texts) if isinstance(texts, int) else None
     contract.task_type.write_report(
-        os.path.join(staging, "report"), evaluation, contract.info.get("history"), contract.info.get("baseline"),
-        title=f"m3cls: {contract.info.get('base_model')} on {contract.info['data']['train_path']}",
-        sections=[ladder_section(ladder)] if ladder else None)
+        os.path.join(staging, "report"), evaluation, info.get("history"),
+        same_split(baseline, contract.task_type.baseline_name, texts) if baseline else None,
+        title=f"m3cls: {info.get('base_model')} on {info['data']['train_path']}",
+        sections=[ladder_section(ladder)] if ladder else None, method=contract.method_title,
+        warnings=[small] if small else None)

@@ -13,6 +13,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback, Tra
 
 from ..metrics.classification import classification_report, flat_metrics
 from ..model.contract import ModelContract, write_contract
+from ..model.loading import quiet_save_bars
 from ..tasks.labels import LabelSet
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,13 @@ logger = logging.getLogger(__name__)
 
 class _Trainer(Trainer):
     """Evaluation in data order: transformers would group validation batches by length too, and m3cls keeps
-    each validation text's probabilities (``validation_predictions.jsonl``) beside the model."""
+    each validation text's probabilities (``validation_predictions.jsonl``) beside the model. Saves draw no
+    transformers progress bar (:func:`m3cls.model.loading.quiet_save_bars`)."""
+
+    def _save(self, *args, **kwargs):
+        """Every checkpoint and final save of the Trainer, without transformers' save bar."""
+        with quiet_save_bars():
+            return super()._save(*args, **kwargs)
 
     def _get_eval_sampler(self, eval_dataset):
         if self.args.world_size <= 1:
