@@ -11,6 +11,7 @@ optimizer, and the rest. Prints the table and achieved model TFLOP/s (the arithm
     python benchmarks/profile_steps.py --mode train                           # bf16 autocast, attention dropout 0
     python benchmarks/profile_steps.py --mode levers --rounds 3   # prediction levers timed side by side
     python benchmarks/profile_steps.py --mode train_levers --rounds 3   # training levers timed side by side
+    python benchmarks/profile_steps.py --model bge_m3 --mode embedding_ab --texts 16 --batch 4 --rounds 3
 
 ``--model bge_m3`` runs the same on a random model of BGE-M3's shape (``benchmarks/bge_m3.py`` builds it once in
 the temporary folder), for example ``--model bge_m3 --mode train --texts 8 --batch 4``.
@@ -143,7 +144,7 @@ def train_step(model, optimizer):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -168,22 +169,20 @@ def train_levers(model, work: list, rounds: int, flops: float) -> None:
 
     from m3cls.training.levers import keep_embedding_gradient
 
-    undo: list = []
+    keep_embedding_gradient(model)  # once: its buffer lives for the run, as in m3cls' training
+    embedding = model.get_input_embeddings()
 
     def setting(hidden_p, attention_p, kept=False):
         def apply():
-            while undo:
-                undo.pop()()
-            if kept:
-                undo.extend(u for u in [keep_embedding_gradient(model)] if u)
+            embedding.sparse = kept  # dense backward when off: the lever's hook then does nothing
             for m in hidden:
                 m.p = original[id(m)] if hidden_p is None else hidden_p
             for m in attention:  # the attention reads its probability from this module at every pass
                 m.p = attention_p
         return apply
 
-    variants = {"m3cls before (hidden dropout 0.1, attention dropout 0)": setting(None, 0.0),
-                "+ the word-embedding gradient kept (m3cls.training.levers)": setting(None, 0.0, True),
+    variants = {"dense embedding gradient (hidden dropout 0.1, attention dropout 0)": setting(None, 0.0),
+                "m3cls now: + the word-embedding gradient kept (m3cls.training.levers)": setting(None, 0.0, True),
                 "hidden dropout 0 (no masks at all)": setting(0.0, 0.0),
                 "attention dropout 0.1 (the model's own)": setting(None, attention_p)}
     model.train()
@@ -212,9 +211,43 @@ def train_levers(model, work: list, rounds: int, flops: float) -> None:
     print(json.dumps({"mode": "train_levers", "walls": walls, "texts": texts, "gflop_per_round": flops / 1e9}))
 
 
+def embedding_ab(model, work: list, rounds: int) -> None:
+    """The kept word-embedding gradient alone: rounds of all ``work`` alternate lever off and on (m3cls' attention
+    dropout 0, hidden dropout as the model has it); one model, one optimizer, the lever's buffer kept."""
+    import statistics
+
+    import torch
+
+    from m3cls.training.levers import keep_embedding_gradient
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    step = train_step(model, optimizer)
+    if keep_embedding_gradient(model) is None:
+        raise SystemExit("the lever does not apply to this model (vocabulary below m3cls.training.levers.MIN_ROWS)")
+    embedding = model.get_input_embeddings()
+    for sparse in (True, False):
+        embedding.sparse = sparse
+        step(work[0])  # warm-up both ways; AdamW's states exist
+    walls: dict[bool, list] = {False: [], True: []}
+    for _ in range(rounds):
+        for sparse in (False, True):
+            embedding.sparse = sparse
+            start = time.perf_counter()
+            for b in work:
+                step(b)
+            walls[sparse].append(time.perf_counter() - start)
+    texts = sum(len(b) for b in work)
+    for sparse, wall in walls.items():
+        print(f"{'kept embedding gradient' if sparse else 'dense embedding gradient'}: "
+              f"{texts / statistics.median(wall):.3f} samples/s, walls {[round(x, 2) for x in wall]}")
+    print(json.dumps({"mode": "embedding_ab", "texts": texts, "walls": {str(k): v for k, v in walls.items()}}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="Profile m3cls prediction or training at 512 tokens.")
-    p.add_argument("--mode", choices=("predict", "train", "levers", "train_levers"), default="predict")
+    p.add_argument("--mode", choices=("predict", "train", "levers", "train_levers", "embedding_ab"),
+                   default="predict")
     p.add_argument("--model", default="bundled", help="'bundled', 'bge_m3' (random, BGE-M3's shape) or a folder")
     p.add_argument("--weights", choices=("bf16", "autocast"), default="bf16", help="predict: bf16 weights or autocast")
     p.add_argument("--no_first_token", action="store_true", help="predict: run the whole last layer")
@@ -235,15 +268,17 @@ def main() -> None:
 
         a.model = build_model(os.path.join(tempfile.gettempdir(), "m3cls-bge-m3", "model"))
     tokenizer = load_tokenizer("bundled")
-    overrides = {"attention_probs_dropout_prob": 0.0} if a.mode == "train" else {}
+    overrides = {"attention_probs_dropout_prob": 0.0} if a.mode in ("train", "embedding_ab") else {}
     model = load_model(a.model, 5, {i: f"t{i}" for i in range(5)}, overrides)
-    training = a.mode in ("train", "train_levers")
+    training = a.mode in ("train", "train_levers", "embedding_ab")
     work = batches(tokenizer, a.texts, a.batch or (16 if training else 32), a.max_length)
     shape = bert_shape(model.config)
     tokens = [len(x) for b in work for x in b]
     flops = sum(forward_flops(n, shape) for n in tokens) * (3 if training else 1) * a.rounds
     if a.mode == "train_levers":
         return train_levers(model, work, a.rounds, flops / a.rounds)
+    if a.mode == "embedding_ab":
+        return embedding_ab(model, work, a.rounds)
     if a.mode == "levers":
         return levers(model, work, a.rounds, flops / a.rounds)
     if a.mode == "predict":
