@@ -134,7 +134,10 @@ def refit_on_file(texts: list[str], truth: np.ndarray, predict, score, name: str
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only 2 members"
         for train, test in splits:
-            fold = predict([texts[i] for i in train], truth[train], [texts[i] for i in test])
+            try:
+                fold = predict([texts[i] for i in train], truth[train], [texts[i] for i in test])
+            except ValueError as e:  # scikit-learn's "empty vocabulary": punctuation or emoji only
+                return None, f"TF-IDF cannot be fitted on its texts ({' '.join(str(e).split())[:120]})"
             if predicted is None:
                 predicted = np.zeros((len(texts), *np.shape(fold)[1:]), dtype=np.asarray(fold).dtype)
             predicted[test] = fold
