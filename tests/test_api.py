@@ -52,3 +52,20 @@ def test_temperature_must_be_positive(api_model):
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="temperature must be a number above 0"):
             clf.predict(["x"], temperature=bad)
+
+
+def test_train_takes_a_few_training_arguments_as_a_dict(tiny_bert, tmp_path):
+    """The rest take transformers' defaults, as on the command line (a dict of some values once failed with
+    "None is not a valid IntervalStrategy"); a key that is no field is one line with the nearest name."""
+    from m3cls import TrainConfig, train
+    from m3cls.errors import ConfigError
+
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(40, seed=4)])
+    config = TrainConfig(model_name_or_path=tiny_bert, data_path=data, max_length=32, precision="fp32",
+                         baseline=False, ladder=False, report=False)
+    result = train(config, {"output_dir": str(tmp_path / "m"), "num_train_epochs": 1, "seed": 3})
+    assert result.output_dir == str(tmp_path / "m") and (tmp_path / "m" / "m3cls.json").is_file()
+    with pytest.raises(ConfigError, match=r"not TrainingArguments fields .*: num_train_epoch \(did you mean "
+                                          r"num_train_epochs\?\)"):
+        train(config, {"output_dir": str(tmp_path / "n"), "num_train_epoch": 1})
+    assert not (tmp_path / "n").exists()

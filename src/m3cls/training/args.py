@@ -43,10 +43,40 @@ def cpu_defaults() -> dict:
 
 
 def as_values(args) -> dict[str, Any]:
-    """The constructor values of a TrainingArguments (or a dict of them)."""
+    """The constructor values of a TrainingArguments, or of a dict of some of them (the rest take
+    transformers' defaults, as the command line's do)."""
     if isinstance(args, dict):
-        return dict(args)
+        return {**field_defaults(), **args}
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+
+
+def field_defaults() -> dict[str, Any]:
+    """Each TrainingArguments constructor field's default (what ``m3cls train --help`` shows)."""
+    from transformers import TrainingArguments
+
+    out = {}
+    for f in dataclasses.fields(TrainingArguments):
+        if f.init:
+            factory = f.default_factory  # type: ignore[misc]
+            out[f.name] = factory() if factory is not dataclasses.MISSING else \
+                (None if f.default is dataclasses.MISSING else f.default)
+    return out
+
+
+def check_field_names(args) -> None:
+    """A dict of TrainingArguments values from Python: every key must be a field (one line naming the rest)."""
+    if not isinstance(args, dict):
+        return
+    import difflib
+
+    import transformers
+
+    names = field_defaults()
+    unknown = sorted(set(args) - set(names))
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], names, n=1)
+        raise ConfigError(f"not TrainingArguments fields in transformers {transformers.__version__}: "
+                          f"{', '.join(unknown)}" + (f" (did you mean {near[0]}?)" if near else ""))
 
 
 def build_training_args(args, precision: str, explicit: frozenset[str] = frozenset(), task: str = "single_label",

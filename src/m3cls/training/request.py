@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .args import as_values
+from .args import as_values, check_field_names
 from .config import TrainConfig
 
 
@@ -38,6 +38,7 @@ class TrainRequest:
             -> "TrainRequest":
         """The request, checked (ConfigError names the flag and the fix). ``args``: TrainingArguments or their
         values as a dict (None: transformers' defaults)."""
+        check_field_names(args)
         request = cls(config, as_values(args) if args is not None else {}, frozenset(explicit))
         request.check()
         return request
