@@ -67,7 +67,7 @@ def test_train_calibrate_on_oof_equals_cv_then_calibrate_from_cv(tiny_xlmr, tmp_
     assert main(["cv", "--model_name_or_path", tiny_xlmr, "--data_path", data, "--output_dir", str(cv), *PROBE,
                  "--folds", "4", "--no_report"]) == 0
     assert main(["train", "--model_name_or_path", tiny_xlmr, "--data_path", data, "--validation_path", val,
-                 "--output_dir", str(model), *PROBE, "--no_baseline", "--no_report", "--calibrate_on", "oof",
+                 "--output_dir", str(model), *PROBE, "--no_baseline", "--calibrate_on", "oof",
                  "--calibrate_folds", "4"]) == 0
     capsys.readouterr()
     oof = model / "oof" / "oof_predictions.jsonl"
@@ -88,6 +88,9 @@ def test_train_calibrate_on_oof_equals_cv_then_calibrate_from_cv(tiny_xlmr, tmp_
         np.array([[r["probabilities"][n] for n in names] for r in validation]),
         np.array([names.index(r["label"]) for r in validation])))  # written under the saved temperature
     assert contract["metrics"]["ece"] == held_out["ece_out_of_fold_fitted"]  # the saved model's validation ECE
+    report = (model / "report" / "index.html").read_text()  # the report shows the temperature the model carries
+    assert f"<td>temperature</td><td>1.0000</td><td>{contract['temperature']:.4f}</td>" in report
+    assert f"{held_out['validation_fitted_temperature']:.4f}" not in report
     assert "oof_predictions.jsonl" in (model / "README.md").read_text()
     assert main(["calibrate", "--model_path", str(model), "--from_cv", str(model / "oof")]) == 0
     assert json.load(open(model / "m3cls.json"))["temperature"] == pytest.approx(contract["temperature"])

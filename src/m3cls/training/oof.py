@@ -60,7 +60,7 @@ def _calibrate(request: TrainRequest, prepared, result: TrainResult) -> TrainRes
     from ..metrics.calibration import evaluate_logits
     from ..metrics.classification import softmax
     from .crossval import OOF_FILE, CVSettings, run_cv, write_cv
-    from .save import write_validation_predictions
+    from .save import write_training_report, write_validation_predictions
     from .scoring import metrics_of
 
     folder = os.path.join(result.output_dir, OOF_DIR)
@@ -87,6 +87,10 @@ def _calibrate(request: TrainRequest, prepared, result: TrainResult) -> TrainRes
     contract = contract.with_info(calibration=dict(contract.info["calibration"], validation=held_out),
                                   metrics=dict(result.contract.info["metrics"], **metrics_of(evaluation)))
     save_contract(result.output_dir, contract)
+    if request.config.report:  # its reliability diagram and ECE at the temperature the model now carries
+        evaluation["calibration"] = dict(contract.info["calibration"], temperature=temperature,
+                                         ece_after=evaluation["after"]["ece"])
+        write_training_report(result.output_dir, evaluation, contract)
     write_validation_predictions(result.output_dir, softmax(result.validation_logits, temperature), y_val, names)
     for line in lines:
         logger.info("--calibrate_on oof: %s", line)

@@ -193,7 +193,7 @@ def _write_extras(staging: str, output_dir: str, contract: ModelContract, evalua
                            output_dir, what, type(e).__name__, e)
 
     if evaluation is not None:
-        attempt("report", lambda: _write_report(staging, evaluation, contract))
+        attempt("report", lambda: write_training_report(staging, evaluation, contract))
     if isinstance(validation, list):  # multi-label and regression: the rows as predict writes them
         attempt("validation predictions", lambda: write_validation_rows(staging, validation))
     elif validation is not None:
@@ -202,7 +202,7 @@ def _write_extras(staging: str, output_dir: str, contract: ModelContract, evalua
     attempt("model card", lambda: write_model_card(staging, contract, os.path.basename(os.path.abspath(output_dir))))
 
 
-def _write_report(staging: str, evaluation: dict, contract: ModelContract) -> None:
+def write_training_report(staging: str, evaluation: dict, contract: ModelContract) -> None:
     """The training report: validation scores, the model named by its method beside the baseline of the same
     split, and a boxed warning when validation is too small to mean much."""
     from ..reports.pages import ladder_section
