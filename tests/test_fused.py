@@ -73,3 +73,37 @@ def test_the_fused_block_is_the_exact_gelu_of_the_product(model):
         approximate = torch.nn.functional.gelu(block.dense(x), approximate="tanh")
     assert (exact - approximate).abs().max() > 1e-4
     torch.testing.assert_close(got, exact, rtol=0, atol=1e-5)
+
+
+def test_a_block_that_does_more_than_gelu_of_the_product_is_left_alone():
+    """RoBERTa-PreLayerNorm's intermediate normalizes before ``dense``: fused, it skipped the LayerNorm and changed
+    the logits."""
+    from transformers import RobertaPreLayerNormConfig, RobertaPreLayerNormForSequenceClassification
+
+    torch.manual_seed(0)
+    config = RobertaPreLayerNormConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64, num_labels=3)
+    model = RobertaPreLayerNormForSequenceClassification(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 1)  # logits far from 0, so a skipped LayerNorm shows
+    ids, mask = _inputs(model)
+    with torch.inference_mode():
+        reference = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+    backend = TorchBackend(model, CPU, "fp32", first_token=False)
+    assert backend.fused == 0
+    np.testing.assert_allclose(backend(ids, mask), reference, rtol=0, atol=1e-4)
+
+
+def test_a_deep_copy_of_a_fused_model_falls_back_to_its_own_weights(model):
+    layer = copy.deepcopy(model)
+    fused.fuse_feed_forward_gelu(layer)
+    twin = copy.deepcopy(layer)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.zero_()
+    block = next(m for m in twin.modules() if getattr(m, "_m3cls_fused", False))
+    x = torch.randn(2, 5, model.config.hidden_size)
+    with torch.inference_mode():
+        assert block(x).abs().max() == 0  # fused: the copy's own (zero) weights
+    assert block(x).abs().max() == 0  # gradients wanted: the module's own forward, of the copy, not the original

@@ -149,3 +149,31 @@ def test_calibrate_on_oof_refusals_are_one_line(tiny_bert, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
         assert not out.exists()
+
+
+def test_calibrate_on_oof_pushes_once_after_the_temperature_and_never_a_fold(tiny_bert, tmp_path, monkeypatch):
+    """--push_to_hub with --calibrate_on oof: the final run used to upload before the out-of-fold temperature was
+    saved, and every fold run uploaded its own model too (the folds' requests kept --push_to_hub)."""
+    from m3cls.training import hub, run
+
+    pushes = []
+
+    def take(values):
+        if not values.get("push_to_hub"):
+            return None
+        values["push_to_hub"] = False
+        return "target"
+
+    def push(folder, target):
+        pushes.append((folder, json.load(open(os.path.join(folder, "m3cls.json")))["calibration"].get("source")))
+
+    for module in (hub, run):
+        monkeypatch.setattr(module, "take_hub_target", take)
+        monkeypatch.setattr(module, "push_folder", push)
+    data = write_json(tmp_path / "d.json", _noisy(48, seed=5))
+    out = tmp_path / "m"
+    assert main(["train", "--model_name_or_path", tiny_bert, "--data_path", data, "--output_dir", str(out),
+                 "--max_length", "32", "--precision", "fp32", "--num_train_epochs", "1", "--no_baseline",
+                 "--no_report", "--no_ladder", "--calibrate_on", "oof", "--calibrate_folds", "2",
+                 "--push_to_hub", "--hub_model_id", "me/model"]) == 0
+    assert pushes == [(str(out), "out-of-fold")]

@@ -111,3 +111,16 @@ def test_m3cls_train_keeps_the_gradient_and_learns_the_same(tiny_bert, tmp_path,
     assert levered.get_input_embeddings().sparse is False  # turned off when training ended
     assert probabilities[0] == pytest.approx(probabilities[10 ** 9], abs=1e-4)
     assert max(probabilities[0]) - min(probabilities[0]) > 0.01  # it moved: 100 times the tolerance above
+
+
+def test_the_lever_is_for_one_cpu_process_only():
+    """Off on an accelerator without CUDA (Apple's MPS: no CUDA, yet not the CPU) and under --torch_compile."""
+    from types import SimpleNamespace
+
+    from m3cls.training.trainer import _one_cpu_process
+
+    plain = dict(world_size=1, deepspeed=None, fsdp=[], torch_compile=False, use_cpu=False)
+    assert _one_cpu_process(SimpleNamespace(device=torch.device("cpu"), **plain))
+    assert not _one_cpu_process(SimpleNamespace(device=torch.device("mps"), **plain))
+    assert not _one_cpu_process(SimpleNamespace(device=torch.device("cpu"), **dict(plain, torch_compile=True)))
+    assert not _one_cpu_process(SimpleNamespace(device=torch.device("cpu"), **dict(plain, world_size=2)))

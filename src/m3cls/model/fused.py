@@ -9,8 +9,9 @@ accumulator and rounds once, so its result differs from the unfused bf16 one by 
 (0.016 at 2.8), and from fp32 by float rounding (4e-6); tests/test_fused.py compares logits and labels.
 
 Only where it applies: CPU tensors, no gradient wanted, weights and input in one dtype (not under autocast),
-``intermediate_act_fn`` the exact GELU (``hidden_act="gelu"``: BERT, RoBERTa, XLM-RoBERTa, BGE-M3, MiniLM). Any
-other case runs the module's own forward.
+``intermediate_act_fn`` the exact GELU (``hidden_act="gelu"``: BERT, RoBERTa, XLM-RoBERTa, BGE-M3, MiniLM), and a
+module that computes ``intermediate_act_fn(dense(x))`` and nothing more (not RoBERTa-PreLayerNorm's, which
+normalizes first). Any other case runs the module's own forward.
 """
 
 from __future__ import annotations
@@ -32,14 +33,24 @@ def _exact_gelu(act) -> bool:
     return getattr(act, "act", None) is nn.functional.gelu  # transformers' GELUActivation for hidden_act="gelu"
 
 
-def _fused_forward(own_forward):
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.dense.weight, self.dense.bias
-        if hidden_states.device.type != "cpu" or torch.is_grad_enabled() or hidden_states.dtype != weight.dtype:
-            return own_forward(hidden_states)
-        return torch.ops.mkldnn._linear_pointwise(hidden_states, weight, bias, "gelu", [], "none")
+#: what the module's own forward may touch: ``intermediate_act_fn(dense(x))`` and nothing else (RoBERTa-PreLayerNorm's
+#: intermediate also has a LayerNorm before ``dense``, Timesformer's a dropout after the GELU)
+_PLAIN_FORWARD = {"dense", "intermediate_act_fn"}
 
-    return forward
+
+def _plain_feed_forward(module: nn.Module) -> bool:
+    """``module`` is ``gelu(dense(x))`` exactly: only those two children, and a class forward that uses only them."""
+    code = getattr(type(module).forward, "__code__", None)
+    return code is not None and set(code.co_names) == _PLAIN_FORWARD \
+        and {name for name, _ in module.named_children()} == _PLAIN_FORWARD
+
+
+def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The fused forward; the class's own forward (of this module, also in a deep copy) where it does not apply."""
+    weight, bias = self.dense.weight, self.dense.bias
+    if hidden_states.device.type != "cpu" or torch.is_grad_enabled() or hidden_states.dtype != weight.dtype:
+        return type(self).forward(self, hidden_states)
+    return torch.ops.mkldnn._linear_pointwise(hidden_states, weight, bias, "gelu", [], "none")
 
 
 def fuse_feed_forward_gelu(model: nn.Module) -> int:
@@ -50,8 +61,8 @@ def fuse_feed_forward_gelu(model: nn.Module) -> int:
     for module in model.modules():
         dense = getattr(module, "dense", None)
         if isinstance(dense, nn.Linear) and _exact_gelu(getattr(module, "intermediate_act_fn", None)) \
-                and not getattr(module, "_m3cls_fused", False):
-            module.forward = types.MethodType(_fused_forward(module.forward), module)
+                and _plain_feed_forward(module) and not getattr(module, "_m3cls_fused", False):
+            module.forward = types.MethodType(forward, module)
             module._m3cls_fused = True
             fused += 1
     return fused

@@ -48,10 +48,18 @@ def train_calibrated_on_oof(request: TrainRequest, train_once, prepared=None, ca
     if distributed.world()[1] > 1:
         raise ConfigError("--calibrate_on oof runs in one process; start it without torchrun, or run 'm3cls cv' "
                           "and 'm3cls calibrate --from_cv' after training")
+    from .hub import push_folder, take_hub_target
+
+    values = dict(request.values)
+    hub = take_hub_target(values)  # uploaded once, after the temperature is saved; never by the run or its folds
+    request = request.replace(values=values)
     prepared = prepared or prepare_data(config, request.seed)
     refuse_oof(get_task(prepared.task))  # before any training
     result = train_once(request, prepared, callbacks)  # train_config.yaml keeps calibrate_on: oof
-    return _calibrate(request, prepared, result)
+    result = _calibrate(request, prepared, result)
+    if hub is not None:
+        push_folder(result.output_dir, hub)
+    return result
 
 
 def _calibrate(request: TrainRequest, prepared, result: TrainResult) -> TrainResult:
@@ -68,7 +76,7 @@ def _calibrate(request: TrainRequest, prepared, result: TrainResult) -> TrainRes
     logger.info("--calibrate_on oof: %d folds over the %d training texts", k, len(prepared.train))
     folds = request.replace(config=dict(calibrate_on="validation", validation_path=None, report=False,
                                         baseline=False, ladder=False, overwrite_output_dir=True),
-                            values=dict(output_dir=folder))
+                            values=dict(output_dir=folder, resume_from_checkpoint=None))  # not the run's checkpoint
     cv = run_cv(folds, settings=CVSettings(folds=k), what="--calibrate_on oof", data=prepared.train,
                 labels=prepared.labels)
     write_cv(folder, cv, report=False)

@@ -84,9 +84,11 @@ def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, 
 
 
 def _one_cpu_process(args) -> bool:
-    """One process on the CPU: no DDP, DeepSpeed or FSDP wraps the model, and memory is the CPU's."""
-    on_cpu = args.use_cpu or not torch.cuda.is_available()
-    return on_cpu and args.world_size <= 1 and not args.deepspeed and not args.fsdp
+    """One process on the CPU: no DDP, DeepSpeed or FSDP wraps the model, and memory is the CPU's. The device the
+    Trainer chose, not "no CUDA": an Apple GPU (MPS) or XPU has no CUDA either. Not with ``--torch_compile``:
+    inductor cannot compile the sparse embedding backward and breaks the graph (measured: every frame)."""
+    on_cpu = args.device.type == "cpu"
+    return on_cpu and args.world_size <= 1 and not args.deepspeed and not args.fsdp and not args.torch_compile
 
 
 class _UndoAtEnd(TrainerCallback):
