@@ -37,3 +37,50 @@ def test_a_batch_holds_at_most_the_token_budget_padding_included():
     assert all(len(b) * max(lengths[i] for i in b) <= 4096 for b in batches)
     assert [len(b) for b in length_batches([20] * 40, 32, max_tokens=4096)] == [32, 8]  # short: batch_size texts
     assert length_batches([5000, 4000], 32, max_tokens=4096) == [[0], [1]]  # too long for the budget: alone
+
+
+def test_no_token_cap_when_asked():
+    assert length_batches([512] * 10, 32, max_tokens=0) == [list(range(10))]
+
+
+def _recorded_batches(clf, ids, **kwargs):
+    import numpy as np
+
+    sizes = []
+
+    def forward(batch):
+        sizes.append(len(batch))
+        return np.zeros((len(batch), len(clf.labels)), dtype=np.float32)
+
+    clf._forward = forward
+    clf.logits_from_ids(ids, **kwargs)
+    return sizes
+
+
+def test_the_cap_is_for_the_cpu_only(trained_xlmr):
+    """Measured on CPU cores; a GPU keeps --batch_size texts a batch, and the server runs what it packed."""
+    import types
+
+    from m3cls import Classifier
+
+    clf = Classifier.from_pretrained(trained_xlmr, precision="fp32", batch_size=32)
+    ids = [[5] * 512 for _ in range(10)]
+    assert _recorded_batches(clf, ids) == [8, 2]
+    assert _recorded_batches(clf, ids, max_tokens=0) == [10]
+    clf.backend.device = types.SimpleNamespace(type="cuda")
+    assert _recorded_batches(clf, ids) == [10]
+
+
+def test_the_server_runs_its_packed_batches_uncut(trained_xlmr, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from m3cls import Classifier
+    from m3cls.serving.app import ServeLimits, create_app
+
+    clf = Classifier.from_pretrained(trained_xlmr, precision="fp32")
+    seen = []
+    real = clf.logits_from_ids
+    clf.logits_from_ids = lambda ids, max_tokens=None: seen.append(max_tokens) or real(ids, max_tokens)
+    with TestClient(create_app(clf, ServeLimits())) as client:
+        assert client.post("/predict", json={"texts": ["one text", "another"]}).status_code == 200
+    assert seen[-1] == 0  # the request's batch (the warm-up at start runs through predict)

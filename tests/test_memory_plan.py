@@ -125,3 +125,24 @@ def replace_batch(job: Job, batch: int, checkpointing: bool) -> Job:
     from dataclasses import replace
 
     return replace(job, batch=batch, checkpointing=checkpointing)
+
+
+def test_a_kept_embedding_gradient_lives_through_the_forward_pass(monkeypatch):
+    from dataclasses import replace
+
+    from m3cls.training.memory import kept_embedding_gradient
+
+    shape = replace(BGE_M3, largest=250_002 * 1024)
+    kept = kept_embedding_gradient(shape, {}, on_gpu=False)
+    assert kept == 250_002 * 1024 * 4  # one CPU process: the lever applies
+    assert kept_embedding_gradient(shape, {}, on_gpu=True) == 0
+    assert kept_embedding_gradient(shape, {"torch_compile": True}, on_gpu=False) == 0
+    assert kept_embedding_gradient(replace(shape, largest=30_522 * 1024), {}, on_gpu=False) == 0  # MiniLM's
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert kept_embedding_gradient(shape, {}, on_gpu=False) == 0
+    alone = Job(16, 512, "fp32", False, BGE_M3.params, accumulation=1)  # activations larger than the gradients
+    assert estimate(shape, replace(alone, kept_gradient=kept))["total"] - estimate(shape, alone)["total"] == kept
+    small = replace(alone, checkpointing=True, batch=4)  # activations below the freed gradients: peak at the end
+    assert estimate(shape, replace(small, kept_gradient=kept)) == estimate(shape, small)  # of backward either way
+    accumulating = replace(alone, accumulation=2)  # gradients already live through the forward pass
+    assert estimate(shape, replace(accumulating, kept_gradient=kept)) == estimate(shape, accumulating)

@@ -124,3 +124,28 @@ def test_the_lever_is_for_one_cpu_process_only():
     assert not _one_cpu_process(SimpleNamespace(device=torch.device("mps"), **plain))
     assert not _one_cpu_process(SimpleNamespace(device=torch.device("cpu"), **dict(plain, torch_compile=True)))
     assert not _one_cpu_process(SimpleNamespace(device=torch.device("cpu"), **dict(plain, world_size=2)))
+
+
+def test_the_lever_is_turned_off_when_training_raises(tiny_bert, tmp_path, monkeypatch):
+    from conftest import make_texts, write_json
+    from transformers import TrainerCallback, TrainingArguments
+
+    from m3cls import TrainConfig, train
+    from m3cls.training import levers
+
+    class Boom(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            raise RuntimeError("boom")  # a pruned trial or an error, mid-run
+
+    data = write_json(tmp_path / "d.json", [{"text": t, "label": y} for t, y in make_texts(24, seed=2)])
+    models = []
+    real = levers.keep_embedding_gradient
+    monkeypatch.setattr(levers, "keep_embedding_gradient",
+                        lambda model, min_rows=None: models.append(model) or real(model, 0))
+    args = TrainingArguments(output_dir=str(tmp_path / "m"), num_train_epochs=1, per_device_train_batch_size=8,
+                             report_to="none")
+    with pytest.raises(RuntimeError, match="boom"):
+        train(TrainConfig(model_name_or_path=tiny_bert, data_path=data, max_length=32, precision="fp32",
+                          baseline=False, ladder=False, report=False), args, callbacks=(Boom(),))
+    embedding = models[0].get_input_embeddings()
+    assert embedding.sparse is False and not embedding.weight._post_accumulate_grad_hooks

@@ -36,7 +36,9 @@ def bar_safe_logging() -> Iterator[None]:
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The flags that load a Classifier, shared by predict, evaluate, calibrate and serve."""
     p.add_argument("--model_path", required=True, help="model folder from 'm3cls train' or a checkpoint folder")
-    p.add_argument("--batch_size", type=int, default=32, help="texts per model batch")
+    p.add_argument("--batch_size", type=int, default=32,
+                   help="at most this many texts per model batch; on a CPU a batch also holds at most 4,096 tokens, "
+                        "padding included (faster there; 'serve' batches by --max_batch_tokens instead)")
     p.add_argument("--max_length", type=int, default=None, help="tokens per text (default: the value saved at "
                                                                  "training)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -82,16 +82,16 @@ class Prediction:
 BATCH_MIN_TOKENS = 1024
 #: ... and when the next text would be padded by more than this share of the batch's longest
 BATCH_MAX_PADDING = 0.15
-#: a batch never holds more than this many tokens, padding included: at 512 tokens, 8 texts per batch ran 1.10x
-#: (BGE-M3's shape) and 1.22x (MiniLM) the texts/s of 32 per batch, in bf16 on 2 AMX cores
-#: (docs/benchmarks/bge-m3.md, "Batch size"); short texts still go 32 at a time
+#: on a CPU, a batch never holds more than this many tokens, padding included: at 512 tokens, 8 texts per batch
+#: ran 1.10x (BGE-M3's shape) and 1.22x (MiniLM) the texts/s of 32 per batch, in bf16 on 2 AMX cores
+#: (docs/benchmarks/bge-m3.md); short texts still go 32 at a time. Not measured on a GPU: no cap there
 BATCH_MAX_TOKENS = 4096
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, min_tokens: int = BATCH_MIN_TOKENS,
                    max_padding: float = BATCH_MAX_PADDING, max_tokens: int = BATCH_MAX_TOKENS) -> list[list[int]]:
     """Indices in batches, longest first: at most ``batch_size`` texts and ``max_tokens`` padded tokens (a text
-    longer than that goes alone), and a new batch where padding would waste.
+    longer than that goes alone; 0: no token cap), and a new batch where padding would waste.
 
     Padding costs full price on a large encoder: 24 BBC texts (mean 373 tokens) in one batch padded to 512 spent
     27 % of BGE-M3's prediction time on padding (docs/benchmarks/bge-m3.md). Once a batch holds ``min_tokens``
@@ -107,7 +107,8 @@ def length_batches(lengths: Sequence[int], batch_size: int, min_tokens: int = BA
     tokens = 0
     for i in order:
         current = batches[-1] if batches else None
-        if current is None or len(current) == batch_size or (len(current) + 1) * lengths[current[0]] > max_tokens \
+        if current is None or len(current) == batch_size or max_tokens and (len(current) + 1) * lengths[current[0]] \
+                > max_tokens \
                 or (tokens >= min_tokens and lengths[i] < (1 - max_padding) * lengths[current[0]]):
             batches.append([i])
             tokens = lengths[i]
@@ -221,10 +222,15 @@ class Classifier:
             mask[row, : len(ids)] = 1
         return self.backend(input_ids, mask)
 
-    def logits_from_ids(self, ids: list[list[int]]) -> np.ndarray:
-        """Logits for token id lists, batched longest-first (:func:`length_batches`), in the given order."""
+    def logits_from_ids(self, ids: list[list[int]], max_tokens: int | None = None) -> np.ndarray:
+        """Logits for token id lists, batched longest-first (:func:`length_batches`), in the given order.
+        ``max_tokens``: padded tokens a batch may hold (None: :data:`BATCH_MAX_TOKENS` on a CPU, no cap on a
+        GPU; 0: no cap, as the server runs the batches it packed itself)."""
+        if max_tokens is None:
+            device = getattr(self.backend, "device", None)  # the ONNX backend runs on the CPU
+            max_tokens = BATCH_MAX_TOKENS if device is None or getattr(device, "type", "cpu") == "cpu" else 0
         result = np.empty((len(ids), len(self.labels)), dtype=np.float32)
-        for chosen in length_batches([len(x) for x in ids], self.batch_size):
+        for chosen in length_batches([len(x) for x in ids], self.batch_size, max_tokens=max_tokens):
             result[chosen] = self._forward([ids[i] for i in chosen])
         return result
 

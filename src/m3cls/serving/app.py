@@ -23,6 +23,7 @@ Example::
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import math
@@ -120,7 +121,9 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     from .metrics import ServeMetrics
 
     budget = batch_token_budget(limits.max_batch_tokens, classifier.max_length)
-    batcher = MicroBatcher(classifier.logits_from_ids, limits.max_batch_size, limits.max_wait_ms,
+    # the batcher packs batches by --max_batch_tokens and --max_batch_size; they run as packed
+    batcher = MicroBatcher(functools.partial(classifier.logits_from_ids, max_tokens=0), limits.max_batch_size,
+                           limits.max_wait_ms,
                            limits.max_queue, enabled=limits.micro_batching, max_batch_tokens=budget)
     state = ServeState()
     metrics = ServeMetrics(lambda: batcher.queue_depth, lambda: batcher.queued_texts, lambda: state.in_flight)

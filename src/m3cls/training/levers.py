@@ -48,7 +48,7 @@ def keep_embedding_gradient(model: torch.nn.Module, min_rows: int | None = None)
     handle = weight.register_post_accumulate_grad_hook(densify)
     embedding.sparse = True
 
-    def undo() -> None:
+    def undo() -> None:  # may be called more than once
         embedding.sparse = False
         handle.remove()
         kept.clear()

@@ -72,6 +72,7 @@ class Job:
     fused_attention: bool = True
     runtime: int = 0  # bytes the process holds before the model is loaded
     accumulation: int = 1  # gradient accumulation steps: above 1, gradients live through the next forward pass
+    kept_gradient: int = 0  # bytes of gradient kept between steps (m3cls.training.levers: the word embeddings')
 
 
 def estimate(shape: ModelShape, job: Job) -> dict[str, int]:
@@ -93,8 +94,9 @@ def estimate(shape: ModelShape, job: Job) -> dict[str, int]:
              "gradients": job.trainable * 4, "optimizer": job.trainable * 8, "activations": activations,
              "temporaries": 3 * tokens * shape.intermediate * 4 + (shape.largest * 4 if accumulating else 0)}
     total = sum(parts.values())
-    if not accumulating:  # gradients are freed after each step: they grow while the activations are released
-        total -= min(parts["gradients"], parts["activations"])
+    if not accumulating:  # gradients are freed after each step: they grow while the activations are released,
+        # except a gradient kept for the run, which lives through the forward pass
+        total -= min(parts["gradients"] - job.kept_gradient, parts["activations"])
     parts["total"] = total
     return parts
 
@@ -247,6 +249,15 @@ def _first(config, names: tuple[str, ...]) -> int | None:
     return next((int(getattr(config, n)) for n in names if isinstance(getattr(config, n, None), int)), None)
 
 
+def kept_embedding_gradient(shape: ModelShape, values: dict, on_gpu: bool) -> int:
+    """Bytes of the word embeddings' gradient :mod:`m3cls.training.levers` keeps for the run: where the lever
+    applies (one CPU process, no ``--torch_compile``, a trainable vocabulary of at least ``MIN_ROWS`` rows)."""
+    from .levers import MIN_ROWS
+
+    one_cpu = not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not values.get("torch_compile")
+    return shape.largest * 4 if one_cpu and shape.largest >= MIN_ROWS * shape.hidden else 0
+
+
 def plan_training_memory(config, values: dict, precision: str, on_gpu: bool) -> MemoryPlan | None:
     """Plan ``config``'s fine-tuning before its data is read; updates ``values`` (batch, accumulation,
     checkpointing) in place when the plan changes them. None when off, or for runs it cannot plan."""
@@ -269,7 +280,8 @@ def plan_training_memory(config, values: dict, precision: str, on_gpu: bool) -> 
     job = Job(int(values.get("per_device_train_batch_size") or 8), config.max_length,
               precision if precision in ("bf16", "fp16") else "fp32", bool(values.get("gradient_checkpointing")),
               trainable, fused_attention=dropout == 0, runtime=current_rss() + DATA_ALLOWANCE,
-              accumulation=int(values.get("gradient_accumulation_steps") or 1))
+              accumulation=int(values.get("gradient_accumulation_steps") or 1),
+              kept_gradient=kept_embedding_gradient(shape, values, on_gpu))
     budget, device = device_budget(on_gpu)
     plan = decide(shape, job, budget, device)
     # a plan that changes nothing is in m3cls.json and the end-of-training line; only a change is news up front

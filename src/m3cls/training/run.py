@@ -168,7 +168,11 @@ def train_interruptibly(trainer, args, callbacks: tuple = ()):
     with stop_on_sigint() as interrupt:
         for callback in (interrupt, *callbacks):
             trainer.add_callback(callback)
-        output = trainer.train(resume_from_checkpoint=resume_path(args))
+        try:
+            output = trainer.train(resume_from_checkpoint=resume_path(args))
+        finally:  # training levers off even when training raised (a pruned trial, an error)
+            for undo in getattr(trainer, "m3cls_undo", ()):
+                undo()
     if interrupt.requested:
         raise TrainingInterrupted(f"interrupted at step {trainer.state.global_step}; a checkpoint was saved in "
                                   f"{args.output_dir} -- resume with the same command plus "

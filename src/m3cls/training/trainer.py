@@ -80,6 +80,7 @@ def build_trainer(model, args, tokenizer, train_set, val_set, labels: LabelSet, 
         if undo is not None:
             logger.debug("the word-embedding gradient is kept in one buffer (m3cls.training.levers)")
             trainer.add_callback(_UndoAtEnd(undo))
+            trainer.m3cls_undo = [undo]  # also called by train_interruptibly when training raises
     return trainer
 
 
