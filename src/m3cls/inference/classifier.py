@@ -149,6 +149,9 @@ class Classifier:
         self.temperature = check_temperature(contract.temperature)
         self.thresholds = label_thresholds(contract, threshold)
         self.batch_size = batch_size
+        #: padded tokens a prediction batch may hold: None chooses by device (:meth:`logits_from_ids`), 0 is no
+        #: cap (a server that packs its own batches sets it)
+        self.batch_tokens: int | None = None
         self.long_text = long_text
         if long_text == "chunks":
             self.encoder.check_windows()
@@ -224,8 +227,10 @@ class Classifier:
 
     def logits_from_ids(self, ids: list[list[int]], max_tokens: int | None = None) -> np.ndarray:
         """Logits for token id lists, batched longest-first (:func:`length_batches`), in the given order.
-        ``max_tokens``: padded tokens a batch may hold (None: :data:`BATCH_MAX_TOKENS` on a CPU, no cap on a
-        GPU; 0: no cap, as the server runs the batches it packed itself)."""
+        ``max_tokens``: padded tokens a batch may hold (None: :attr:`batch_tokens`, whose None means
+        :data:`BATCH_MAX_TOKENS` on a CPU and no cap on a GPU; 0: no cap)."""
+        if max_tokens is None:
+            max_tokens = self.batch_tokens
         if max_tokens is None:
             device = getattr(self.backend, "device", None)  # the ONNX backend runs on the CPU
             max_tokens = BATCH_MAX_TOKENS if device is None or getattr(device, "type", "cpu") == "cpu" else 0

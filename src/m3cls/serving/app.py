@@ -23,7 +23,6 @@ Example::
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import logging
 import math
@@ -121,9 +120,8 @@ def create_app(classifier, limits: ServeLimits = ServeLimits(), api_key: str | N
     from .metrics import ServeMetrics
 
     budget = batch_token_budget(limits.max_batch_tokens, classifier.max_length)
-    # the batcher packs batches by --max_batch_tokens and --max_batch_size; they run as packed
-    batcher = MicroBatcher(functools.partial(classifier.logits_from_ids, max_tokens=0), limits.max_batch_size,
-                           limits.max_wait_ms,
+    classifier.batch_tokens = 0  # the batcher packs by --max_batch_tokens and --max_batch_size: run as packed
+    batcher = MicroBatcher(classifier.logits_from_ids, limits.max_batch_size, limits.max_wait_ms,
                            limits.max_queue, enabled=limits.micro_batching, max_batch_tokens=budget)
     state = ServeState()
     metrics = ServeMetrics(lambda: batcher.queue_depth, lambda: batcher.queued_texts, lambda: state.in_flight)
