@@ -183,8 +183,9 @@ def share(rate_flops: float, peak_tflops: float) -> str:
     return f"{rate_flops / 1e12:.3f} TFLOP/s = {rate_flops / 1e12 / peak_tflops:.0%} of {peak_tflops:.3f}"
 
 
-def measure(a: argparse.Namespace, workdir: str) -> dict:
-    """Every figure, each in a fresh process; returns them with the arithmetic behind each share of peak."""
+def setup(a: argparse.Namespace, workdir: str) -> tuple:
+    """The peak (``peak.py``, median of 10), the model, the test texts written out, their token counts, and the
+    worker arguments every prediction row shares."""
     peak = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "peak.py"), "--json", "--repeats", "10"],
                                      capture_output=True, text=True, check=True).stdout.splitlines()[-1])
     print(f"peak: {json.dumps(peak)}", flush=True)
@@ -192,8 +193,13 @@ def measure(a: argparse.Namespace, workdir: str) -> dict:
     pairs = bbc_sets(False)[: a.texts]
     test = write_jsonl(os.path.join(workdir, "test.jsonl"), pairs)
     tokens = token_lengths([t for t, _ in pairs], 512)
+    return peak, model, pairs, tokens, {"model": model, "test": test, "max_length": 512}
+
+
+def measure(a: argparse.Namespace, workdir: str) -> dict:
+    """Every figure, each in a fresh process; returns them with the arithmetic behind each share of peak."""
+    peak, model, pairs, tokens, common = setup(a, workdir)
     fwd = sum(forward_flops(n, SHAPE) for n in tokens)
-    common = {"model": model, "test": test, "max_length": 512}
     results: dict = {"peak": peak, "texts": len(pairs), "mean_tokens": sum(tokens) / len(tokens),
                      "forward_flops_per_text": fwd / len(tokens)}
     rows = {"m3cls default": ("m3cls_predict", {}), "m3cls fp32": ("m3cls_predict", {"flags": ["--precision", "fp32"]}),
@@ -210,7 +216,7 @@ def measure(a: argparse.Namespace, workdir: str) -> dict:
                                                      out=os.path.join(workdir, "ort.jsonl"), keep_labels=True)
         except SystemExit as e:  # a 2.3 GB graph: say what happened rather than stop the run
             results["onnxruntime fp32"] = {"error": str(e)[-400:]}
-    results["probe"] = run_own("probe", model=model, test=test)
+    results["probe"] = run_own("probe", model=model, test=common["test"])
     text = long_text(12000, tokens=8192)  # 8,192 tokens read whole, or as windows of 510 (16 full, 1 of 30)
     for mode in ("truncate", "chunks"):
         results[f"8192 {mode}"] = run_own("long", model=model, text=text, mode=mode)
@@ -291,15 +297,8 @@ def prediction(a: argparse.Namespace, workdir: str) -> dict:
     now batches 512-token texts) in bf16 and fp32, each in a fresh process, interleaved, median of ``--runs``."""
     from speed import interleaved
 
-    peak = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "peak.py"), "--json", "--repeats", "10"],
-                                     capture_output=True, text=True, check=True).stdout.splitlines()[-1])
-    print(f"peak: {json.dumps(peak)}", flush=True)
-    model = build_model(os.path.join(workdir, "model"))
-    pairs = bbc_sets(False)[: a.texts]
-    test = write_jsonl(os.path.join(workdir, "test.jsonl"), pairs)
-    tokens = token_lengths([t for t, _ in pairs], 512)
+    peak, model, pairs, tokens, common = setup(a, workdir)
     per_text = sum(forward_flops(n, SHAPE) for n in tokens) / len(tokens)
-    common = {"model": model, "test": test, "max_length": 512}
     rows = {"m3cls default (bf16 weights)": ("m3cls_predict", dict(common, out=os.path.join(workdir, "m.jsonl"))),
             "pipeline bf16, batch 32": ("pipeline_predict", dict(common, precision="bf16", out=os.path.join(workdir, "p.jsonl"))),
             "pipeline bf16, batch 8": ("pipeline_predict", dict(common, precision="bf16", batch=8, out=os.path.join(workdir, "p.jsonl"))),
