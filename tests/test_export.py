@@ -90,3 +90,27 @@ def test_predict_with_the_onnx_backend_through_the_cli(exported, tmp_path, capsy
     assert "is an ONNX export; add --backend onnx" in capsys.readouterr().err
     assert main(["export", "--model_path", exported.replace("model-onnx", "nothing"), "--output",
                  str(tmp_path / "o")]) == 2
+
+
+def test_a_large_graph_keeps_its_weights_in_one_file_beside_it(trained_xlmr, tmp_path, monkeypatch):
+    """BGE-M3 in fp32 (2.27 GB) is over protobuf's 2 GiB: the threshold set to 0 sends a tiny model the same
+    way. One data file per graph, no torch leftovers, and the same answers as torch and the plain export."""
+    from m3cls import Classifier
+    from m3cls.export import onnx as onnx_export
+    from m3cls.metrics.classification import softmax
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)
+    out = tmp_path / "large"
+    assert main(["export", "--model_path", trained_xlmr, "--output", str(out), "--quantize", "int8"]) == 0
+    names = set(os.listdir(out))
+    assert {"model.onnx", "model.onnx.data", "model.int8.onnx", "model.int8.onnx.data"} <= names
+    assert not {"torch-export"} & names and not any(n.startswith("onnx__") for n in names)
+    assert os.path.getsize(out / "model.onnx") < os.path.getsize(out / "model.onnx.data") / 3  # weights outside
+    info = json.load(open(out / "m3cls.json"))["onnx"]
+    assert info["external_data"] is True and "model.onnx.data" in info["files"]
+    texts = [t for t, _ in make_texts(60, seed=22)]
+    reference = Classifier.from_pretrained(trained_xlmr, precision="fp32").logits(texts)
+    fp32 = Classifier.from_pretrained(str(out), backend="onnx", onnx_file="model.onnx").logits(texts)
+    assert np.abs(softmax(fp32) - softmax(reference)).max() < 1e-3
+    int8 = Classifier.from_pretrained(str(out), backend="onnx").logits(texts)
+    assert (int8.argmax(1) == reference.argmax(1)).mean() >= 0.95

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
+import warnings
 
 from ..errors import ConfigError, DataError, OutputError
 from ..files import check_replaceable, require, staged_folder
@@ -28,8 +30,14 @@ from ..model.contract import CONTRACT_FILE, derive_contract, write_contract
 from ..model.folder import ModelFolder
 from ..model.tokens import TextEncoder
 from ..tasks.labels import LabelSet
+from .graph import data_file, save_graph
 
 CALIBRATION_BATCH = 8
+#: a graph whose weights pass this many bytes keeps them in one file beside it, ``model.onnx.data`` (protobuf,
+#: which holds an ONNX file, stops at 2 GiB: BGE-M3 in fp32 is 2.27 GB)
+EXTERNAL_DATA_BYTES = 1_800_000_000
+#: where torch writes its raw graph inside the staging folder (a large one as one file per weight); removed after
+RAW_EXPORT_DIR = "torch-export"
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +85,9 @@ def export_onnx(model_path: str, output_dir: str, quantize: str | None = None, o
 
             feeds = calibration_feeds(TextEncoder.from_contract(tokenizer, contract), texts, tokenizer.pad_token_id)
             onnx_info["int8"] = quantize_static_int8(os.path.join(staging, FP32_FILE),
-                                                     os.path.join(staging, INT8_FILE), feeds, int8_format)
-            onnx_info["files"].append(INT8_FILE)
+                                                     os.path.join(staging, INT8_FILE), feeds, int8_format,
+                                                     large=onnx_info["external_data"])
+            onnx_info["files"] += [INT8_FILE] + ([data_file(INT8_FILE)] if onnx_info["external_data"] else [])
             onnx_info.update(file=INT8_FILE, quantize="int8")
         write_contract(staging, contract.with_info(onnx=onnx_info))
     logger.info("exported %s to %s (%s)", model_path, output_dir, ", ".join(onnx_info["files"]))
@@ -99,9 +108,12 @@ def export_pooled_encoder(module, tokenizer, folder: str, opset: int = 17) -> st
 
     _need("onnx")
     with staged_folder(folder) as staging:
-        _write_onnx(module, tokenizer, staging, opset, True)
-        quantize_dynamic_int8(os.path.join(staging, FP32_FILE), os.path.join(staging, INT8_FILE))
-        os.remove(os.path.join(staging, FP32_FILE))  # only the int8 graph runs
+        info = _write_onnx(module, tokenizer, staging, opset, True)
+        quantize_dynamic_int8(os.path.join(staging, FP32_FILE), os.path.join(staging, INT8_FILE),
+                              large=info["external_data"])
+        for name in (FP32_FILE, data_file(FP32_FILE)):  # only the int8 graph runs
+            if os.path.exists(os.path.join(staging, name)):
+                os.remove(os.path.join(staging, name))
     return os.path.join(folder, INT8_FILE)
 
 
@@ -159,20 +171,36 @@ def _write_onnx(model, tokenizer, staging: str, opset: int, optimize: bool) -> d
 
     sample = tokenizer(["an example text for export", "another"], padding=True, return_tensors="pt")
     axes = {0: "batch", 1: "sequence"}
-    with torch.no_grad():
-        torch.onnx.export(LogitsOnly(model), (sample["input_ids"], sample["attention_mask"]),
-                          os.path.join(staging, FP32_FILE), input_names=["input_ids", "attention_mask"],
+    raw_dir = os.path.join(staging, RAW_EXPORT_DIR)
+    os.makedirs(raw_dir)
+    raw, final = os.path.join(raw_dir, FP32_FILE), os.path.join(staging, FP32_FILE)
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer's notes on Python booleans and opset 17's advanced indexing: about the tracing, not the model
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+        torch.onnx.export(LogitsOnly(model), (sample["input_ids"], sample["attention_mask"]), raw,
+                          input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes={"input_ids": axes, "attention_mask": axes,
                                                                  "logits": {0: "batch"}},
                           opset_version=opset, dynamo=False, do_constant_folding=True)
-    fused = optimize_graph(os.path.join(staging, FP32_FILE), model.config) if optimize else None
+    large = sum(os.path.getsize(os.path.join(raw_dir, f)) for f in os.listdir(raw_dir)) > EXTERNAL_DATA_BYTES
+    fused = optimize_graph(raw, model.config, final, large) if optimize else None
+    if not os.path.exists(final):  # not optimized: the raw graph, its weights in one file when large
+        import onnx
+
+        save_graph(onnx.load(raw), final, large)
+    shutil.rmtree(raw_dir)
     tokenizer.save_pretrained(staging)
     model.config.save_pretrained(staging)
-    return {"file": FP32_FILE, "files": [FP32_FILE], "opset": opset, "quantize": None, "fused": fused}
+    files = [FP32_FILE] + ([data_file(FP32_FILE)] if large else [])
+    return {"file": FP32_FILE, "files": files, "opset": opset, "quantize": None, "fused": fused,
+            "external_data": large}
 
 
-def optimize_graph(path: str, config) -> dict | None:
-    """Fuse attention/LayerNorm/GELU in place with onnxruntime's transformer optimizer (BERT-family models)."""
+def optimize_graph(path: str, config, target: str | None = None, large: bool = False) -> dict | None:
+    """Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer (BERT-family models), into
+    ``target`` (default: in place); ``large`` keeps the weights in one file beside it. None, and nothing
+    written, for other model types."""
     _need("onnxruntime")
     from onnxruntime.transformers import optimizer
 
@@ -185,7 +213,9 @@ def optimize_graph(path: str, config) -> dict | None:
     root.setLevel(logging.WARNING)
     try:
         optimized = optimizer.optimize_model(path, model_type="bert", num_heads=heads, hidden_size=hidden)
-        optimized.save_model_to_file(path)
+        if large and target and os.path.exists(os.path.join(os.path.dirname(target), data_file(target))):
+            os.remove(os.path.join(os.path.dirname(target), data_file(target)))
+        optimized.save_model_to_file(target or path, use_external_data_format=large, all_tensors_to_one_file=True)
         stats = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     finally:
         root.setLevel(level)

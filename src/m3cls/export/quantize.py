@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..files import require
+from .graph import save_graph
 
 logger = logging.getLogger(__name__)
 
@@ -45,23 +46,24 @@ def resolve_int8_format(requested: str = "auto") -> str:
     return int8_format() if requested == "auto" else requested
 
 
-def quantize_static_int8(fp32_path: str, int8_path: str, batches: Iterable[dict], fmt: str = "auto") -> dict:
+def quantize_static_int8(fp32_path: str, int8_path: str, batches: Iterable[dict], fmt: str = "auto",
+                         large: bool = False) -> dict:
     """Write ``int8_path``: the dynamic int8 graph of ``fp32_path`` with scales calibrated on ``batches``.
 
     ``batches`` yields onnxruntime feeds (``input_ids``, ``attention_mask`` int64 arrays); ``fmt`` is one of
     :data:`INT8_FORMATS`. Returns a summary for ``m3cls.json``: the format, how many activations were
-    calibrated, on how many texts.
+    calibrated, on how many texts. ``large``: the graphs keep their weights in a file beside them (over 2 GiB).
     """
     onnx = require("onnx", "onnx", "int8 quantization")
     fmt = resolve_int8_format(fmt)
-    quantize_dynamic_int8(fp32_path, int8_path, fmt)
+    quantize_dynamic_int8(fp32_path, int8_path, fmt, large=large)
     model = onnx.load(int8_path)
     nodes = [n for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
-    ranges, texts = _calibrate(fp32_path, [n.input[0] for n in nodes], batches)
+    ranges, texts = _calibrate(fp32_path, [n.input[0] for n in nodes], batches, large)
     if texts == 0:
         raise ValueError("no calibration texts")
     _make_static(model, nodes, ranges)
-    onnx.save(model, int8_path)
+    save_graph(model, int8_path, large)
     logger.info("int8: %d activation scales calibrated on %d texts; %s", len(nodes), texts, format_note(fmt))
     return {"activations": "static uint8, calibrated (min/max)", "calibrated_tensors": len(nodes),
             "calibration_texts": texts, "weights": "int8" if fmt == "u8s8" else "uint8", "format": fmt,
@@ -78,7 +80,7 @@ def format_note(fmt: str) -> str:
     return f"weights uint8 (u8u8): no 16-bit saturation on CPUs without VNNI (AVX2-only); {here}"
 
 
-def quantize_dynamic_int8(source: str, target: str, fmt: str = "auto") -> None:
+def quantize_dynamic_int8(source: str, target: str, fmt: str = "auto", large: bool = False) -> None:
     """Dynamic int8 (weights 8-bit, activation scales taken per input at run time) through onnxruntime.
 
     ``fmt``: u8s8 (int8 weights) or u8u8 (uint8 weights); ``auto`` is the accurate one on this CPU.
@@ -93,14 +95,17 @@ def quantize_dynamic_int8(source: str, target: str, fmt: str = "auto") -> None:
     try:
         # fused contrib ops defeat shape inference; their outputs are float
         weights = QuantType.QInt8 if resolve_int8_format(fmt) == "u8s8" else QuantType.QUInt8
-        quantize_dynamic(source, target, weight_type=weights,
+        quantize_dynamic(source, target, weight_type=weights, use_external_data_format=large,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
 
 
-def _calibrate(fp32_path: str, names: list[str], batches: Iterable[dict]) -> tuple[dict, int]:
+def _calibrate(fp32_path: str, names: list[str], batches: Iterable[dict], large: bool = False) \
+        -> tuple[dict, int]:
     """Min and max of each named tensor over all batches, and the number of texts seen."""
+    import tempfile
+
     import onnx
     import onnxruntime as ort
 
@@ -111,7 +116,17 @@ def _calibrate(fp32_path: str, names: list[str], batches: Iterable[dict]) -> tup
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory() as folder:
+        if large:  # over protobuf's 2 GiB in memory: through a file with its weights beside it
+            path = os.path.join(folder, "calibration.onnx")
+            save_graph(model, path, True)
+            return _ranges(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]), names, batches)
+        return _ranges(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]),
+                       names, batches)
+
+
+def _ranges(session, names: list[str], batches: Iterable[dict]) -> tuple[dict, int]:
+    """Run ``session`` over ``batches``: each named output's min and max, and the texts seen."""
     wanted = list(dict.fromkeys(names))
     inputs = {i.name for i in session.get_inputs()}
     low = {n: np.inf for n in wanted}
