@@ -109,20 +109,25 @@ def _calibrate(fp32_path: str, names: list[str], batches: Iterable[dict], large:
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(fp32_path)
+    model = onnx.load(fp32_path, load_external_data=not large)
     present = {o.name for o in model.graph.output}
     for name in dict.fromkeys(names):
         if name not in present:
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    with tempfile.TemporaryDirectory() as folder:
-        if large:  # over protobuf's 2 GiB in memory: through a file with its weights beside it
-            path = os.path.join(folder, "calibration.onnx")
-            save_graph(model, path, True)
-            return _ranges(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]), names, batches)
+    if not large:
         return _ranges(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]),
                        names, batches)
+    # over protobuf's 2 GiB: the graph with the extra outputs goes beside the fp32 graph and reads the same
+    # weights file (its tensors still point there), so the 2 GB of weights are neither loaded here nor copied
+    handle, path = tempfile.mkstemp(suffix=".calibration.onnx", dir=os.path.dirname(os.path.abspath(fp32_path)))
+    os.close(handle)
+    try:
+        onnx.save_model(model, path)
+        return _ranges(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]), names, batches)
+    finally:
+        os.remove(path)
 
 
 def _ranges(session, names: list[str], batches: Iterable[dict]) -> tuple[dict, int]:
