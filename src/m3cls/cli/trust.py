@@ -55,10 +55,11 @@ def load_labelled(a: argparse.Namespace, policy: BadRecords | None = None):
 
 
 def _labelled_logits(a: argparse.Namespace, policy: BadRecords | None = None):
-    """Load the model once, read the labelled file, and return (classifier, logits, label ids, texts, record positions)."""
+    """Load the model once, read the labelled file, and return (classifier, logits, label ids, texts, record
+    positions, each text's unknown-token share): the texts are tokenized once."""
     clf, texts, y_true, positions = load_labelled(a, policy)
-    logits, _ = clf.logits_and_chunks(texts)
-    return clf, logits, y_true, texts, positions
+    logits, shares = clf.logits_and_shares(texts)
+    return clf, logits, y_true, texts, positions, shares
 
 
 def _read_labelled(path: str, options, policy: BadRecords | None, task: str | None = None):
@@ -117,7 +118,7 @@ def cmd_evaluate(argv: list[str]) -> int:
     check_writable(a.output)
     check_writable(a.predictions)
     policy = BadRecords.from_args(a, a.data_path)
-    clf, logits, y_true, texts, positions = _labelled_logits(a, policy)
+    clf, logits, y_true, texts, positions, shares = _labelled_logits(a, policy)
     columns = check_slice_flags(a, clf.contract.task)
     evaluation = evaluation_of(clf, logits, y_true)
     sliced = evaluate_slices(a, columns, clf, logits, y_true, texts, positions)
@@ -132,7 +133,7 @@ def cmd_evaluate(argv: list[str]) -> int:
     if policy.skipping:
         print(f"m3cls evaluate: {policy.summary('evaluated')}", file=sys.stderr)
     tally = UnknownTally()
-    for share in clf.unknown_token_shares(texts):
+    for share in shares:
         tally.add(None, share)
     warning = tally.warning(training_unknown_share(clf.contract.info), "evaluated records")
     if warning:
@@ -189,7 +190,7 @@ def cmd_calibrate(argv: list[str]) -> int:
     if a.aggregate is not None or a.report:
         raise ConfigError("--aggregate and --report go with --positive_label and a --target_* (or "
                           "--abstain_below); plain 'm3cls calibrate' refits the temperature only")
-    clf, logits, y_true, _, _ = _labelled_logits(a)
+    clf, logits, y_true, _, _, _ = _labelled_logits(a)
     contract, lines = fit_temperature(clf, logits, y_true, a.data_path)
     save_contract(a.model_path, contract)
     print("\n".join(lines))

@@ -243,6 +243,12 @@ class Classifier:
         """Raw logits, one row per text, in input order."""
         return self.logits_and_chunks(texts)[0]
 
+    def logits_and_shares(self, texts: Sequence[str]) -> tuple[np.ndarray, list[float]]:
+        """:meth:`logits`, and each text's unknown-token share from the same pass of the tokenizer."""
+        encoded = self.encode_texts(texts)
+        logits, _ = self._documents(encoded, self.logits_from_ids(self.model_inputs(encoded)))
+        return logits, [item.unknown_share for item in encoded]
+
     def logits_and_chunks(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """Logits per text (per document, windows aggregated) and the number of windows each used."""
         encoded = self.encode_texts(texts)
