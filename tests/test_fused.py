@@ -107,3 +107,29 @@ def test_a_deep_copy_of_a_fused_model_falls_back_to_its_own_weights(model):
     with torch.inference_mode():
         assert block(x).abs().max() == 0  # fused: the copy's own (zero) weights
     assert block(x).abs().max() == 0  # gradients wanted: the module's own forward, of the copy, not the original
+
+
+def test_plain_linears_run_with_their_bias_fused_and_give_the_same_logits(model):
+    ids, mask = _inputs(model, seed=2)
+    with torch.inference_mode():
+        reference = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+    backend = TorchBackend(copy.deepcopy(model), CPU, "fp32", first_token=False)
+    plain = [m for m in backend.model.modules() if type(m) is torch.nn.Linear]
+    assert backend.fused_linears == len(plain) > 0
+    assert all(getattr(m, "_m3cls_fused", False) for m in plain)
+    np.testing.assert_allclose(backend(ids, mask), reference, rtol=0, atol=2e-5)
+
+
+def test_a_linear_subclass_and_a_gradient_keep_their_own_forward(model):
+    class Adapter(torch.nn.Linear):  # a quantized or adapter layer: its forward is not F.linear
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), Adapter(4, 4))
+    assert fused.fuse_linears(net) == 1 and not getattr(net[1], "_m3cls_fused", False)
+    x = torch.randn(2, 4, requires_grad=True)
+    net(x).sum().backward()  # gradients wanted: the class's own forward
+    assert x.grad is not None
+    with torch.inference_mode():
+        torch.testing.assert_close(net[0](x.detach()), torch.nn.functional.linear(x.detach(), net[0].weight,
+                                                                                  net[0].bias))

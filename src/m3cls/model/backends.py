@@ -34,7 +34,8 @@ class TorchBackend:
     - ``first_token``: the last encoder layer runs for the first token only (:mod:`m3cls.model.first_token`), the
       one position a BERT-family classifier reads.
     - on a CPU without autocast, the feed-forward block's first product and its GELU run as one oneDNN kernel
-      (:mod:`m3cls.model.fused`); ``fused`` is how many layers got it.
+      (:mod:`m3cls.model.fused`); ``fused`` is how many layers got it, and ``fused_linears`` how many other
+      linear layers run with their bias in oneDNN's product.
     """
 
     def __init__(self, model, device, precision: str, *, weights: str = "bf16", first_token: bool = True):
@@ -52,11 +53,12 @@ class TorchBackend:
             self.model = self.model.to(self.dtype)
         self.weights_cast = cast
         self.autocast = self.dtype is not None and not cast
-        self.fused = 0
+        self.fused = self.fused_linears = 0
         if device.type == "cpu" and not self.autocast:
-            from .fused import fuse_feed_forward_gelu
+            from .fused import fuse_feed_forward_gelu, fuse_linears
 
             self.fused = fuse_feed_forward_gelu(self.model)
+            self.fused_linears = fuse_linears(self.model)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch

@@ -66,3 +66,27 @@ def fuse_feed_forward_gelu(model: nn.Module) -> int:
             module._m3cls_fused = True
             fused += 1
     return fused
+
+
+def linear_forward(self, x: torch.Tensor) -> torch.Tensor:
+    """A plain ``nn.Linear`` through oneDNN's product with its bias in the epilogue; the class's own forward where
+    that does not apply (as :func:`forward`)."""
+    if x.device.type != "cpu" or torch.is_grad_enabled() or x.dtype != self.weight.dtype:
+        return type(self).forward(self, x)
+    return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+
+def fuse_linears(model: nn.Module) -> int:
+    """Give every plain ``nn.Linear`` of ``model`` (not a subclass: quantized or adapter layers keep theirs) the
+    oneDNN product with its bias fused; returns how many. Same values as ``F.linear`` (bf16: the same bits on
+    BGE-M3's shape; fp32: float rounding), 1.05x the texts/s of BGE-M3's shape in bf16 on 2 AMX cores
+    (docs/benchmarks/bge-m3.md)."""
+    if not available():
+        return 0
+    fused = 0
+    for module in model.modules():
+        if type(module) is nn.Linear and not getattr(module, "_m3cls_fused", False):
+            module.forward = types.MethodType(linear_forward, module)
+            module._m3cls_fused = True
+            fused += 1
+    return fused
